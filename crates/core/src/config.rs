@@ -1,0 +1,776 @@
+//! `mailserver.cfg` and `users.cfg` as byte-preserving documents.
+//!
+//! Both files share one grammar (KERIO-FORMAT.md §2): a root element holding `<list name="X">`s
+//! of `<listitem>`s of `<variable name="Field">value</variable>`, and `<table name="X">`s of
+//! variables. A [`Document`] keeps the original text and remembers where every value sits in it;
+//! edits are recorded against that map and [`Document::to_bytes`] splices only the edited ranges
+//! back in. Everything else (line endings, indentation, comments, unknown elements and
+//! attributes, character references) is copied through untouched, so an unedited document
+//! serialises to its exact input, and a value set back to what it was is clean again.
+//!
+//! The names of lists and variables live in [`schema`], and the typed views in [`view`].
+
+pub mod schema;
+pub mod view;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use view::Config;
+
+/// What can go wrong reading a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: not valid UTF-8")]
+    Encoding {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    #[error("{path}:{line}:{column}: malformed XML: {message}")]
+    Xml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}:{line}: {element}: {message}")]
+    Structure {
+        path: PathBuf,
+        line: usize,
+        element: String,
+        message: String,
+    },
+}
+
+/// Which section of a document an item belongs to, and where it is among the section's items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ItemId {
+    section: usize,
+    item: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SectionKind {
+    List,
+    Table,
+}
+
+#[derive(Debug, Clone)]
+struct Section {
+    kind: SectionKind,
+    name: String,
+    /// Offset of the section's closing tag in the source, or `None` for a section added by an edit.
+    close: Option<usize>,
+    /// Indentation of the section's start tag, of its items, and of their variables, as the
+    /// file has them (or one more unit each, where the file has no example).
+    indent: String,
+    item_indent: String,
+    var_indent: String,
+    items: Vec<Item>,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    /// The `<listitem>` element in the source (for a table: the table), `None` when added.
+    span: Option<Range<usize>>,
+    /// Offset of the item's closing tag, where added variables go.
+    close: Option<usize>,
+    line: usize,
+    removed: bool,
+    vars: Vec<Variable>,
+}
+
+#[derive(Debug, Clone)]
+struct Variable {
+    name: String,
+    value: String,
+    original: Option<Original>,
+}
+
+#[derive(Debug, Clone)]
+struct Original {
+    value: String,
+    /// The bytes between the start and end tags; for `<variable name="x"/>` the whole element.
+    content: Range<usize>,
+    self_closing: bool,
+    /// The value holds markup (child elements or comments): it can be read but not edited.
+    structured: bool,
+}
+
+/// A config file held as its original text plus a map of its lists, tables and variables.
+#[derive(Debug, Clone)]
+pub struct Document {
+    path: PathBuf,
+    source: String,
+    newline: &'static str,
+    /// One level of indentation, as the file uses it.
+    unit: String,
+    /// Offset of the root element's closing tag, where added sections go.
+    root_close: usize,
+    sections: Vec<Section>,
+}
+
+/// A read-only view of one item (a list's `<listitem>`, or a table).
+#[derive(Debug, Clone, Copy)]
+pub struct ItemRef<'d> {
+    doc: &'d Document,
+    id: ItemId,
+}
+
+impl<'d> ItemRef<'d> {
+    pub fn id(&self) -> ItemId {
+        self.id
+    }
+
+    fn item(&self) -> &'d Item {
+        &self.doc.sections[self.id.section].items[self.id.item]
+    }
+
+    /// The current (decoded) value of a variable, if the item has it.
+    pub fn get(&self, name: &str) -> Option<&'d str> {
+        self.item()
+            .vars
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
+    }
+
+    /// The variables of the item in file order, as `(name, value)`.
+    pub fn variables(&self) -> impl Iterator<Item = (&'d str, &'d str)> + 'd {
+        self.item()
+            .vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+    }
+
+    /// The line of the file the item starts on (1-based; 0 for an item added by an edit).
+    pub fn line(&self) -> usize {
+        self.item().line
+    }
+
+    pub fn document(&self) -> &'d Document {
+        self.doc
+    }
+}
+
+impl Document {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Document, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Document::parse(path, bytes)
+    }
+
+    /// Parses the bytes of a config file; `path` is used in errors and kept for saving.
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Document, ConfigError> {
+        let source = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let (line, column) = line_column(e.as_bytes(), at);
+            ConfigError::Encoding {
+                path: path.to_owned(),
+                line,
+                column,
+            }
+        })?;
+        let map = parse_map(path, &source)?;
+        let newline = if source.contains("\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        Ok(Document {
+            path: path.to_owned(),
+            newline,
+            unit: map.unit,
+            root_close: map.root_close,
+            sections: map.sections,
+            source,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The items of the list (or the one item of the table) called `name`, in file order,
+    /// leaving out removed ones.
+    pub fn items<'d>(&'d self, name: &'d str) -> impl Iterator<Item = ItemRef<'d>> + 'd {
+        self.sections
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| s.kind == SectionKind::List && s.name == name)
+            .flat_map(move |(s, section)| {
+                section
+                    .items
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, item)| !item.removed)
+                    .map(move |(i, _)| ItemRef {
+                        doc: self,
+                        id: ItemId {
+                            section: s,
+                            item: i,
+                        },
+                    })
+            })
+    }
+
+    /// The table called `name`, if the document has one.
+    pub fn table<'d>(&'d self, name: &str) -> Option<ItemRef<'d>> {
+        let s = self
+            .sections
+            .iter()
+            .position(|s| s.kind == SectionKind::Table && s.name == name)?;
+        Some(ItemRef {
+            doc: self,
+            id: ItemId {
+                section: s,
+                item: 0,
+            },
+        })
+    }
+
+    pub fn item(&self, id: ItemId) -> ItemRef<'_> {
+        ItemRef { doc: self, id }
+    }
+
+    /// Names of the lists and tables in file order: unknown ones included.
+    pub fn section_names(&self) -> impl Iterator<Item = &str> {
+        self.sections.iter().map(|s| s.name.as_str())
+    }
+
+    /// The last list called `name`: where added items go.
+    fn section_index(&self, name: &str) -> Option<usize> {
+        self.sections
+            .iter()
+            .rposition(|s| s.kind == SectionKind::List && s.name == name)
+    }
+
+    fn item_mut(&mut self, id: ItemId) -> &mut Item {
+        &mut self.sections[id.section].items[id.item]
+    }
+
+    /// Sets a variable of an item, adding it (before the item's closing tag) if it is missing.
+    /// Setting a value back to what the file held makes the variable clean again.
+    pub fn set(&mut self, id: ItemId, name: &str, value: &str) -> Result<(), ConfigError> {
+        let line = self.item(id).line();
+        let path = self.path.clone();
+        let item = self.item_mut(id);
+        match item.vars.iter_mut().find(|v| v.name == name) {
+            Some(var) => {
+                if var.original.as_ref().is_some_and(|o| o.structured) {
+                    return Err(ConfigError::Structure {
+                        path,
+                        line,
+                        element: format!("variable {name}"),
+                        message: "holds markup, which this toolkit does not edit".into(),
+                    });
+                }
+                var.value = value.to_owned();
+            }
+            None => item.vars.push(Variable {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                original: None,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Adds a listitem with these variables at the end of the list, creating the list (at the
+    /// end of the document) if the file has none.
+    pub fn add_item(&mut self, list: &str, vars: &[(&str, &str)]) -> ItemId {
+        let section = match self.section_index(list) {
+            Some(s) => s,
+            None => {
+                let indent = self.unit.clone();
+                self.sections.push(Section {
+                    kind: SectionKind::List,
+                    name: list.to_owned(),
+                    close: None,
+                    item_indent: indent.repeat(2),
+                    var_indent: indent.repeat(3),
+                    indent,
+                    items: Vec::new(),
+                });
+                self.sections.len() - 1
+            }
+        };
+        let items = &mut self.sections[section].items;
+        items.push(Item {
+            span: None,
+            close: None,
+            line: 0,
+            removed: false,
+            vars: vars
+                .iter()
+                .map(|(name, value)| Variable {
+                    name: (*name).to_owned(),
+                    value: (*value).to_owned(),
+                    original: None,
+                })
+                .collect(),
+        });
+        ItemId {
+            section,
+            item: items.len() - 1,
+        }
+    }
+
+    /// Removes a listitem (with its whole line, when it stands on lines of its own).
+    pub fn remove_item(&mut self, id: ItemId) {
+        self.item_mut(id).removed = true;
+    }
+
+    /// Undoes [`Document::remove_item`].
+    pub fn restore_item(&mut self, id: ItemId) {
+        self.item_mut(id).removed = false;
+    }
+
+    /// Renames a token of a comma-list variable (`sales,all`), matching it case-insensitively
+    /// and leaving the rest of the value, spacing included, as it was. Returns how many tokens
+    /// were renamed.
+    pub fn rename_token(
+        &mut self,
+        id: ItemId,
+        name: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<usize, ConfigError> {
+        let Some(value) = self.item(id).get(name) else {
+            return Ok(0);
+        };
+        let (renamed, count) = replace_list_token(value, old, new);
+        if count > 0 {
+            self.set(id, name, &renamed)?;
+        }
+        Ok(count)
+    }
+
+    /// Whether any edit is pending, i.e. [`Document::to_bytes`] differs from the input.
+    pub fn is_modified(&self) -> bool {
+        !self.patches().is_empty()
+    }
+
+    /// The document as bytes: the original input with the edits spliced in.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut patches = self.patches();
+        // Insertions at one offset keep the order they were made in.
+        patches.sort_by_key(|p| (p.range.start, p.range.end));
+        let mut out = String::with_capacity(self.source.len() + 256);
+        let mut at = 0;
+        for patch in patches {
+            out.push_str(&self.source[at..patch.range.start]);
+            out.push_str(&patch.text);
+            at = patch.range.end;
+        }
+        out.push_str(&self.source[at..]);
+        out.into_bytes()
+    }
+
+    fn patches(&self) -> Vec<Patch> {
+        let mut patches = Vec::new();
+        for section in &self.sections {
+            let mut added = String::new();
+            for item in &section.items {
+                match (&item.span, item.removed) {
+                    (Some(span), true) => patches.push(Patch {
+                        range: self.whole_lines(span.clone()),
+                        text: String::new(),
+                    }),
+                    (Some(_), false) => self.item_patches(section, item, &mut patches),
+                    (None, true) => {}
+                    (None, false) => self.render_item(section, item, &mut added),
+                }
+            }
+            if added.is_empty() {
+                continue;
+            }
+            match section.close {
+                Some(close) => {
+                    let (at, inline) = self.insertion_point(close);
+                    if inline {
+                        added.insert_str(0, self.newline);
+                        added.push_str(&section.indent);
+                    }
+                    patches.push(Patch {
+                        range: at..at,
+                        text: added,
+                    });
+                }
+                None => {
+                    let nl = self.newline;
+                    let text = format!(
+                        "{ind}<list name=\"{name}\">{nl}{added}{ind}</list>{nl}",
+                        ind = section.indent,
+                        name = escape_attr(&section.name),
+                    );
+                    let (at, inline) = self.insertion_point(self.root_close);
+                    let text = if inline { format!("{nl}{text}") } else { text };
+                    patches.push(Patch {
+                        range: at..at,
+                        text,
+                    });
+                }
+            }
+        }
+        patches
+    }
+
+    fn item_patches(&self, section: &Section, item: &Item, patches: &mut Vec<Patch>) {
+        let mut added = String::new();
+        for var in &item.vars {
+            match &var.original {
+                Some(o) if o.value == var.value => {}
+                Some(o) if o.self_closing => patches.push(Patch {
+                    range: o.content.clone(),
+                    text: render_variable(&var.name, &var.value),
+                }),
+                Some(o) => patches.push(Patch {
+                    range: o.content.clone(),
+                    text: escape_text(&var.value),
+                }),
+                None => {
+                    added.push_str(&section.var_indent);
+                    added.push_str(&render_variable(&var.name, &var.value));
+                    added.push_str(self.newline);
+                }
+            }
+        }
+        if let (false, Some(close)) = (added.is_empty(), item.close) {
+            let (at, inline) = self.insertion_point(close);
+            if inline {
+                // The item stands on one line: keep it on one line.
+                added = item
+                    .vars
+                    .iter()
+                    .filter(|v| v.original.is_none())
+                    .map(|v| render_variable(&v.name, &v.value))
+                    .collect();
+            }
+            patches.push(Patch {
+                range: at..at,
+                text: added,
+            });
+        }
+    }
+
+    fn render_item(&self, section: &Section, item: &Item, out: &mut String) {
+        let nl = self.newline;
+        let indent = &section.item_indent;
+        out.push_str(indent);
+        out.push_str("<listitem>");
+        out.push_str(nl);
+        for var in &item.vars {
+            out.push_str(&section.var_indent);
+            out.push_str(&render_variable(&var.name, &var.value));
+            out.push_str(nl);
+        }
+        out.push_str(indent);
+        out.push_str("</listitem>");
+        out.push_str(nl);
+    }
+
+    /// Where to insert before the closing tag at `close`: at the start of its line when only
+    /// indentation precedes it there (returns `false`), else right at the tag (`true`: inline).
+    fn insertion_point(&self, close: usize) -> (usize, bool) {
+        let line_start = self.source[..close].rfind('\n').map_or(0, |i| i + 1);
+        if self.source[line_start..close]
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t')
+        {
+            (line_start, false)
+        } else {
+            (close, true)
+        }
+    }
+
+    /// Widens an element's range to its whole lines when it stands on lines of its own.
+    fn whole_lines(&self, span: Range<usize>) -> Range<usize> {
+        let src = self.source.as_bytes();
+        let mut start = span.start;
+        while start > 0 && matches!(src[start - 1], b' ' | b'\t') {
+            start -= 1;
+        }
+        let mut end = span.end;
+        while end < src.len() && matches!(src[end], b' ' | b'\t') {
+            end += 1;
+        }
+        let at_line_start = start == 0 || src[start - 1] == b'\n';
+        let newline_len = if src[end..].starts_with(b"\r\n") {
+            2
+        } else if src[end..].starts_with(b"\n") {
+            1
+        } else {
+            0
+        };
+        if at_line_start && newline_len > 0 {
+            start..end + newline_len
+        } else {
+            span
+        }
+    }
+
+    /// The 1-based line of a byte offset of the source.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_column(self.source.as_bytes(), offset).0
+    }
+}
+
+#[derive(Debug)]
+struct Patch {
+    range: Range<usize>,
+    text: String,
+}
+
+struct Map {
+    sections: Vec<Section>,
+    root_close: usize,
+    unit: String,
+}
+
+fn parse_map(path: &Path, source: &str) -> Result<Map, ConfigError> {
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(source, options).map_err(|e| {
+        let pos = e.pos();
+        ConfigError::Xml {
+            path: path.to_owned(),
+            line: pos.row as usize,
+            column: pos.col as usize,
+            message: e.to_string(),
+        }
+    })?;
+    let line = |offset: usize| doc.text_pos_at(offset).row as usize;
+    let unnamed = |node: roxmltree::Node| ConfigError::Structure {
+        path: path.to_owned(),
+        line: line(node.range().start),
+        element: node.tag_name().name().to_owned(),
+        message: "has no name attribute".into(),
+    };
+    let read_item = |item: roxmltree::Node| -> Result<Item, ConfigError> {
+        let mut vars = Vec::new();
+        for var in item
+            .children()
+            .filter(|n| n.is_element() && n.has_tag_name("variable"))
+        {
+            let name = var.attribute("name").ok_or_else(|| unnamed(var))?;
+            vars.push(read_variable(source, var, name));
+        }
+        Ok(Item {
+            span: Some(item.range()),
+            close: Some(closing_tag(source, item.range())),
+            line: line(item.range().start),
+            removed: false,
+            vars,
+        })
+    };
+    let first_indent = |node: roxmltree::Node, tag: &str| {
+        node.children()
+            .find(|n| n.is_element() && n.has_tag_name(tag))
+            .map(|n| indent_before(source, n.range().start).to_owned())
+    };
+
+    let root = doc.root_element();
+    let mut sections = Vec::new();
+    let mut unit: Option<String> = None;
+    for node in root.children().filter(|n| n.is_element()) {
+        let kind = match node.tag_name().name() {
+            "list" => SectionKind::List,
+            "table" => SectionKind::Table,
+            _ => continue, // unknown elements pass through untouched
+        };
+        let name = node.attribute("name").ok_or_else(|| unnamed(node))?;
+        let indent = indent_before(source, node.range().start).to_owned();
+        let (items, item_indent, var_indent) = match kind {
+            SectionKind::Table => (vec![read_item(node)?], None, first_indent(node, "variable")),
+            SectionKind::List => {
+                let items = node
+                    .children()
+                    .filter(|n| n.is_element() && n.has_tag_name("listitem"))
+                    .map(read_item)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let first = node
+                    .children()
+                    .find(|n| n.is_element() && n.has_tag_name("listitem"));
+                (
+                    items,
+                    first_indent(node, "listitem"),
+                    first.and_then(|f| first_indent(f, "variable")),
+                )
+            }
+        };
+        if unit.is_none()
+            && let Some(step) = item_indent.as_deref().and_then(|i| i.strip_prefix(&indent))
+        {
+            unit = (!step.is_empty()).then(|| step.to_owned());
+        }
+        sections.push((
+            kind,
+            name.to_owned(),
+            node.range(),
+            indent,
+            item_indent,
+            var_indent,
+            items,
+        ));
+    }
+    let unit = unit.unwrap_or_else(|| "  ".to_owned());
+    let sections = sections
+        .into_iter()
+        .map(
+            |(kind, name, range, indent, item_indent, var_indent, items)| {
+                let item_indent = item_indent.unwrap_or_else(|| format!("{indent}{unit}"));
+                let var_indent = var_indent.unwrap_or_else(|| match kind {
+                    SectionKind::List => format!("{item_indent}{unit}"),
+                    SectionKind::Table => format!("{indent}{unit}"),
+                });
+                Section {
+                    kind,
+                    name,
+                    close: Some(closing_tag(source, range)),
+                    indent,
+                    item_indent,
+                    var_indent,
+                    items,
+                }
+            },
+        )
+        .collect();
+    Ok(Map {
+        sections,
+        root_close: closing_tag(source, root.range()),
+        unit,
+    })
+}
+
+fn read_variable(source: &str, var: roxmltree::Node, name: &str) -> Variable {
+    let range = var.range();
+    let children: Vec<_> = var.children().collect();
+    let original = if source[range.clone()].ends_with("/>") {
+        Original {
+            value: String::new(),
+            content: range,
+            self_closing: true,
+            structured: false,
+        }
+    } else {
+        let close = closing_tag(source, range.clone());
+        let content_start = children.first().map_or(close, |c| c.range().start);
+        let structured = children.iter().any(|c| !c.is_text());
+        let value = children.iter().filter_map(|c| c.text()).collect::<String>();
+        Original {
+            value,
+            content: content_start..close,
+            self_closing: false,
+            structured,
+        }
+    };
+    Variable {
+        name: name.to_owned(),
+        value: original.value.clone(),
+        original: Some(original),
+    }
+}
+
+/// Offset of the closing tag (`</…>`) of the element spanning `range`.
+fn closing_tag(source: &str, range: Range<usize>) -> usize {
+    source[range.clone()]
+        .rfind("</")
+        .map_or(range.end, |i| range.start + i)
+}
+
+/// The spaces and tabs before `offset` on its line, if nothing else precedes it there.
+fn indent_before(source: &str, offset: usize) -> &str {
+    let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let before = &source[line_start..offset];
+    if before.bytes().all(|b| b == b' ' || b == b'\t') {
+        before
+    } else {
+        ""
+    }
+}
+
+fn render_variable(name: &str, value: &str) -> String {
+    format!(
+        "<variable name=\"{}\">{}</variable>",
+        escape_attr(name),
+        escape_text(value)
+    )
+}
+
+/// Escapes text content: `&`, `<`, `>`, and carriage returns (which XML would otherwise fold).
+pub fn escape_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes an attribute value written between double quotes.
+pub fn escape_attr(value: &str) -> String {
+    escape_text(value).replace('"', "&quot;")
+}
+
+/// The tokens of a comma-list value, trimmed, empty ones left out.
+pub fn list_tokens(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Whether a comma-list value holds `token`, compared case-insensitively.
+pub fn list_contains(value: &str, token: &str) -> bool {
+    list_tokens(value).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// Replaces every token of a comma list equal to `old` (case-insensitively) by `new`, keeping
+/// the spacing around it. Returns the new value and how many tokens were replaced.
+pub fn replace_list_token(value: &str, old: &str, new: &str) -> (String, usize) {
+    let mut count = 0;
+    let parts: Vec<String> = value
+        .split(',')
+        .map(|part| {
+            let trimmed = part.trim();
+            if !trimmed.is_empty() && trimmed.eq_ignore_ascii_case(old) {
+                count += 1;
+                let lead = part.len() - part.trim_start().len();
+                let trail = part.trim_end().len();
+                format!("{}{}{}", &part[..lead], new, &part[trail..])
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect();
+    (parts.join(","), count)
+}
+
+/// 1-based line and column (in bytes) of `offset` in `bytes`.
+pub fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, offset - line_start + 1)
+}
+
+#[cfg(test)]
+mod tests;

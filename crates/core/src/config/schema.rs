@@ -1,0 +1,210 @@
+//! The one table of list and variable names the toolkit reads and writes.
+//!
+//! KERIO-FORMAT.md tags many of these names [A]: assumed, because no public sample confirms
+//! them. Every such name lives here and nowhere else, so that an admin whose server spells one
+//! differently corrects it with a one-line change. Each constant says how sure we are.
+
+/// The two config files, relative to the install root [C].
+pub const MAILSERVER_CFG: &str = "mailserver.cfg";
+pub const USERS_CFG: &str = "users.cfg";
+
+/// `<list name="User">` in users.cfg.
+#[derive(Debug)]
+pub struct UserNames {
+    pub list: &'static str,
+    /// [C] the login name.
+    pub name: &'static str,
+    /// [T]
+    pub domain: &'static str,
+    /// [A]
+    pub full_name: &'static str,
+    /// [A]
+    pub description: &'static str,
+    /// [C] `D3S:<hex>`, `NUL:<text>`, …
+    pub password: &'static str,
+    /// [C via the config log] 1 enabled, 0 disabled.
+    pub enabled: &'static str,
+    /// [C] 0 = internal database.
+    pub auth_type: &'static str,
+    /// [C] 0 none, 1 read-only admin, 3 full admin.
+    pub rights: &'static str,
+    /// [C]
+    pub forward_mode: &'static str,
+    /// [A] comma list of addresses.
+    pub forward_address: &'static str,
+    /// [A] extra local parts, comma list.
+    pub email_addresses: &'static str,
+    /// [A] group names in the same domain, comma list.
+    pub groups: &'static str,
+    /// [C] bytes, 0 = no limit.
+    pub quota_storage: &'static str,
+    /// [C] messages, 0 = no limit.
+    pub quota_messages: &'static str,
+    /// [A] 0 local, 1 mapped from a directory service.
+    pub data_source: &'static str,
+}
+
+pub const USER: UserNames = UserNames {
+    list: "User",
+    name: "Name",
+    domain: "Domain",
+    full_name: "FullName",
+    description: "Description",
+    password: "Password",
+    enabled: "Account_enabled",
+    auth_type: "Auth_type",
+    rights: "Rights",
+    forward_mode: "ForwardMode",
+    forward_address: "ForwardAddress",
+    email_addresses: "EmailAddresses",
+    groups: "Groups",
+    quota_storage: "Qstorage",
+    quota_messages: "Qmessage",
+    data_source: "DataSource",
+};
+
+/// `<list name="Alias">` in users.cfg [A].
+#[derive(Debug)]
+pub struct AliasNames {
+    pub list: &'static str,
+    /// Local part, may hold wildcards `*` and `?`.
+    pub name: &'static str,
+    pub domain: &'static str,
+    /// An address, a group, or `#public@domain/Folder`.
+    pub deliver_to: &'static str,
+    pub description: &'static str,
+}
+
+pub const ALIAS: AliasNames = AliasNames {
+    list: "Alias",
+    name: "Name",
+    domain: "Domain",
+    deliver_to: "DeliverTo",
+    description: "Description",
+};
+
+/// `<list name="Group">` in users.cfg [A].
+#[derive(Debug)]
+pub struct GroupNames {
+    pub list: &'static str,
+    pub name: &'static str,
+    pub domain: &'static str,
+    pub description: &'static str,
+    pub email_addresses: &'static str,
+    /// Comma list of user names of the same domain.
+    pub members: &'static str,
+    pub rights: &'static str,
+}
+
+pub const GROUP: GroupNames = GroupNames {
+    list: "Group",
+    name: "Name",
+    domain: "Domain",
+    description: "Description",
+    email_addresses: "EmailAddresses",
+    members: "Members",
+    rights: "Rights",
+};
+
+/// `<list name="UserAdditionalData">` in users.cfg: per-user password history [C], keyed by
+/// `Name` and `Domain` [A].
+#[derive(Debug)]
+pub struct UserAdditionalDataNames {
+    pub list: &'static str,
+    pub name: &'static str,
+    pub domain: &'static str,
+    /// [C] epoch seconds.
+    pub last_password_change: &'static str,
+    /// [C]
+    pub password_history: &'static str,
+}
+
+pub const USER_ADDITIONAL_DATA: UserAdditionalDataNames = UserAdditionalDataNames {
+    list: "UserAdditionalData",
+    name: "Name",
+    domain: "Domain",
+    last_password_change: "LastPasswordChange",
+    password_history: "PasswordHistory",
+};
+
+/// `<list name="Domain">` in mailserver.cfg [A].
+#[derive(Debug)]
+pub struct DomainNames {
+    pub list: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    /// 1 = users mapped from a directory service.
+    pub dir_service: &'static str,
+    /// 1 = secure passwords required.
+    pub password_policy: &'static str,
+}
+
+pub const DOMAIN: DomainNames = DomainNames {
+    list: "Domain",
+    name: "Name",
+    description: "Description",
+    dir_service: "DirService",
+    password_policy: "PasswordPolicy",
+};
+
+/// `<list name="UserTemplate">` in mailserver.cfg [A]: `Name`, `Domain` (empty = a general
+/// template), `Description`, and any User variable as a default.
+#[derive(Debug)]
+pub struct TemplateNames {
+    pub list: &'static str,
+    pub name: &'static str,
+    pub domain: &'static str,
+    pub description: &'static str,
+}
+
+pub const TEMPLATE: TemplateNames = TemplateNames {
+    list: "UserTemplate",
+    name: "Name",
+    domain: "Domain",
+    description: "Description",
+};
+
+/// `<list name="MailingList">` in mailserver.cfg [A].
+#[derive(Debug)]
+pub struct MailingListNames {
+    pub list: &'static str,
+    pub name: &'static str,
+    pub domain: &'static str,
+    /// Comma lists of addresses.
+    pub members: &'static str,
+    pub moderators: &'static str,
+}
+
+pub const MAILING_LIST: MailingListNames = MailingListNames {
+    list: "MailingList",
+    name: "Name",
+    domain: "Domain",
+    members: "Members",
+    moderators: "Moderators",
+};
+
+/// `<table name="Store">` in mailserver.cfg: where the store lives [A].
+#[derive(Debug)]
+pub struct StoreNames {
+    pub table: &'static str,
+    pub store_dir: &'static str,
+}
+
+pub const STORE: StoreNames = StoreNames {
+    table: "Store",
+    store_dir: "StoreDir",
+};
+
+/// `<table name="Administration">` in mailserver.cfg: the built-in admin [C names, A table].
+#[derive(Debug)]
+pub struct AdministrationNames {
+    pub table: &'static str,
+    pub builtin_admin_enabled: &'static str,
+    pub builtin_admin_username: &'static str,
+}
+
+pub const ADMINISTRATION: AdministrationNames = AdministrationNames {
+    table: "Administration",
+    builtin_admin_enabled: "BuiltInAdminEnabled",
+    builtin_admin_username: "BuiltInAdminUsername",
+};

@@ -1,0 +1,199 @@
+//! Typed views of the records of both config files, read through [`super::schema`].
+//!
+//! A view borrows an item of a [`Document`]; it reads, it never copies the file's data. Missing
+//! variables read as empty, as the server treats them.
+
+use std::path::Path;
+
+use super::schema::{
+    ADMINISTRATION, ALIAS, DOMAIN, GROUP, MAILING_LIST, MAILSERVER_CFG, STORE, TEMPLATE, USER,
+    USER_ADDITIONAL_DATA, USERS_CFG,
+};
+use super::{ConfigError, Document, ItemId, ItemRef, list_tokens};
+
+/// Both config files of an install.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mailserver: Document,
+    pub users: Document,
+}
+
+/// Declares a view over a list's items with string getters named after schema fields.
+macro_rules! view {
+    ($(#[$doc:meta])* $view:ident, $names:ident { $($getter:ident),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $view<'d>(pub ItemRef<'d>);
+
+        impl<'d> $view<'d> {
+            pub fn id(&self) -> ItemId {
+                self.0.id()
+            }
+            pub fn line(&self) -> usize {
+                self.0.line()
+            }
+            $(
+                pub fn $getter(&self) -> &'d str {
+                    self.0.get($names.$getter).unwrap_or("")
+                }
+            )*
+        }
+    };
+}
+
+view!(
+    /// An account (`User` list of users.cfg).
+    User, USER {
+        name, domain, full_name, description, password, forward_address, email_addresses,
+        groups, quota_storage, quota_messages,
+    }
+);
+view!(
+    /// An alias (`Alias` list of users.cfg).
+    Alias, ALIAS { name, domain, deliver_to, description }
+);
+view!(
+    /// A group (`Group` list of users.cfg).
+    Group, GROUP { name, domain, description, members, email_addresses }
+);
+view!(
+    /// Password history of one user (`UserAdditionalData` list of users.cfg).
+    UserAdditionalData, USER_ADDITIONAL_DATA { name, domain, last_password_change }
+);
+view!(
+    /// A mail domain (`Domain` list of mailserver.cfg).
+    Domain, DOMAIN { name, description }
+);
+view!(
+    /// A user template (`UserTemplate` list of mailserver.cfg).
+    Template, TEMPLATE { name, domain, description }
+);
+view!(
+    /// A mailing list (`MailingList` list of mailserver.cfg).
+    MailingList, MAILING_LIST { name, domain, members, moderators }
+);
+
+fn flag(value: Option<&str>) -> bool {
+    value.is_some_and(|v| v.trim() == "1")
+}
+
+impl<'d> User<'d> {
+    /// `name@domain`.
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.name(), self.domain())
+    }
+    pub fn enabled(&self) -> bool {
+        // An account without the variable has never been disabled.
+        self.0.get(USER.enabled).is_none_or(|v| v.trim() != "0")
+    }
+    /// 0 none, 1 read-only admin, 3 full admin.
+    pub fn rights(&self) -> u8 {
+        self.0
+            .get(USER.rights)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+    /// Mapped from a directory service: its record lives in the directory.
+    pub fn mapped(&self) -> bool {
+        flag(self.0.get(USER.data_source))
+    }
+    pub fn group_names(&self) -> impl Iterator<Item = &'d str> {
+        list_tokens(self.groups())
+    }
+    pub fn is(&self, name: &str, domain: &str) -> bool {
+        self.name().eq_ignore_ascii_case(name) && self.domain().eq_ignore_ascii_case(domain)
+    }
+}
+
+impl<'d> Group<'d> {
+    pub fn member_names(&self) -> impl Iterator<Item = &'d str> {
+        list_tokens(self.members())
+    }
+}
+
+impl Domain<'_> {
+    /// Users of this domain are mapped from a directory service.
+    pub fn mapped(&self) -> bool {
+        flag(self.0.get(DOMAIN.dir_service))
+    }
+    /// The domain requires secure passwords.
+    pub fn secure_passwords(&self) -> bool {
+        flag(self.0.get(DOMAIN.password_policy))
+    }
+}
+
+impl Template<'_> {
+    /// A general template, offered in every domain.
+    pub fn general(&self) -> bool {
+        self.domain().is_empty()
+    }
+}
+
+impl Config {
+    /// Loads both files from the install root, in parallel.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let (mailserver, users) = rayon::join(
+            || Document::load(&root.join(MAILSERVER_CFG)),
+            || Document::load(&root.join(USERS_CFG)),
+        );
+        Ok(Config {
+            mailserver: mailserver?,
+            users: users?,
+        })
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = User<'_>> {
+        self.users.items(USER.list).map(User)
+    }
+    pub fn aliases(&self) -> impl Iterator<Item = Alias<'_>> {
+        self.users.items(ALIAS.list).map(Alias)
+    }
+    pub fn groups(&self) -> impl Iterator<Item = Group<'_>> {
+        self.users.items(GROUP.list).map(Group)
+    }
+    pub fn additional_data(&self) -> impl Iterator<Item = UserAdditionalData<'_>> {
+        self.users
+            .items(USER_ADDITIONAL_DATA.list)
+            .map(UserAdditionalData)
+    }
+    pub fn domains(&self) -> impl Iterator<Item = Domain<'_>> {
+        self.mailserver.items(DOMAIN.list).map(Domain)
+    }
+    pub fn templates(&self) -> impl Iterator<Item = Template<'_>> {
+        self.mailserver.items(TEMPLATE.list).map(Template)
+    }
+    pub fn mailing_lists(&self) -> impl Iterator<Item = MailingList<'_>> {
+        self.mailserver.items(MAILING_LIST.list).map(MailingList)
+    }
+
+    /// The account `name@domain`, compared case-insensitively as the server does.
+    pub fn user(&self, name: &str, domain: &str) -> Option<User<'_>> {
+        self.users().find(|u| u.is(name, domain))
+    }
+    pub fn domain(&self, name: &str) -> Option<Domain<'_>> {
+        self.domains().find(|d| d.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The `StoreDir` of mailserver.cfg, if set and not empty.
+    pub fn store_dir(&self) -> Option<&str> {
+        store_dir(&self.mailserver)
+    }
+
+    /// The built-in admin's username, when the built-in admin is enabled.
+    pub fn builtin_admin(&self) -> Option<&str> {
+        let table = self.mailserver.table(ADMINISTRATION.table)?;
+        flag(table.get(ADMINISTRATION.builtin_admin_enabled))
+            .then(|| table.get(ADMINISTRATION.builtin_admin_username))
+            .flatten()
+            .filter(|n| !n.is_empty())
+    }
+}
+
+/// The `StoreDir` of a loaded mailserver.cfg, if set and not empty.
+pub fn store_dir(mailserver: &Document) -> Option<&str> {
+    mailserver
+        .table(STORE.table)
+        .and_then(|t| t.get(STORE.store_dir))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}

@@ -1,0 +1,18 @@
+//! kc-core: everything the kerio-toolkit binaries do, as library calls.
+//!
+//! The binaries are thin fronts over this crate. Nothing here prints or exits: functions return
+//! values and errors, write through `&mut dyn Write` where they must, and report progress through
+//! [`progress::Progress`], whose default is silent.
+//!
+//! - [`install`] finds a server's root, config files and store.
+//! - [`config`] holds `mailserver.cfg` and `users.cfg` as byte-preserving documents, with typed
+//!   views through the one [`config::schema`] table of the assumed names.
+//! - [`store`] walks domains, mailboxes and folders in parallel, with the `status.fld` and
+//!   `folder.map` codecs.
+//! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
+
+pub mod config;
+pub mod guard;
+pub mod install;
+pub mod progress;
+pub mod store;

@@ -1,0 +1,233 @@
+//! The store tree: domains, mailboxes and folders, walked in parallel.
+//!
+//! `store/mail/<domain>/<user>/` is a mailbox; names starting with `#` (`#public`, `#archive`, …)
+//! are server folders, never mailboxes (KERIO-FORMAT.md §3). Inside a mailbox a folder is a
+//! directory holding `#msgs/` (its messages) and the folder-level files (`index.fld`,
+//! `status.fld`, …). Names are kept as `OsString`: a folder whose name is not UTF-8 must survive
+//! every tool unchanged.
+
+pub mod folder_map;
+pub mod status_fld;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+
+use crate::progress::{Progress, Unit};
+
+/// A folder's messages live here, one `NNNNNNNN.eml` each.
+pub const MESSAGES_DIR: &str = "#msgs";
+/// A folder's associated (hidden) items.
+pub const ASSOC_DIR: &str = "#assoc";
+/// A mailbox's shared-folder subscriptions.
+pub const FOLDER_MAP: &str = "folder.map";
+/// A folder's status, whose trailing tokens are its ACL.
+pub const STATUS_FLD: &str = "status.fld";
+/// The folder the server makes under the target when a removed user's mailbox is moved there
+/// (KERIO-FORMAT.md §3 [C]); the address follows.
+pub const DELETED_MAILBOX_PREFIX: &str = "Deleted mailbox \u{2014} ";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A directory of `store/mail`: a domain's mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDir {
+    pub name: OsString,
+    pub path: PathBuf,
+}
+
+/// A mailbox directory: `store/mail/<domain>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxDir {
+    pub domain: OsString,
+    pub name: OsString,
+    pub path: PathBuf,
+}
+
+/// What a mailbox holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MailboxStats {
+    /// Apparent size of every file in it, in bytes (as `du -sb`).
+    pub bytes: u64,
+    pub files: u64,
+    /// `.eml` files in `#msgs` directories.
+    pub messages: u64,
+    /// The modification time of the newest message.
+    #[serde(skip)]
+    pub newest: Option<SystemTime>,
+}
+
+/// Server folders: `#public`, `#archive`, … — never a mailbox.
+pub fn is_server_folder(name: &OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'#')
+}
+
+/// Compares a directory name with an account name as the server does: case-insensitively.
+pub fn name_matches(dir: &OsStr, account: &str) -> bool {
+    dir.to_str()
+        .is_some_and(|d| d.eq_ignore_ascii_case(account))
+}
+
+/// The subdirectories of `dir`, sorted by name; `None` when `dir` does not exist.
+fn subdirs(dir: &Path) -> Result<Vec<(OsString, PathBuf)>, StoreError> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let file_type = entry.file_type().map_err(io(&entry.path()))?;
+        if file_type.is_dir() {
+            out.push((entry.file_name(), entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The domain directories of `store/mail`.
+pub fn domains(mail_dir: &Path) -> Result<Vec<DomainDir>, StoreError> {
+    Ok(subdirs(mail_dir)?
+        .into_iter()
+        .map(|(name, path)| DomainDir { name, path })
+        .collect())
+}
+
+/// The mailboxes of a domain directory, server folders left out.
+pub fn mailboxes(domain: &DomainDir) -> Result<Vec<MailboxDir>, StoreError> {
+    Ok(subdirs(&domain.path)?
+        .into_iter()
+        .filter(|(name, _)| !is_server_folder(name))
+        .map(|(name, path)| MailboxDir {
+            domain: domain.name.clone(),
+            name,
+            path,
+        })
+        .collect())
+}
+
+/// Every mailbox of every domain.
+pub fn all_mailboxes(mail_dir: &Path) -> Result<Vec<MailboxDir>, StoreError> {
+    let mut out = Vec::new();
+    for domain in domains(mail_dir)? {
+        out.extend(mailboxes(&domain)?);
+    }
+    Ok(out)
+}
+
+/// The folders of a mailbox (or of `#public`), as paths relative to it, nested ones included,
+/// sorted. `#msgs` and `#assoc` are a folder's insides, not folders.
+pub fn folders(mailbox: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(mailbox)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !is_folder_inside(e.file_name()));
+    for entry in walker {
+        let entry = entry.map_err(|e| walk_error(mailbox, e))?;
+        if entry.file_type().is_dir() {
+            let rel = entry
+                .path()
+                .strip_prefix(mailbox)
+                .expect("walkdir yields paths under its root");
+            out.push(rel.to_path_buf());
+        }
+    }
+    Ok(out)
+}
+
+fn is_folder_inside(name: &OsStr) -> bool {
+    name == MESSAGES_DIR || name == ASSOC_DIR
+}
+
+fn walk_error(root: &Path, e: walkdir::Error) -> StoreError {
+    let path = e.path().unwrap_or(root).to_owned();
+    let source = e
+        .into_io_error()
+        .unwrap_or_else(|| std::io::Error::other("filesystem loop"));
+    StoreError::Io { path, source }
+}
+
+/// Files called one of `names` at folder level anywhere under `root` (`#msgs` and `#assoc` are
+/// not entered, so the cost follows the number of folders, not of messages), sorted.
+pub fn folder_level_files(root: &Path, names: &[&str]) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| !is_folder_inside(e.file_name()));
+    for entry in walker {
+        let entry = entry.map_err(|e| walk_error(root, e))?;
+        if entry.file_type().is_file() && names.iter().any(|n| entry.file_name() == OsStr::new(n)) {
+            out.push(entry.into_path());
+        }
+    }
+    Ok(out)
+}
+
+/// Sizes and counts of one mailbox (or any directory of the store).
+pub fn mailbox_stats(dir: &Path) -> Result<MailboxStats, StoreError> {
+    let mut stats = MailboxStats::default();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1) {
+        let entry = entry.map_err(|e| walk_error(dir, e))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let meta = entry.metadata().map_err(|e| walk_error(dir, e))?;
+        stats.bytes += meta.len();
+        stats.files += 1;
+        let in_msgs = entry
+            .path()
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|p| p == MESSAGES_DIR);
+        if in_msgs && entry.path().extension().is_some_and(|e| e == "eml") {
+            stats.messages += 1;
+            let mtime = meta.modified().ok();
+            stats.newest = stats.newest.max(mtime);
+        }
+    }
+    Ok(stats)
+}
+
+/// [`mailbox_stats`] of many directories on all cores, in the order given. A directory that
+/// cannot be read gets its error; the others are still measured.
+pub fn stats_of_all(
+    dirs: &[&Path],
+    progress: &dyn Progress,
+) -> Vec<Result<MailboxStats, StoreError>> {
+    progress.start("measuring mailboxes", Some(dirs.len() as u64), Unit::Items);
+    let out = dirs
+        .par_iter()
+        .map(|dir| {
+            let stats = mailbox_stats(dir);
+            progress.advance(1);
+            stats
+        })
+        .collect();
+    progress.finish();
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+//! `folder.map`: a mailbox's subscriptions to folders other users share with it
+//! (KERIO-FORMAT.md §3: [T] that it is simple XML, [A] its layout):
+//!
+//! ```xml
+//! <map>
+//!   <folder owner="asmith@example.com" path="Calendar" name="Anna's calendar"/>
+//! </map>
+//! ```
+//!
+//! Edits splice the attribute values they change and keep every other byte.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::config::escape_attr;
+
+/// The element and attribute names [A].
+pub const FOLDER_ELEMENT: &str = "folder";
+pub const OWNER_ATTR: &str = "owner";
+pub const PATH_ATTR: &str = "path";
+pub const NAME_ATTR: &str = "name";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderMapError {
+    #[error("{path}:{line}:{column}: malformed folder.map: {message}")]
+    Xml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: not valid UTF-8")]
+    Encoding { path: PathBuf },
+}
+
+/// One subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub owner: String,
+    pub path: String,
+    pub name: String,
+    element: Range<usize>,
+    owner_value: Option<Range<usize>>,
+}
+
+/// A parsed `folder.map`.
+#[derive(Debug, Clone)]
+pub struct FolderMap {
+    text: String,
+    entries: Vec<Entry>,
+}
+
+impl FolderMap {
+    /// Parses the bytes of a folder.map; `path` is for errors.
+    pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<FolderMap, FolderMapError> {
+        let text = String::from_utf8(bytes).map_err(|_| FolderMapError::Encoding {
+            path: path.to_owned(),
+        })?;
+        let entries = {
+            let doc = roxmltree::Document::parse(&text).map_err(|e| FolderMapError::Xml {
+                path: path.to_owned(),
+                line: e.pos().row as usize,
+                column: e.pos().col as usize,
+                message: e.to_string(),
+            })?;
+            doc.descendants()
+                .filter(|n| n.has_tag_name(FOLDER_ELEMENT))
+                .map(|n| Entry {
+                    owner: n.attribute(OWNER_ATTR).unwrap_or_default().to_owned(),
+                    path: n.attribute(PATH_ATTR).unwrap_or_default().to_owned(),
+                    name: n.attribute(NAME_ATTR).unwrap_or_default().to_owned(),
+                    element: n.range(),
+                    owner_value: n
+                        .attributes()
+                        .find(|a| a.name() == OWNER_ATTR)
+                        .map(|a| a.range_value()),
+                })
+                .collect()
+        };
+        Ok(FolderMap { text, entries })
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Whether a subscription is to a folder owned by `address` (case-insensitively).
+    pub fn names(&self, address: &str) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.owner.eq_ignore_ascii_case(address))
+    }
+
+    /// The file with every `owner` equal to `old` (case-insensitively) set to `new`, and how many
+    /// entries changed.
+    pub fn renamed(&self, old: &str, new: &str) -> (Vec<u8>, usize) {
+        let new = escape_attr(new);
+        let edits: Vec<(Range<usize>, &str)> = self
+            .entries
+            .iter()
+            .filter(|e| e.owner.eq_ignore_ascii_case(old))
+            .filter_map(|e| e.owner_value.clone())
+            .map(|r| (r, new.as_str()))
+            .collect();
+        let n = edits.len();
+        (self.spliced(edits), n)
+    }
+
+    /// The file without the subscriptions to folders owned by `address`, each with its line when
+    /// it stands alone on one, and how many were removed.
+    pub fn without_owner(&self, address: &str) -> (Vec<u8>, usize) {
+        let bytes = self.text.as_bytes();
+        let edits: Vec<(Range<usize>, &str)> = self
+            .entries
+            .iter()
+            .filter(|e| e.owner.eq_ignore_ascii_case(address))
+            .map(|e| {
+                let mut start = e.element.start;
+                while start > 0 && matches!(bytes[start - 1], b' ' | b'\t') {
+                    start -= 1;
+                }
+                let mut end = e.element.end;
+                let at_line_start = start == 0 || bytes[start - 1] == b'\n';
+                if at_line_start && bytes[end..].starts_with(b"\r\n") {
+                    end += 2;
+                } else if at_line_start && bytes[end..].starts_with(b"\n") {
+                    end += 1;
+                } else {
+                    start = e.element.start;
+                }
+                (start..end, "")
+            })
+            .collect();
+        let n = edits.len();
+        (self.spliced(edits), n)
+    }
+
+    fn spliced(&self, mut edits: Vec<(Range<usize>, &str)>) -> Vec<u8> {
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut out = String::with_capacity(self.text.len());
+        let mut at = 0;
+        for (range, with) in edits {
+            out.push_str(&self.text[at..range.start]);
+            out.push_str(with);
+            at = range.end;
+        }
+        out.push_str(&self.text[at..]);
+        out.into_bytes()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAP: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\r\n<map>\r\n  <folder owner=\"asmith@example.com\" path=\"Calendar\" name=\"Anna&apos;s calendar\"/>\r\n  <folder name=\"x\" owner='bwhite@example.com' path=\"INBOX/Sub\"/>\r\n</map>\r\n";
+
+    fn map() -> FolderMap {
+        FolderMap::parse(Path::new("folder.map"), MAP.as_bytes().to_vec()).expect("parses")
+    }
+
+    #[test]
+    fn reads_entries() {
+        let m = map();
+        let e = &m.entries()[0];
+        assert_eq!(
+            (e.owner.as_str(), e.path.as_str(), e.name.as_str()),
+            ("asmith@example.com", "Calendar", "Anna's calendar")
+        );
+        assert_eq!(m.entries()[1].owner, "bwhite@example.com");
+        assert!(m.names("ASmith@Example.com"));
+        assert_eq!(m.as_bytes(), MAP.as_bytes());
+    }
+
+    #[test]
+    fn rename_splices_only_the_owner_values() {
+        let (bytes, n) = map().renamed("BWHITE@example.com", "b.white@example.org");
+        assert_eq!(n, 1);
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            MAP.replace("'bwhite@example.com'", "'b.white@example.org'")
+        );
+        let (bytes, n) = map().renamed("nobody@example.com", "x@y");
+        assert_eq!((bytes, n), (MAP.as_bytes().to_vec(), 0));
+    }
+
+    #[test]
+    fn without_owner_removes_the_whole_line() {
+        let (bytes, n) = map().without_owner("asmith@example.com");
+        assert_eq!(n, 1);
+        let expected = MAP.replace("  <folder owner=\"asmith@example.com\" path=\"Calendar\" name=\"Anna&apos;s calendar\"/>\r\n", "");
+        assert_eq!(String::from_utf8(bytes).expect("utf-8"), expected);
+    }
+
+    #[test]
+    fn malformed_map_names_the_position() {
+        let err = FolderMap::parse(
+            Path::new("/s/folder.map"),
+            b"<map>\n<folder owner=\"a\">\n</map>".to_vec(),
+        )
+        .expect_err("malformed");
+        assert!(
+            err.to_string()
+                .starts_with("/s/folder.map:3:1: malformed folder.map"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! `status.fld`: a folder's status line, whose trailing `A<user>@<domain> <rights>` pairs are its
+//! ACL (KERIO-FORMAT.md §3 [T]). This is how a folder is shared with another user.
+//!
+//! The codec works on bytes and keeps every byte it does not change: other tokens, the spacing
+//! between them, the line ending.
+
+use std::ops::Range;
+
+/// A parsed `status.fld`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusFld {
+    bytes: Vec<u8>,
+    /// Each ACL entry: the address (after the `A`) and the rights token.
+    acl: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// One ACL entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclEntry<'a> {
+    /// `user@domain`.
+    pub address: &'a [u8],
+    pub rights: &'a [u8],
+}
+
+fn tokens(bytes: &[u8]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, b) in bytes.iter().enumerate() {
+        let space = b.is_ascii_whitespace();
+        match (start, space) {
+            (None, false) => start = Some(i),
+            (Some(s), true) => {
+                out.push(s..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push(s..bytes.len());
+    }
+    out
+}
+
+impl StatusFld {
+    pub fn parse(bytes: Vec<u8>) -> StatusFld {
+        let toks = tokens(&bytes);
+        let mut acl = Vec::new();
+        let mut i = 0;
+        while i + 1 < toks.len() {
+            let t = &bytes[toks[i].clone()];
+            if t.len() > 1 && t[0] == b'A' && t.contains(&b'@') {
+                acl.push((toks[i].start + 1..toks[i].end, toks[i + 1].clone()));
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        StatusFld { bytes, acl }
+    }
+
+    pub fn acl(&self) -> impl Iterator<Item = AclEntry<'_>> {
+        self.acl.iter().map(|(a, r)| AclEntry {
+            address: &self.bytes[a.clone()],
+            rights: &self.bytes[r.clone()],
+        })
+    }
+
+    /// Whether an ACL entry names `address` (case-insensitively).
+    pub fn names(&self, address: &str) -> bool {
+        self.acl()
+            .any(|e| e.address.eq_ignore_ascii_case(address.as_bytes()))
+    }
+
+    /// Replaces the address of every ACL entry naming `old` (case-insensitively) by `new`.
+    /// Returns how many entries changed.
+    pub fn rename(&mut self, old: &str, new: &str) -> usize {
+        let hits: Vec<Range<usize>> = self
+            .acl
+            .iter()
+            .filter(|(a, _)| self.bytes[a.clone()].eq_ignore_ascii_case(old.as_bytes()))
+            .map(|(a, _)| a.clone())
+            .collect();
+        self.splice(hits.iter().map(|r| (r.clone(), new.as_bytes())));
+        hits.len()
+    }
+
+    /// Removes every ACL entry naming `address`, with the space before it.
+    pub fn remove(&mut self, address: &str) -> usize {
+        let hits: Vec<Range<usize>> = self
+            .acl
+            .iter()
+            .filter(|(a, _)| self.bytes[a.clone()].eq_ignore_ascii_case(address.as_bytes()))
+            .map(|(a, r)| {
+                // From the separator before the `A` to the end of the rights token.
+                let mut start = a.start - 1;
+                while start > 0 && self.bytes[start - 1] == b' ' {
+                    start -= 1;
+                }
+                start..r.end
+            })
+            .collect();
+        self.splice(hits.iter().map(|r| (r.clone(), &b""[..])));
+        hits.len()
+    }
+
+    fn splice<'a>(&mut self, edits: impl DoubleEndedIterator<Item = (Range<usize>, &'a [u8])>) {
+        let mut bytes = std::mem::take(&mut self.bytes);
+        for (range, with) in edits.rev() {
+            bytes.splice(range, with.iter().copied());
+        }
+        *self = StatusFld::parse(bytes);
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &[u8] = b"T2 G64590354-0001 V430adb2c U0000000c C00000001 M6 D0 R0 N0 S7514 Ajdoe@example.com lrsw Aasmith@example.com lr\r\n";
+
+    #[test]
+    fn reads_the_acl_pairs_and_nothing_else() {
+        let s = StatusFld::parse(LINE.to_vec());
+        let acl: Vec<_> = s
+            .acl()
+            .map(|e| (e.address.to_vec(), e.rights.to_vec()))
+            .collect();
+        assert_eq!(
+            acl,
+            [
+                (b"jdoe@example.com".to_vec(), b"lrsw".to_vec()),
+                (b"asmith@example.com".to_vec(), b"lr".to_vec())
+            ]
+        );
+        assert!(s.names("JDoe@Example.com"));
+        assert_eq!(s.as_bytes(), LINE);
+    }
+
+    #[test]
+    fn rename_changes_only_the_address_bytes() {
+        let mut s = StatusFld::parse(LINE.to_vec());
+        assert_eq!(s.rename("JDOE@example.com", "john.doe@example.org"), 1);
+        let expected = String::from_utf8_lossy(LINE)
+            .replace("Ajdoe@example.com", "Ajohn.doe@example.org")
+            .into_bytes();
+        assert_eq!(s.as_bytes(), expected);
+        assert_eq!(s.rename("nobody@example.com", "x@y"), 0);
+        assert_eq!(s.rename("john.doe@example.org", "jdoe@example.com"), 1);
+        assert_eq!(s.into_bytes(), LINE);
+    }
+
+    #[test]
+    fn remove_takes_the_pair_and_its_separator() {
+        let mut s = StatusFld::parse(LINE.to_vec());
+        assert_eq!(s.remove("jdoe@example.com"), 1);
+        let expected = String::from_utf8_lossy(LINE)
+            .replace(" Ajdoe@example.com lrsw", "")
+            .into_bytes();
+        assert_eq!(s.as_bytes(), expected);
+        assert_eq!(s.acl().count(), 1);
+    }
+
+    #[test]
+    fn a_file_without_acl_has_none() {
+        let s = StatusFld::parse(b"T2 G1 V2 S0\n".to_vec());
+        assert_eq!(s.acl().count(), 0);
+        let s = StatusFld::parse(Vec::new());
+        assert_eq!(s.acl().count(), 0);
+    }
+}
