@@ -1,1 +1,307 @@
+//! kc-cli: what every kerio-toolkit binary shares on the command line.
+//!
+//! Arguments come in two stages (as in ripgrep): [`GlobalArgs`] mirrors the flags of
+//! ARCHITECTURE.md and is validated only for shape by clap; [`GlobalArgs::resolve`] turns it into
+//! [`Settings`] (the install located, defaults filled in, the thread pool sized), which is all
+//! the core ever sees. [`run`] wraps a tool's `main`: it prints `kc-<tool>: error: …` and maps
+//! outcomes to the exit codes 0 (success), 1 (finished and found something), 2 (error or refused,
+//! nothing changed) and 130 (interrupted).
+//!
+//! stdout carries data only; messages, warnings and progress go to stderr.
 
+mod progress;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kc_core::install::Install;
+
+pub use progress::Bar;
+
+/// The flags every binary takes, before or after its subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// The install root (holding mailserver.cfg and users.cfg) [default: /opt/kerio/mailserver]
+    #[arg(long, env = "KC_SERVER", value_name = "DIR", global = true)]
+    pub server: Option<PathBuf>,
+    /// The store directory, when it is not the StoreDir of mailserver.cfg
+    #[arg(long, value_name = "DIR", global = true)]
+    pub store: Option<PathBuf>,
+    /// Machine-readable output on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only warnings and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more (repeat for more detail)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Worker threads [default: one per core]
+    #[arg(short = 'j', long, value_name = "N", global = true, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+    /// Where backups go [default: <server>/kc-backups]
+    #[arg(long, value_name = "DIR", global = true)]
+    pub backup_dir: Option<PathBuf>,
+    /// The server's pid file, checked to refuse changes while it runs
+    #[arg(long, value_name = "PATH", global = true, default_value = kc_core::guard::DEFAULT_PID_FILE)]
+    pub pid_file: PathBuf,
+}
+
+/// What writers add: `-n/--dry-run`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct WriteArgs {
+    /// Print what would be done and change nothing
+    #[arg(short = 'n', long, global = true)]
+    pub dry_run: bool,
+}
+
+/// Whether a writer changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Enabled,
+    Disabled,
+}
+
+impl From<WriteArgs> for DryRun {
+    fn from(args: WriteArgs) -> DryRun {
+        if args.dry_run {
+            DryRun::Enabled
+        } else {
+            DryRun::Disabled
+        }
+    }
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// How chatty stderr is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose(u8),
+}
+
+/// The resolved settings: the second stage of the arguments.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub install: Install,
+    pub format: Format,
+    pub verbosity: Verbosity,
+    /// Draw progress bars (stderr is a terminal, and neither -q, --json nor --no-progress).
+    pub progress: bool,
+    pub backup_dir: PathBuf,
+    pub pid_file: PathBuf,
+}
+
+impl GlobalArgs {
+    /// Locates the install and fills in every default. Sizes rayon's global pool.
+    pub fn resolve(&self) -> anyhow::Result<Settings> {
+        let install = Install::locate(self.server.as_deref(), self.store.as_deref())?;
+        let settings = self.resolve_with(install, std::io::stderr().is_terminal());
+        if let Some(n) = self.threads {
+            // Fails only if the pool was already built, when the first size stands.
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(usize::from(n))
+                .build_global();
+        }
+        Ok(settings)
+    }
+
+    fn resolve_with(&self, install: Install, stderr_is_terminal: bool) -> Settings {
+        let format = if self.json {
+            Format::Json
+        } else {
+            Format::Human
+        };
+        let verbosity = match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, n) => Verbosity::Verbose(n),
+        };
+        let progress = stderr_is_terminal && !self.quiet && !self.json && !self.no_progress;
+        let backup_dir = self
+            .backup_dir
+            .clone()
+            .unwrap_or_else(|| install.root.join("kc-backups"));
+        Settings {
+            install,
+            format,
+            verbosity,
+            progress,
+            backup_dir,
+            pid_file: self.pid_file.clone(),
+        }
+    }
+}
+
+impl Settings {
+    /// A progress reporter: a bar on stderr when allowed, else silent.
+    pub fn progress(&self) -> Bar {
+        Bar::new(self.progress)
+    }
+
+    /// Prints an informational line on stderr unless `-q`.
+    pub fn info(&self, message: impl std::fmt::Display) {
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// How a tool's run ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, nothing to report (exit 0).
+    Success,
+    /// Finished and found something: orphans, damage (exit 1).
+    Found,
+    /// Stopped by the user (exit 130).
+    Interrupted,
+}
+
+/// Exit code for an error or refusal: nothing was changed.
+pub const EXIT_ERROR: u8 = 2;
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Found => 1,
+            Outcome::Interrupted => 130,
+        }
+    }
+}
+
+/// The line printed for an error: `kc-<tool>: error: <cause>: <cause>…`.
+pub fn error_line(tool: &str, err: &anyhow::Error) -> String {
+    format!("{tool}: error: {err:#}")
+}
+
+/// Runs a tool's body and turns its result into the process's exit code, printing errors on
+/// stderr as `kc-<tool>: error: …`.
+pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
+    match body() {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) => {
+            // clap's own errors (usage, --help, --version) print and exit as clap decides.
+            if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
+                let _ = clap_err.print();
+                return ExitCode::from(if clap_err.use_stderr() { EXIT_ERROR } else { 0 });
+            }
+            eprintln!("{}", error_line(tool, &err));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Parses the command line, turning a usage error into exit code 2 (clap's default, kept here so
+/// that every binary says it the same way).
+pub fn parse<T: clap::Parser>() -> anyhow::Result<T> {
+    T::try_parse().map_err(anyhow::Error::from)
+}
+
+/// Writes a value as one line of JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value).context("writing JSON to stdout")?;
+    writeln!(out).context("writing to stdout")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(flatten)]
+        write: WriteArgs,
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Command {
+        Go,
+    }
+
+    fn install() -> Install {
+        Install {
+            root: "/srv/kerio".into(),
+            mailserver_cfg: "/srv/kerio/mailserver.cfg".into(),
+            users_cfg: "/srv/kerio/users.cfg".into(),
+            store: "/srv/kerio/store".into(),
+            store_source: kc_core::install::StoreSource::Default,
+        }
+    }
+
+    #[test]
+    fn global_flags_go_before_or_after_the_subcommand() {
+        let before = Cli::try_parse_from(["t", "--server", "/a", "-j", "3", "--json", "go"])
+            .expect("parses");
+        let after = Cli::try_parse_from(["t", "go", "--server", "/a", "-j", "3", "--json", "-n"])
+            .expect("parses");
+        assert_eq!(before.global.server, after.global.server);
+        assert_eq!(
+            (before.global.threads, after.global.threads),
+            (Some(3), Some(3))
+        );
+        assert!(after.write.dry_run && !before.write.dry_run);
+        assert_eq!(DryRun::from(after.write), DryRun::Enabled);
+        assert!(Cli::try_parse_from(["t", "go", "-j", "0"]).is_err());
+        assert!(Cli::try_parse_from(["t", "go", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn defaults_resolve() {
+        let cli = Cli::try_parse_from(["t", "go"]).expect("parses");
+        let s = cli.global.resolve_with(install(), true);
+        assert_eq!(s.backup_dir, PathBuf::from("/srv/kerio/kc-backups"));
+        assert_eq!(s.pid_file, PathBuf::from("/var/run/kms.pid"));
+        assert_eq!(
+            (s.format, s.verbosity, s.progress),
+            (Format::Human, Verbosity::Normal, true)
+        );
+        // No bar when stderr is not a terminal, or with --json, -q or --no-progress.
+        assert!(!cli.global.resolve_with(install(), false).progress);
+        for flag in ["--json", "-q", "--no-progress"] {
+            let cli = Cli::try_parse_from(["t", "go", flag]).expect("parses");
+            assert!(!cli.global.resolve_with(install(), true).progress, "{flag}");
+        }
+        let cli = Cli::try_parse_from(["t", "go", "-vv", "--backup-dir", "/b"]).expect("parses");
+        let s = cli.global.resolve_with(install(), false);
+        assert_eq!(
+            (s.verbosity, s.backup_dir),
+            (Verbosity::Verbose(2), PathBuf::from("/b"))
+        );
+    }
+
+    #[test]
+    fn exit_codes_and_error_line() {
+        assert_eq!(
+            [Outcome::Success, Outcome::Found, Outcome::Interrupted].map(Outcome::code),
+            [0, 1, 130]
+        );
+        let err = anyhow::anyhow!("no such user").context("renaming jdoe@example.com");
+        assert_eq!(
+            error_line("kc-rename-user", &err),
+            "kc-rename-user: error: renaming jdoe@example.com: no such user"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+//! The progress bar: indicatif on stderr, drawn only when [`crate::Settings::progress`] allows.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kc_core::progress::{Progress, Unit};
+
+/// A [`Progress`] that draws a bar on stderr, or nothing when disabled.
+#[derive(Debug)]
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    pub fn new(enabled: bool) -> Bar {
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Bar {
+            bar: ProgressBar::with_draw_target(None, target),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, stage: &str, total: Option<u64>, unit: Unit) {
+        let template = match (unit, total.is_some()) {
+            (Unit::Bytes, true) => {
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}"
+            }
+            (Unit::Bytes, false) => "{spinner} {msg} {bytes} {binary_bytes_per_sec}",
+            (Unit::Items, true) => "{msg} [{bar:30}] {pos}/{len} ETA {eta}",
+            (Unit::Items, false) => "{spinner} {msg} {pos}",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.reset();
+        self.bar.set_length(total.unwrap_or(0));
+        self.bar.set_message(stage.to_owned());
+    }
+
+    fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn note(&self, message: &str) {
+        self.bar.suspend(|| eprintln!("{message}"));
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

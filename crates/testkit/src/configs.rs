@@ -1,0 +1,330 @@
+//! Writes the install root: `mailserver.cfg`, `users.cfg`, the server's `.bak` copies, and the
+//! other directories of a real root (`license/`, `sslcert/`, `settings/`, `ldapmap/`).
+//!
+//! The files are written as text in the shape KERIO-FORMAT.md gives, with names taken from the
+//! core's schema table so that the fixture and the toolkit can never disagree on a name. A few
+//! lists and tables the toolkit does not know are included, as a real file has them, so that
+//! every test sees that unknown content passes through.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kc_core::config::escape_text;
+use kc_core::config::schema::{
+    ADMINISTRATION, ALIAS, DOMAIN, GROUP, MAILING_LIST, STORE, TEMPLATE, USER, USER_ADDITIONAL_DATA,
+};
+
+use crate::{Plan, hex, rng_for};
+
+/// Builds one config file in Kerio's grammar.
+struct Cfg {
+    out: String,
+}
+
+impl Cfg {
+    fn new() -> Cfg {
+        Cfg {
+            out: "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n".to_owned(),
+        }
+    }
+    fn comment(&mut self, text: &str) {
+        let _ = writeln!(self.out, "  <!-- {text} -->");
+    }
+    fn list(&mut self, name: &str, attrs: &str, items: &[Vec<(&str, String)>]) {
+        let _ = writeln!(self.out, "  <list name=\"{name}\"{attrs}>");
+        for item in items {
+            self.out.push_str("    <listitem>\n");
+            for (var, value) in item {
+                let _ = writeln!(
+                    self.out,
+                    "      <variable name=\"{var}\">{}</variable>",
+                    escape_text(value)
+                );
+            }
+            self.out.push_str("    </listitem>\n");
+        }
+        self.out.push_str("  </list>\n");
+    }
+    fn table(&mut self, name: &str, vars: &[(&str, String)]) {
+        let _ = writeln!(self.out, "  <table name=\"{name}\">");
+        for (var, value) in vars {
+            let _ = writeln!(
+                self.out,
+                "    <variable name=\"{var}\">{}</variable>",
+                escape_text(value)
+            );
+        }
+        self.out.push_str("  </table>\n");
+    }
+    fn finish(mut self) -> String {
+        self.out.push_str("</config>\n");
+        self.out
+    }
+}
+
+fn flag(b: bool) -> String {
+    if b { "1" } else { "0" }.to_owned()
+}
+
+pub(crate) fn write(root: &Path, plan: &Plan) -> anyhow::Result<()> {
+    let users = users_cfg(plan);
+    let mailserver = mailserver_cfg(plan);
+    fs_err::write(root.join("users.cfg"), &users)?;
+    fs_err::write(root.join("mailserver.cfg"), &mailserver)?;
+    // The server keeps the previous version of each file beside it.
+    fs_err::write(root.join("users.cfg.bak"), &users)?;
+    fs_err::write(root.join("mailserver.cfg.bak"), &mailserver)?;
+    fs_err::write(
+        root.join("cluster.cfg"),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n  <table name=\"Cluster\">\n    <variable name=\"Enabled\">0</variable>\n  </table>\n</config>\n",
+    )?;
+    let mut rng = rng_for(plan.now, "license");
+    let mut signature = [0u8; 64];
+    rand::Rng::fill(&mut rng, &mut signature[..]);
+    write_file(
+        &root.join("license/license.key"),
+        &format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<verify>\n  <product>Kerio Connect</product>\n  <users>{}</users>\n  <signature>{}</signature>\n</verify>\n",
+            (plan.users.len() / 50 + 1) * 50,
+            hex(&signature)
+        ),
+    )?;
+    write_file(
+        &root.join("sslcert/server.crt"),
+        "-----BEGIN CERTIFICATE-----\nMIIBfixturecertificatenotreal\n-----END CERTIFICATE-----\n",
+    )?;
+    write_file(
+        &root.join("sslcert/server.key"),
+        "-----BEGIN PRIVATE KEY-----\nMIIBfixturekeynotreal\n-----END PRIVATE KEY-----\n",
+    )?;
+    write_file(
+        &root.join("settings/webmail/defaults.xml"),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<settings><language>en</language></settings>\n",
+    )?;
+    if let Some(d) = plan.domains.iter().find(|d| d.mapped) {
+        write_file(
+            &root.join(format!("ldapmap/{}.map", d.name)),
+            "# attribute map of the directory service\nmail=mail\nuid=sAMAccountName\n",
+        )?;
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs_err::create_dir_all(path.parent().expect("fixture files are under the root"))?;
+    fs_err::write(path, text)?;
+    Ok(())
+}
+
+fn users_cfg(plan: &Plan) -> String {
+    let mut cfg = Cfg::new();
+    let users: Vec<Vec<(&str, String)>> = plan
+        .users
+        .iter()
+        .map(|u| {
+            vec![
+                (USER.name, u.name.clone()),
+                (USER.domain, u.domain.clone()),
+                (USER.full_name, u.full_name.clone()),
+                (USER.description, u.description.clone()),
+                (USER.password, u.password.clone()),
+                (USER.enabled, flag(u.enabled)),
+                (USER.auth_type, if u.mapped { "1" } else { "0" }.to_owned()),
+                (USER.rights, u.rights.to_string()),
+                (USER.forward_mode, flag(u.forward.is_some())),
+                (USER.forward_address, u.forward.clone().unwrap_or_default()),
+                (USER.email_addresses, u.addresses.join(",")),
+                (USER.groups, u.groups.join(",")),
+                (USER.quota_storage, u.quota.to_string()),
+                (USER.quota_messages, "0".to_owned()),
+                (USER.data_source, flag(u.mapped)),
+                (
+                    "LastLogin",
+                    if u.dir.is_some() {
+                        plan.now - 86_400
+                    } else {
+                        0
+                    }
+                    .to_string(),
+                ),
+            ]
+        })
+        .collect();
+    cfg.list(
+        USER.list,
+        &format!(" identityCounter=\"{}\"", users.len()),
+        &users,
+    );
+
+    let mut groups = Vec::new();
+    let mut aliases = Vec::new();
+    for d in plan.domains.iter().filter(|d| !d.mapped) {
+        for (name, members) in &d.groups {
+            groups.push(vec![
+                (GROUP.name, name.clone()),
+                (GROUP.domain, d.name.clone()),
+                (GROUP.description, format!("The {name} team")),
+                (GROUP.email_addresses, name.clone()),
+                (GROUP.members, members.join(",")),
+                (GROUP.rights, "0".to_owned()),
+            ]);
+        }
+        let in_domain: Vec<&crate::User> =
+            plan.users.iter().filter(|u| u.domain == d.name).collect();
+        let Some(admin) = in_domain.first() else {
+            continue;
+        };
+        let mut alias = |name: &str, to: String, description: &str| {
+            aliases.push(vec![
+                (ALIAS.name, name.to_owned()),
+                (ALIAS.domain, d.name.clone()),
+                (ALIAS.deliver_to, to),
+                (ALIAS.description, description.to_owned()),
+            ]);
+        };
+        alias("postmaster", admin.address(), "Required by RFC 5321");
+        alias(
+            "info",
+            in_domain[in_domain.len() / 2].address(),
+            "Public contact",
+        );
+        alias(
+            "sales-team",
+            format!("sales@{}", d.name),
+            "Delivers to a group",
+        );
+        alias(
+            "announce*",
+            format!("#public@{}/Announcements", d.name),
+            "Wildcard to a public folder",
+        );
+        if let Some(u) = in_domain.get(1) {
+            // The alias left behind by an earlier rename, the vendor's way.
+            alias(&format!("{}.old", u.name), u.address(), "Previous login");
+        }
+    }
+    cfg.list(GROUP.list, "", &groups);
+    cfg.list(ALIAS.list, "", &aliases);
+
+    let history: Vec<Vec<(&str, String)>> = plan
+        .users
+        .iter()
+        .filter(|u| !u.mapped)
+        .map(|u| {
+            vec![
+                (USER_ADDITIONAL_DATA.name, u.name.clone()),
+                (USER_ADDITIONAL_DATA.domain, u.domain.clone()),
+                (
+                    USER_ADDITIONAL_DATA.last_password_change,
+                    (plan.now - 40 * 86_400).to_string(),
+                ),
+                (USER_ADDITIONAL_DATA.password_history, u.password.clone()),
+            ]
+        })
+        .collect();
+    cfg.list(USER_ADDITIONAL_DATA.list, "", &history);
+    cfg.comment("resources are kept by the server; the toolkit passes them through");
+    cfg.list(
+        "Resource",
+        "",
+        &[vec![
+            ("Name", "meeting-room".to_owned()),
+            ("Domain", plan.domains[0].name.clone()),
+            ("Type", "0".to_owned()),
+        ]],
+    );
+    cfg.finish()
+}
+
+fn mailserver_cfg(plan: &Plan) -> String {
+    let mut cfg = Cfg::new();
+    cfg.comment("Kerio Connect configuration: generated by kc-fixture");
+    cfg.table(STORE.table, &[(STORE.store_dir, "store".to_owned())]);
+    cfg.table(
+        ADMINISTRATION.table,
+        &[
+            (ADMINISTRATION.builtin_admin_enabled, "1".to_owned()),
+            (ADMINISTRATION.builtin_admin_username, "Admin".to_owned()),
+            (
+                "BuiltInAdminPassword",
+                "D3S:0f3b6a5c2d1e4f708192a3b4c5d6e7f8".to_owned(),
+            ),
+        ],
+    );
+    let domains: Vec<Vec<(&str, String)>> = plan
+        .domains
+        .iter()
+        .map(|d| {
+            vec![
+                (DOMAIN.name, d.name.clone()),
+                (
+                    DOMAIN.description,
+                    if d.mapped {
+                        "Mapped from Active Directory"
+                    } else {
+                        ""
+                    }
+                    .to_owned(),
+                ),
+                (DOMAIN.dir_service, flag(d.mapped)),
+                (DOMAIN.password_policy, flag(d.secure_passwords)),
+                ("Aliases", String::new()),
+            ]
+        })
+        .collect();
+    cfg.list(DOMAIN.list, "", &domains);
+    let first = &plan.domains[0].name;
+    cfg.list(
+        TEMPLATE.list,
+        "",
+        &[
+            vec![
+                (TEMPLATE.name, "Default".to_owned()),
+                (TEMPLATE.domain, String::new()),
+                (TEMPLATE.description, "General template".to_owned()),
+                (USER.quota_storage, (2u64 << 30).to_string()),
+            ],
+            vec![
+                (TEMPLATE.name, "Sales staff".to_owned()),
+                (TEMPLATE.domain, first.clone()),
+                (TEMPLATE.description, "New sales people".to_owned()),
+                (USER.groups, "sales,all".to_owned()),
+                (USER.quota_storage, (1u64 << 30).to_string()),
+                (USER.description, "Sales".to_owned()),
+            ],
+        ],
+    );
+    let lists: Vec<Vec<(&str, String)>> = plan
+        .domains
+        .iter()
+        .filter(|d| !d.mapped)
+        .map(|d| {
+            let members: Vec<String> = plan
+                .users
+                .iter()
+                .filter(|u| u.domain == d.name)
+                .take(6)
+                .map(|u| u.address())
+                .collect();
+            vec![
+                (MAILING_LIST.name, "announce".to_owned()),
+                (MAILING_LIST.domain, d.name.clone()),
+                (MAILING_LIST.members, members.join(",")),
+                (
+                    MAILING_LIST.moderators,
+                    members.first().cloned().unwrap_or_default(),
+                ),
+            ]
+        })
+        .collect();
+    cfg.list(MAILING_LIST.list, "", &lists);
+    cfg.table(
+        "SmtpServer",
+        &[
+            ("Hostname", format!("mail.{first}")),
+            ("MaxMessageSize", "52428800".to_owned()),
+            ("Banner", "ESMTP ready & waiting <here>".to_owned()),
+        ],
+    );
+    cfg.finish()
+}

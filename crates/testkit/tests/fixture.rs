@@ -1,0 +1,303 @@
+//! kc-fixture's installs: deterministic, consistent with themselves, readable by kc-core, and the
+//! committed demo is exactly what the generator writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use kc_core::config::Config;
+use kc_core::store::{self, folder_map::FolderMap, status_fld::StatusFld};
+use kc_testkit::{Options, generate};
+
+/// Every file under `root`: relative path -> bytes. Empty directories are left out (git cannot
+/// keep them, so the committed demo has none).
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir(root)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).expect("read");
+            (
+                p.strip_prefix(root).expect("under root").to_path_buf(),
+                bytes,
+            )
+        })
+        .collect()
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let entry = entry.expect("entry");
+            if entry.file_type().expect("type").is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn small() -> Options {
+    Options {
+        users: 40,
+        messages_per_user: 4,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn same_seed_same_bytes_other_seed_other_bytes() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let c = tempfile::tempdir().expect("tempdir");
+    let sa = generate(&a.path().join("k"), &small()).expect("generate");
+    let sb = generate(&b.path().join("k"), &small()).expect("generate");
+    generate(&c.path().join("k"), &Options { seed: 2, ..small() }).expect("generate");
+    assert_eq!(sa, sb);
+    let (ta, tb, tc) = (
+        tree(&a.path().join("k")),
+        tree(&b.path().join("k")),
+        tree(&c.path().join("k")),
+    );
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    for (path, bytes) in &ta {
+        assert!(
+            tb[path] == *bytes,
+            "{} differs between two runs",
+            path.display()
+        );
+    }
+    assert_ne!(ta, tc, "another seed writes another install");
+    // Message files carry their date as mtime, the same in both runs.
+    let eml = ta
+        .keys()
+        .find(|p| p.extension() == Some(OsStr::new("eml")))
+        .expect("a message");
+    let mtime = |root: &Path| {
+        std::fs::metadata(root.join(eml))
+            .expect("meta")
+            .modified()
+            .expect("mtime")
+    };
+    assert_eq!(mtime(&a.path().join("k")), mtime(&b.path().join("k")));
+}
+
+#[test]
+fn install_is_consistent_and_plants_what_it_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("k");
+    let summary = generate(&root, &small()).expect("generate");
+    let config = Config::load(&root).expect("kc-core reads both files");
+    assert_eq!(config.users().count(), summary.users);
+    assert_eq!(config.domains().count(), summary.domains);
+    assert!(config.groups().count() > 0 && config.aliases().count() > 0);
+    assert!(config.mailing_lists().count() > 0 && config.templates().count() == 2);
+    assert!(config.additional_data().count() > 0);
+    assert_eq!(config.store_dir(), Some("store"));
+    assert_eq!(config.builtin_admin(), Some("Admin"));
+    let mapped = summary.mapped_domain.as_deref().expect("a mapped domain");
+    assert!(config.domain(mapped).expect("declared").mapped());
+    assert!(
+        config
+            .users()
+            .filter(|u| u.domain() == mapped)
+            .all(|u| u.mapped())
+    );
+    // Unknown records survive for the tools to pass through.
+    assert!(config.users.section_names().any(|n| n == "Resource"));
+
+    // Message counts and bytes agree with the filesystem.
+    let mail = root.join("store/mail");
+    let all = store::mailbox_stats(&mail).expect("stats");
+    assert_eq!(all.messages, summary.messages);
+    let eml_bytes: u64 = walkdir(&mail)
+        .iter()
+        .filter(|p| p.extension() == Some(OsStr::new("eml")))
+        .map(|p| std::fs::metadata(p).expect("meta").len())
+        .sum();
+    assert_eq!(eml_bytes, summary.message_bytes);
+
+    // Each folder's index.fld and status.fld agree with its messages.
+    for status in store::folder_level_files(&mail, &[store::STATUS_FLD]).expect("walk") {
+        let folder = status.parent().expect("folder");
+        let index = std::fs::read_to_string(folder.join("index.fld")).expect("index.fld");
+        let msgs = folder.join(store::MESSAGES_DIR);
+        let mut files: Vec<_> = std::fs::read_dir(&msgs)
+            .expect("#msgs")
+            .map(|e| e.expect("e").path())
+            .collect();
+        files.sort();
+        assert_eq!(index.lines().count(), files.len(), "{}", folder.display());
+        for (line, file) in index.lines().zip(&files) {
+            let size = std::fs::metadata(file).expect("meta").len();
+            assert!(
+                line.contains(&format!(" S{size} ")),
+                "{line} vs {}",
+                file.display()
+            );
+            let uid = &line[1..9];
+            assert_eq!(
+                file.file_name().expect("name"),
+                OsStr::new(&format!("{uid}.eml"))
+            );
+        }
+        let status = std::fs::read_to_string(&status).expect("status");
+        assert!(
+            status.contains(&format!(" C{:08x} ", files.len())),
+            "{status}"
+        );
+    }
+
+    // Every share is an ACL entry in the owner's folder and a subscription in the sharee's map.
+    let mut acl = BTreeSet::new();
+    let mut subscriptions = BTreeSet::new();
+    for mb in store::all_mailboxes(&mail).expect("mailboxes") {
+        let owner = format!(
+            "{}@{}",
+            mb.name.to_string_lossy().to_lowercase(),
+            mb.domain.to_string_lossy()
+        );
+        for folder in store::folders(&mb.path).expect("folders") {
+            let Ok(bytes) = std::fs::read(mb.path.join(&folder).join(store::STATUS_FLD)) else {
+                continue;
+            };
+            for e in StatusFld::parse(bytes).acl() {
+                let sharee = String::from_utf8(e.address.to_vec()).expect("utf-8");
+                acl.insert((owner.clone(), folder.display().to_string(), sharee));
+            }
+        }
+        let map_path = mb.path.join(store::FOLDER_MAP);
+        let map = FolderMap::parse(&map_path, std::fs::read(&map_path).expect("folder.map"))
+            .expect("parses");
+        for e in map.entries() {
+            subscriptions.insert((e.owner.to_lowercase(), e.path.clone(), owner.clone()));
+        }
+    }
+    assert_eq!(acl.len(), summary.shared_folders);
+    assert!(summary.shared_folders > 0);
+    assert_eq!(
+        acl, subscriptions,
+        "ACL entries and folder.map subscriptions match one to one"
+    );
+
+    // The planted inconsistencies are there.
+    let p = &summary.planted;
+    for orphan in &p.orphan_mailboxes {
+        let (name, domain) = orphan.split_once('@').expect("address");
+        assert!(mail.join(domain).join(name).is_dir());
+        assert!(
+            config.user(name, domain).is_none(),
+            "{orphan} has no account"
+        );
+    }
+    for domain in &p.orphan_domains {
+        assert!(mail.join(domain).is_dir() && config.domain(domain).is_none());
+    }
+    let (account, dir) = &p.case_mismatches[0];
+    let (name, domain) = account.split_once('@').expect("address");
+    assert!(mail.join(domain).join(dir).is_dir() && !mail.join(domain).join(name).exists());
+    assert!(dir.eq_ignore_ascii_case(name) && dir != name);
+    for missing in &p.missing_mailboxes {
+        let (name, domain) = missing.split_once('@').expect("address");
+        assert!(config.user(name, domain).expect("account").enabled());
+        assert!(!mail.join(domain).join(name).exists());
+    }
+    let (owner, folder) = &p.deleted_mailbox_folders[0];
+    let (name, domain) = owner.split_once('@').expect("address");
+    assert!(
+        mail.join(domain)
+            .join(name)
+            .join(folder)
+            .join(store::STATUS_FLD)
+            .is_file()
+    );
+    // Addresses are unique within each domain, as the server requires.
+    let mut seen = BTreeSet::new();
+    for u in config.users() {
+        for a in kc_core::config::list_tokens(u.email_addresses()) {
+            assert!(
+                seen.insert(format!("{a}@{}", u.domain()).to_lowercase()),
+                "{a}@{} twice",
+                u.domain()
+            );
+        }
+    }
+}
+
+#[test]
+fn committed_demo_is_what_the_generator_writes() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/demo");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = dir.path().join("demo");
+    let summary = generate(&fresh, &Options::demo()).expect("generate");
+    assert_eq!((summary.domains, summary.users), (3, 15));
+    assert!(
+        (250..=400).contains(&summary.messages),
+        "{} messages",
+        summary.messages
+    );
+    let (committed, generated) = (tree(&demo), tree(&fresh));
+    let only_committed: Vec<_> = committed
+        .keys()
+        .filter(|k| !generated.contains_key(*k))
+        .collect();
+    let only_generated: Vec<_> = generated
+        .keys()
+        .filter(|k| !committed.contains_key(*k))
+        .collect();
+    assert!(
+        only_committed.is_empty() && only_generated.is_empty(),
+        "fixtures/demo is stale: run scripts/make-demo.sh\nonly committed: {only_committed:?}\nonly generated: {only_generated:?}"
+    );
+    for (path, bytes) in &generated {
+        assert!(
+            committed[path] == *bytes,
+            "fixtures/demo/{} is stale: run scripts/make-demo.sh",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn kc_fixture_writes_300_users_and_refuses_a_non_empty_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x");
+    let assert = Command::cargo_bin("kc-fixture")
+        .expect("binary")
+        .args(["--out"])
+        .arg(&out)
+        .args(["--users", "300", "--seed", "3"])
+        .assert()
+        .success();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&assert.get_output().stdout).expect("JSON on stdout");
+    assert_eq!(summary["users"], 300);
+    assert!(
+        summary["messages"].as_u64().expect("count") > 1000,
+        "{summary}"
+    );
+    assert!(summary["shared_folders"].as_u64().expect("count") > 0);
+    let config = Config::load(&out).expect("loads");
+    assert_eq!(config.users().count(), 300);
+
+    let assert = Command::cargo_bin("kc-fixture")
+        .expect("binary")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr,
+        format!(
+            "kc-fixture: error: {}: exists and is not empty\n",
+            out.display()
+        )
+    );
+    assert!(assert.get_output().stdout.is_empty());
+}
