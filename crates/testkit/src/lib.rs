@@ -16,7 +16,7 @@ mod configs;
 mod mailbox;
 mod text;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
@@ -149,6 +149,10 @@ struct Plan {
     deleted_folder: Option<(String, String)>,
     /// Epoch second the install "was stopped" at: every date is before it.
     now: u64,
+    /// Indexes into `shares` by owner and by sharee address, and full names by address.
+    shares_by_owner: HashMap<String, Vec<usize>>,
+    shares_by_sharee: HashMap<String, Vec<usize>>,
+    full_names: HashMap<String, String>,
 }
 
 /// Writes an install into `out` (created if missing; must be empty if it exists).
@@ -261,6 +265,7 @@ fn plan(options: &Options) -> Plan {
     let local_domains = domains.iter().filter(|d| !d.mapped).count();
     let mut users = Vec::with_capacity(options.users);
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_domain = vec![0usize; n_domains];
     for i in 0..options.users {
         let domain_index = if i < options.users - mapped_users {
             i % local_domains
@@ -282,10 +287,8 @@ fn plan(options: &Options) -> Plan {
         };
         let name = format!("{base}{suffix}");
         let dotted = format!("{first}.{last}{suffix}").to_ascii_lowercase();
-        let in_domain = users
-            .iter()
-            .filter(|u: &&User| u.domain == domain.name)
-            .count();
+        let in_domain = per_domain[domain_index];
+        per_domain[domain_index] += 1;
         let enabled = in_domain % 11 != 7; // a few disabled accounts
         let rights = match in_domain {
             0 => 3, // every domain's first account is a full admin
@@ -348,17 +351,23 @@ fn plan(options: &Options) -> Plan {
     }
 
     // Shares: about a fifth of the local users share a folder with one or two colleagues.
+    let mut by_domain: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        by_domain.entry(u.domain.as_str()).or_default().push(i);
+    }
     let mut shares = Vec::new();
     for (i, owner) in users.iter().enumerate() {
         if owner.mapped || i % 5 != 1 {
             continue;
         }
-        let colleagues: Vec<&User> = users
-            .iter()
-            .filter(|u| u.domain == owner.domain && u.name != owner.name && u.dir.is_some())
-            .collect();
+        let colleagues = &by_domain[owner.domain.as_str()];
         let folder = *SHAREABLE.choose(&mut rng).expect("folders");
-        for sharee in colleagues.choose_multiple(&mut rng, 2) {
+        let sharees = colleagues
+            .choose_multiple(&mut rng, 3)
+            .filter(|&&j| j != i)
+            .take(2)
+            .map(|&j| &users[j]);
+        for sharee in sharees {
             shares.push(Share {
                 owner: owner.address(),
                 folder,
@@ -409,6 +418,22 @@ fn plan(options: &Options) -> Plan {
             format!("{}{removed}", kc_core::store::DELETED_MAILBOX_PREFIX),
         )
     });
+    let mut shares_by_owner: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut shares_by_sharee: HashMap<String, Vec<usize>> = HashMap::new();
+    for (k, share) in shares.iter().enumerate() {
+        shares_by_owner
+            .entry(share.owner.clone())
+            .or_default()
+            .push(k);
+        shares_by_sharee
+            .entry(share.sharee.clone())
+            .or_default()
+            .push(k);
+    }
+    let full_names = users
+        .iter()
+        .map(|u| (u.address(), u.full_name.clone()))
+        .collect();
     Plan {
         domains,
         users,
@@ -417,6 +442,9 @@ fn plan(options: &Options) -> Plan {
         orphan_domain,
         deleted_folder,
         now,
+        shares_by_owner,
+        shares_by_sharee,
+        full_names,
     }
 }
 
@@ -430,4 +458,26 @@ pub fn temp_install(options: &Options) -> anyhow::Result<(tempfile::TempDir, Sum
     let root = dir.path().join("kerio");
     let summary = generate(&root, options)?;
     Ok((dir, summary))
+}
+
+/// Which end of a share to look a user up by.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    Owner,
+    Sharee,
+}
+
+impl Plan {
+    /// The shares `address` owns (or receives), in plan order.
+    fn shares_of<'p>(&'p self, address: &str, side: Side) -> impl Iterator<Item = &'p Share> + 'p {
+        let index = match side {
+            Side::Owner => &self.shares_by_owner,
+            Side::Sharee => &self.shares_by_sharee,
+        };
+        index
+            .get(address)
+            .into_iter()
+            .flatten()
+            .map(|&k| &self.shares[k])
+    }
 }

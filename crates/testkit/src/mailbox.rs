@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 
 use crate::text::{self, SUBJECTS};
-use crate::{Options, Plan, User, hex, rng_for};
+use crate::{Options, Plan, Side, User, hex, rng_for};
 
 /// The folders every mailbox has (KERIO-FORMAT.md §3), with the share of messages each gets.
 const FOLDERS: &[(&str, u32)] = &[
@@ -62,12 +62,9 @@ fn write_folder(
     for (i, m) in messages.iter().enumerate() {
         let uid = i as u32 + 1;
         let path = msgs.join(format!("{uid:08x}.eml"));
-        fs_err::write(&path, &m.text)?;
-        let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(m.date);
-        fs_err::File::options()
-            .write(true)
-            .open(&path)?
-            .set_modified(mtime)?;
+        let mut file = fs_err::File::create(&path)?;
+        std::io::Write::write_all(&mut file, m.text.as_bytes())?;
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(m.date))?;
         let flags = if rng.random_bool(0.7) {
             "F80000001"
         } else {
@@ -262,9 +259,8 @@ pub(crate) fn write_user(
     let mut total = (0, 0);
     for ((folder, _), count) in FOLDERS.iter().zip(counts) {
         let acl: Vec<(String, &str)> = plan
-            .shares
-            .iter()
-            .filter(|s| s.owner == address && s.folder == *folder)
+            .shares_of(&address, Side::Owner)
+            .filter(|s| s.folder == *folder)
             .map(|s| (s.sharee.clone(), s.rights))
             .collect();
         let messages = draw_messages(&mut rng, &recent, folder, count);
@@ -304,12 +300,8 @@ pub(crate) fn write_user(
     }
     // Subscriptions to folders colleagues share with this user.
     let mut map = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<map>\n");
-    for s in plan.shares.iter().filter(|s| s.sharee == address) {
-        let owner_name = plan
-            .users
-            .iter()
-            .find(|u| u.address() == s.owner)
-            .map_or(s.owner.as_str(), |u| u.full_name.as_str());
+    for s in plan.shares_of(&address, Side::Sharee) {
+        let owner_name = plan.full_names.get(&s.owner).unwrap_or(&s.owner);
         let _ = writeln!(
             map,
             "  <folder owner=\"{}\" path=\"{}\" name=\"{}\"/>",
