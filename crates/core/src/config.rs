@@ -10,6 +10,7 @@
 //!
 //! The names of lists and variables live in [`schema`], and the typed views in [`view`].
 
+mod parse;
 pub mod schema;
 pub mod view;
 
@@ -87,18 +88,62 @@ struct Item {
     vars: Vec<Variable>,
 }
 
+/// A byte range of the source, kept small: a config file has millions of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Text that is either a slice of the source as it stands, or decoded (it held references).
+#[derive(Debug, Clone)]
+enum Text {
+    Source(Span),
+    Decoded(Box<str>),
+}
+
+impl Text {
+    fn as_str<'a>(&'a self, source: &'a str) -> &'a str {
+        match self {
+            Text::Source(span) => &source[span.range()],
+            Text::Decoded(text) => text,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Variable {
-    name: String,
-    value: String,
+    name: Text,
     original: Option<Original>,
+    /// The value an edit set; `None` while the variable holds what the file has.
+    edited: Option<Box<str>>,
+}
+
+impl Variable {
+    fn name<'a>(&'a self, source: &'a str) -> &'a str {
+        self.name.as_str(source)
+    }
+
+    fn value<'a>(&'a self, source: &'a str) -> &'a str {
+        match (&self.edited, &self.original) {
+            (Some(v), _) => v,
+            (None, Some(o)) => o.value.as_str(source),
+            (None, None) => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Original {
-    value: String,
+    value: Text,
     /// The bytes between the start and end tags; for `<variable name="x"/>` the whole element.
-    content: Range<usize>,
+    content: Span,
     self_closing: bool,
     /// The value holds markup (child elements or comments): it can be read but not edited.
     structured: bool,
@@ -135,19 +180,21 @@ impl<'d> ItemRef<'d> {
 
     /// The current (decoded) value of a variable, if the item has it.
     pub fn get(&self, name: &str) -> Option<&'d str> {
+        let source = self.doc.source.as_str();
         self.item()
             .vars
             .iter()
-            .find(|v| v.name == name)
-            .map(|v| v.value.as_str())
+            .find(|v| v.name(source) == name)
+            .map(|v| v.value(source))
     }
 
     /// The variables of the item in file order, as `(name, value)`.
     pub fn variables(&self) -> impl Iterator<Item = (&'d str, &'d str)> + 'd {
+        let source = self.doc.source.as_str();
         self.item()
             .vars
             .iter()
-            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .map(move |v| (v.name(source), v.value(source)))
     }
 
     /// The line of the file the item starts on (1-based; 0 for an item added by an edit).
@@ -181,7 +228,7 @@ impl Document {
                 column,
             }
         })?;
-        let map = parse_map(path, &source)?;
+        let map = parse::parse(path, &source)?;
         let newline = if source.contains("\r\n") {
             "\r\n"
         } else {
@@ -263,25 +310,36 @@ impl Document {
     /// Setting a value back to what the file held makes the variable clean again.
     pub fn set(&mut self, id: ItemId, name: &str, value: &str) -> Result<(), ConfigError> {
         let line = self.item(id).line();
-        let path = self.path.clone();
-        let item = self.item_mut(id);
-        match item.vars.iter_mut().find(|v| v.name == name) {
-            Some(var) => {
-                if var.original.as_ref().is_some_and(|o| o.structured) {
+        let item = &mut self.sections[id.section].items[id.item];
+        let source = self.source.as_str();
+        match item.vars.iter_mut().find(|v| v.name(source) == name) {
+            Some(var) => match &var.original {
+                Some(o) if o.structured => {
                     return Err(ConfigError::Structure {
-                        path,
+                        path: self.path.clone(),
                         line,
                         element: format!("variable {name}"),
                         message: "holds markup, which this toolkit does not edit".into(),
                     });
                 }
-                var.value = value.to_owned();
+                Some(o) if o.value.as_str(source) == value => var.edited = None,
+                _ => var.edited = Some(value.into()),
+            },
+            None => {
+                if item.span.is_some() && item.close.is_none() {
+                    return Err(ConfigError::Structure {
+                        path: self.path.clone(),
+                        line,
+                        element: "listitem".into(),
+                        message: format!("is empty (<listitem/>): cannot add variable {name}"),
+                    });
+                }
+                item.vars.push(Variable {
+                    name: Text::Decoded(name.into()),
+                    original: None,
+                    edited: Some(value.into()),
+                });
             }
-            None => item.vars.push(Variable {
-                name: name.to_owned(),
-                value: value.to_owned(),
-                original: None,
-            }),
         }
         Ok(())
     }
@@ -314,9 +372,9 @@ impl Document {
             vars: vars
                 .iter()
                 .map(|(name, value)| Variable {
-                    name: (*name).to_owned(),
-                    value: (*value).to_owned(),
+                    name: Text::Decoded((*name).into()),
                     original: None,
+                    edited: Some((*value).into()),
                 })
                 .collect(),
         });
@@ -427,39 +485,37 @@ impl Document {
     }
 
     fn item_patches(&self, section: &Section, item: &Item, patches: &mut Vec<Patch>) {
+        let source = self.source.as_str();
         let mut added = String::new();
+        let mut inline = String::new();
         for var in &item.vars {
+            let Some(value) = var.edited.as_deref() else {
+                continue;
+            };
+            let name = var.name(source);
             match &var.original {
-                Some(o) if o.value == var.value => {}
                 Some(o) if o.self_closing => patches.push(Patch {
-                    range: o.content.clone(),
-                    text: render_variable(&var.name, &var.value),
+                    range: o.content.range(),
+                    text: render_variable(name, value),
                 }),
                 Some(o) => patches.push(Patch {
-                    range: o.content.clone(),
-                    text: escape_text(&var.value),
+                    range: o.content.range(),
+                    text: escape_text(value),
                 }),
                 None => {
                     added.push_str(&section.var_indent);
-                    added.push_str(&render_variable(&var.name, &var.value));
+                    added.push_str(&render_variable(name, value));
                     added.push_str(self.newline);
+                    inline.push_str(&render_variable(name, value));
                 }
             }
         }
         if let (false, Some(close)) = (added.is_empty(), item.close) {
-            let (at, inline) = self.insertion_point(close);
-            if inline {
-                // The item stands on one line: keep it on one line.
-                added = item
-                    .vars
-                    .iter()
-                    .filter(|v| v.original.is_none())
-                    .map(|v| render_variable(&v.name, &v.value))
-                    .collect();
-            }
+            let (at, is_inline) = self.insertion_point(close);
             patches.push(Patch {
                 range: at..at,
-                text: added,
+                // An item on one line stays on one line.
+                text: if is_inline { inline } else { added },
             });
         }
     }
@@ -472,7 +528,10 @@ impl Document {
         out.push_str(nl);
         for var in &item.vars {
             out.push_str(&section.var_indent);
-            out.push_str(&render_variable(&var.name, &var.value));
+            out.push_str(&render_variable(
+                var.name(&self.source),
+                var.value(&self.source),
+            ));
             out.push_str(nl);
         }
         out.push_str(indent);
@@ -530,176 +589,6 @@ impl Document {
 struct Patch {
     range: Range<usize>,
     text: String,
-}
-
-struct Map {
-    sections: Vec<Section>,
-    root_close: usize,
-    unit: String,
-}
-
-fn parse_map(path: &Path, source: &str) -> Result<Map, ConfigError> {
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: true,
-        ..Default::default()
-    };
-    let doc = roxmltree::Document::parse_with_options(source, options).map_err(|e| {
-        let pos = e.pos();
-        ConfigError::Xml {
-            path: path.to_owned(),
-            line: pos.row as usize,
-            column: pos.col as usize,
-            message: e.to_string(),
-        }
-    })?;
-    let line = |offset: usize| doc.text_pos_at(offset).row as usize;
-    let unnamed = |node: roxmltree::Node| ConfigError::Structure {
-        path: path.to_owned(),
-        line: line(node.range().start),
-        element: node.tag_name().name().to_owned(),
-        message: "has no name attribute".into(),
-    };
-    let read_item = |item: roxmltree::Node| -> Result<Item, ConfigError> {
-        let mut vars = Vec::new();
-        for var in item
-            .children()
-            .filter(|n| n.is_element() && n.has_tag_name("variable"))
-        {
-            let name = var.attribute("name").ok_or_else(|| unnamed(var))?;
-            vars.push(read_variable(source, var, name));
-        }
-        Ok(Item {
-            span: Some(item.range()),
-            close: Some(closing_tag(source, item.range())),
-            line: line(item.range().start),
-            removed: false,
-            vars,
-        })
-    };
-    let first_indent = |node: roxmltree::Node, tag: &str| {
-        node.children()
-            .find(|n| n.is_element() && n.has_tag_name(tag))
-            .map(|n| indent_before(source, n.range().start).to_owned())
-    };
-
-    let root = doc.root_element();
-    let mut sections = Vec::new();
-    let mut unit: Option<String> = None;
-    for node in root.children().filter(|n| n.is_element()) {
-        let kind = match node.tag_name().name() {
-            "list" => SectionKind::List,
-            "table" => SectionKind::Table,
-            _ => continue, // unknown elements pass through untouched
-        };
-        let name = node.attribute("name").ok_or_else(|| unnamed(node))?;
-        let indent = indent_before(source, node.range().start).to_owned();
-        let (items, item_indent, var_indent) = match kind {
-            SectionKind::Table => (vec![read_item(node)?], None, first_indent(node, "variable")),
-            SectionKind::List => {
-                let items = node
-                    .children()
-                    .filter(|n| n.is_element() && n.has_tag_name("listitem"))
-                    .map(read_item)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let first = node
-                    .children()
-                    .find(|n| n.is_element() && n.has_tag_name("listitem"));
-                (
-                    items,
-                    first_indent(node, "listitem"),
-                    first.and_then(|f| first_indent(f, "variable")),
-                )
-            }
-        };
-        if unit.is_none()
-            && let Some(step) = item_indent.as_deref().and_then(|i| i.strip_prefix(&indent))
-        {
-            unit = (!step.is_empty()).then(|| step.to_owned());
-        }
-        sections.push((
-            kind,
-            name.to_owned(),
-            node.range(),
-            indent,
-            item_indent,
-            var_indent,
-            items,
-        ));
-    }
-    let unit = unit.unwrap_or_else(|| "  ".to_owned());
-    let sections = sections
-        .into_iter()
-        .map(
-            |(kind, name, range, indent, item_indent, var_indent, items)| {
-                let item_indent = item_indent.unwrap_or_else(|| format!("{indent}{unit}"));
-                let var_indent = var_indent.unwrap_or_else(|| match kind {
-                    SectionKind::List => format!("{item_indent}{unit}"),
-                    SectionKind::Table => format!("{indent}{unit}"),
-                });
-                Section {
-                    kind,
-                    name,
-                    close: Some(closing_tag(source, range)),
-                    indent,
-                    item_indent,
-                    var_indent,
-                    items,
-                }
-            },
-        )
-        .collect();
-    Ok(Map {
-        sections,
-        root_close: closing_tag(source, root.range()),
-        unit,
-    })
-}
-
-fn read_variable(source: &str, var: roxmltree::Node, name: &str) -> Variable {
-    let range = var.range();
-    let children: Vec<_> = var.children().collect();
-    let original = if source[range.clone()].ends_with("/>") {
-        Original {
-            value: String::new(),
-            content: range,
-            self_closing: true,
-            structured: false,
-        }
-    } else {
-        let close = closing_tag(source, range.clone());
-        let content_start = children.first().map_or(close, |c| c.range().start);
-        let structured = children.iter().any(|c| !c.is_text());
-        let value = children.iter().filter_map(|c| c.text()).collect::<String>();
-        Original {
-            value,
-            content: content_start..close,
-            self_closing: false,
-            structured,
-        }
-    };
-    Variable {
-        name: name.to_owned(),
-        value: original.value.clone(),
-        original: Some(original),
-    }
-}
-
-/// Offset of the closing tag (`</…>`) of the element spanning `range`.
-fn closing_tag(source: &str, range: Range<usize>) -> usize {
-    source[range.clone()]
-        .rfind("</")
-        .map_or(range.end, |i| range.start + i)
-}
-
-/// The spaces and tabs before `offset` on its line, if nothing else precedes it there.
-fn indent_before(source: &str, offset: usize) -> &str {
-    let line_start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let before = &source[line_start..offset];
-    if before.bytes().all(|b| b == b' ' || b == b'\t') {
-        before
-    } else {
-        ""
-    }
 }
 
 fn render_variable(name: &str, value: &str) -> String {

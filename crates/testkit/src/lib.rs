@@ -35,6 +35,8 @@ pub struct Options {
     pub seed: u64,
     /// Largest message, in bytes: the size distribution's tail is cut here.
     pub max_message_size: usize,
+    /// Write the config files only, no store (for config-scale benchmarks).
+    pub configs_only: bool,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             messages_per_user: 6,
             seed: 1,
             max_message_size: 8 << 20,
+            configs_only: false,
         }
     }
 }
@@ -59,6 +62,7 @@ impl Options {
             messages_per_user: 16,
             seed: 2026,
             max_message_size: 128 << 10,
+            configs_only: false,
         }
     }
 }
@@ -163,6 +167,18 @@ pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
     fs_err::create_dir_all(out)?;
     let plan = plan(options);
     configs::write(out, &plan)?;
+    if options.configs_only {
+        return Ok(Summary {
+            domains: plan.domains.len(),
+            users: plan.users.len(),
+            mapped_domain: plan
+                .domains
+                .iter()
+                .find(|d| d.mapped)
+                .map(|d| d.name.clone()),
+            ..Summary::default()
+        });
+    }
     let store = out.join("store");
     let written = plan
         .users

@@ -34,6 +34,9 @@ struct Cli {
     /// Largest message in bytes (the tail of the size distribution is cut there)
     #[arg(long, default_value_t = 8 << 20)]
     max_message_size: usize,
+    /// Write the config files only, no store
+    #[arg(long)]
+    configs_only: bool,
     /// Write the committed demo install (fixtures/demo): its size and seed, ignoring the others
     #[arg(long)]
     demo: bool,
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
                 messages_per_user: cli.messages_per_user,
                 seed: cli.seed,
                 max_message_size: cli.max_message_size,
+                configs_only: cli.configs_only,
             }
         };
         let summary = kc_testkit::generate(&cli.out, &options)?;
