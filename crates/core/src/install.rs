@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use crate::config::schema::{MAILSERVER_CFG, USERS_CFG};
 use crate::config::{ConfigError, Document, view};
 
+/// The toolkit's journal of changes, in the install root (see `change`).
+pub const JOURNAL_DIR: &str = "kc-journal";
+/// Where backups go unless `--backup-dir` says otherwise, in the install root.
+pub const BACKUP_DIR: &str = "kc-backups";
+
 /// What can go wrong finding an install.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {

@@ -9,8 +9,10 @@
 //!   views through the one [`config::schema`] table of the assumed names.
 //! - [`store`] walks domains, mailboxes and folders in parallel, with the `status.fld` and
 //!   `folder.map` codecs.
+//! - [`archive`] writes, verifies and restores backups.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
+pub mod archive;
 pub mod config;
 pub mod guard;
 pub mod install;

@@ -1,0 +1,524 @@
+//! kc-backup end to end: the real binary on kc-fixture installs, checked with GNU tar,
+//! sha256sum and diff.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+use kc_testkit::Options;
+
+struct Install {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+/// A small kc-fixture install plus the awkward cases: a non-UTF-8 folder name, a path over 100
+/// bytes, an empty file, an empty directory, a file larger than a chunk, a symlink, odd modes.
+fn install() -> Install {
+    let (dir, _) = kc_testkit::temp_install(&Options {
+        users: 12,
+        messages_per_user: 3,
+        ..Options::default()
+    })
+    .expect("fixture");
+    let root = dir.path().join("kerio");
+    let mailbox = first_mailbox(&root);
+    let latin1 = mailbox.join(OsStr::from_bytes(b"Caf\xe9"));
+    std::fs::create_dir_all(latin1.join("#msgs")).expect("mkdir");
+    std::fs::write(
+        latin1.join("#msgs/00000001.eml"),
+        b"Subject: caf\xe9\r\n\r\nhi\r\n",
+    )
+    .expect("write");
+    let long = mailbox
+        .join("INBOX")
+        .join("a-very-long-folder-name-that-keeps-going".repeat(3))
+        .join("and-deeper-still");
+    std::fs::create_dir_all(&long).expect("mkdir");
+    std::fs::write(long.join("status.fld"), b"T2 S0\n").expect("write");
+    std::fs::write(mailbox.join("empty.usr"), b"").expect("write");
+    std::fs::create_dir_all(mailbox.join("Empty Folder")).expect("mkdir");
+    // 9 MiB of varied bytes: split across three chunks.
+    let big: Vec<u8> = (0..9u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(mailbox.join("INBOX/#msgs/big.eml"), &big).expect("write");
+    std::os::unix::fs::symlink("INBOX", mailbox.join("Inbox-link")).expect("symlink");
+    std::fs::set_permissions(
+        root.join("license/license.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    Install { _dir: dir, root }
+}
+
+fn first_mailbox(root: &Path) -> PathBuf {
+    root.join("store/mail/example.com")
+        .read_dir()
+        .expect("domain dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().expect("name").as_bytes().starts_with(b"#"))
+        .min()
+        .expect("a mailbox")
+}
+
+fn kc_backup(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kc-backup").expect("binary");
+    cmd.arg("--server")
+        .arg(root)
+        .arg("--pid-file")
+        .arg(root.join("no.pid"))
+        .arg("--no-progress");
+    cmd
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(out).expect("utf-8")
+}
+
+fn archives(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("kc-backups"))
+        .expect("backup dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".tar.gz") || p.to_string_lossy().ends_with(".tar.zst")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `diff -r` of two trees, leaving out what a backup leaves out by design.
+fn assert_same_tree(a: &Path, b: &Path) {
+    let out = Std::new("diff")
+        .args([
+            "-r",
+            "--no-dereference",
+            "-x",
+            "kc-backups",
+            "-x",
+            ".kc.lock",
+            "-x",
+            "backup",
+        ])
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("diff runs");
+    assert!(
+        out.status.success(),
+        "trees differ:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn mode_and_mtime(p: &Path) -> (u32, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p).expect("meta");
+    (m.mode(), m.mtime())
+}
+
+#[test]
+fn gnu_tar_extracts_gzip_and_zstd_backups_identically_and_sha256sum_accepts_them() {
+    let inst = install();
+    for (compression, tar_flag) in [("gzip", "-xzf"), ("zstd", "--zstd")] {
+        let line = stdout(kc_backup(&inst.root).args(["create", "--compression", compression]));
+        assert!(line.starts_with('F') && line.contains("full"), "{line}");
+        let archive = archives(&inst.root)
+            .into_iter()
+            .find(|a| {
+                a.to_string_lossy().contains(if compression == "gzip" {
+                    ".tar.gz"
+                } else {
+                    ".tar.zst"
+                })
+            })
+            .expect("archive");
+        let name = archive
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.len() == "F20261122T101500Z.tar.gz".len() + usize::from(compression == "zstd"),
+            "{name}"
+        );
+
+        let out = tempfile::tempdir().expect("tempdir");
+        let mut tar = Std::new("tar");
+        if compression == "zstd" {
+            tar.args(["--zstd", "-xf"]);
+        } else {
+            tar.arg(tar_flag);
+        }
+        let status = tar
+            .arg(&archive)
+            .arg("-C")
+            .arg(out.path())
+            .status()
+            .expect("tar runs");
+        assert!(
+            status.success(),
+            "GNU tar extracts the {compression} archive"
+        );
+        assert_same_tree(&inst.root, out.path());
+        // Modes and mtimes of files come back too.
+        for rel in ["license/license.key", "users.cfg"] {
+            assert_eq!(
+                mode_and_mtime(&inst.root.join(rel)),
+                mode_and_mtime(&out.path().join(rel)),
+                "{rel}"
+            );
+        }
+
+        let manifest = format!("{}.sha256", archive.display());
+        let check = Std::new("sha256sum")
+            .args(["-c", "--quiet", "--strict"])
+            .arg(&manifest)
+            .current_dir(&inst.root)
+            .output()
+            .expect("sha256sum");
+        assert!(
+            check.status.success(),
+            "sha256sum -c: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(format!("{}.json", archive.display())).expect("json"),
+        )
+        .expect("parses");
+        assert_eq!(meta["kind"], "full");
+        assert_eq!(meta["compression"], compression);
+        assert!(
+            meta["chunks"].as_array().expect("chunks").len() >= 3,
+            "the 9 MiB file spans chunks"
+        );
+        assert_eq!(
+            meta["archive_bytes"].as_u64(),
+            Some(std::fs::metadata(&archive).expect("meta").len())
+        );
+        std::fs::remove_file(&archive).expect("rm");
+    }
+}
+
+#[test]
+fn verify_passes_then_catches_a_flipped_byte() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).args(["create", "--compression", "zstd"]));
+    let archive = archives(&inst.root).remove(0);
+    let id = archive
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .replace(".tar.zst", "");
+    let ok = kc_backup(&inst.root)
+        .args(["verify", &id])
+        .assert()
+        .success();
+    assert!(ok.get_output().stdout.is_empty());
+    assert!(String::from_utf8_lossy(&ok.get_output().stderr).contains(&format!("{id}: OK")));
+
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&archive, &bytes).expect("write");
+    let bad = kc_backup(&inst.root)
+        .args(["verify", archive.to_str().expect("utf-8")])
+        .assert()
+        .code(1);
+    let out = String::from_utf8_lossy(&bad.get_output().stdout).into_owned();
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("chunk ") || l.contains(": content differs")),
+        "{out}"
+    );
+    let err = String::from_utf8_lossy(&bad.get_output().stderr).into_owned();
+    assert!(err.contains("problems, the first:"), "{err}");
+
+    // Against the live tree: a changed file is named.
+    std::fs::write(inst.root.join("users.cfg"), b"<config/>").expect("write");
+    let live = kc_backup(&inst.root)
+        .args(["verify", &id, "--against-live"])
+        .assert()
+        .code(1);
+    assert_eq!(
+        String::from_utf8_lossy(&live.get_output().stdout),
+        "users.cfg: changed since the backup\n"
+    );
+}
+
+#[test]
+fn selective_restore_of_one_user_brings_exactly_that_mailbox() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).arg("create"));
+    let archive = archives(&inst.root).remove(0);
+    let mailbox = first_mailbox(&inst.root);
+    let user = mailbox
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let to = tempfile::tempdir().expect("tempdir");
+    let target = to.path().join("r");
+    let line = stdout(
+        kc_backup(&inst.root)
+            .args(["restore", archive.to_str().expect("utf-8"), "--user"])
+            .arg(format!("{}@EXAMPLE.com", user.to_uppercase()))
+            .arg("--to")
+            .arg(&target),
+    );
+    assert!(line.starts_with("restored F"), "{line}");
+    let restored = target.join("store/mail/example.com").join(&user);
+    assert_same_tree(&mailbox, &restored);
+    // Nothing else: the only path from the target down is to that mailbox.
+    let top: Vec<_> = std::fs::read_dir(&target)
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(top, ["store"]);
+    let users: Vec<_> = std::fs::read_dir(target.join("store/mail/example.com"))
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    assert_eq!(users, [OsStr::new(&user)]);
+
+    // A folder of it, and the cfg mask alone.
+    let folder = to.path().join("f");
+    stdout(
+        kc_backup(&inst.root)
+            .args([
+                "restore",
+                archive.to_str().expect("utf-8"),
+                "-d",
+                "example.com",
+                "-u",
+                &user,
+                "-f",
+                "INBOX",
+                "--to",
+            ])
+            .arg(&folder),
+    );
+    assert_same_tree(
+        &mailbox.join("INBOX"),
+        &folder
+            .join("store/mail/example.com")
+            .join(&user)
+            .join("INBOX"),
+    );
+    let cfg = to.path().join("c");
+    stdout(
+        kc_backup(&inst.root)
+            .args([
+                "restore",
+                archive.to_str().expect("utf-8"),
+                "--mask",
+                "cfg",
+                "--to",
+            ])
+            .arg(&cfg),
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&cfg)
+        .expect("dir")
+        .map(|e| e.expect("e").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["mailserver.cfg", "users.cfg"]);
+    assert_eq!(
+        std::fs::read(cfg.join("users.cfg")).expect("r"),
+        std::fs::read(inst.root.join("users.cfg")).expect("r")
+    );
+
+    // A non-empty target is refused.
+    let again = kc_backup(&inst.root)
+        .args(["restore", archive.to_str().expect("utf-8"), "--to"])
+        .arg(&cfg)
+        .assert()
+        .code(2);
+    assert!(String::from_utf8_lossy(&again.get_output().stderr).contains("is not empty"));
+}
+
+#[test]
+fn differential_holds_changes_and_deletions_and_its_chain_restores_the_tree() {
+    let inst = install();
+    // A differential takes everything changed since a second before its base began (timestamps
+    // come from a coarse clock): let the freshly written install age past that first.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    stdout(kc_backup(&inst.root).arg("create"));
+    let mailbox = first_mailbox(&inst.root);
+    // Change one file, add one, delete one, and copy one back with an old mtime (cp -p).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::fs::write(
+        inst.root.join("users.cfg"),
+        b"<config><!-- changed --></config>\n",
+    )
+    .expect("write");
+    std::fs::write(
+        mailbox.join("INBOX/#msgs/new.eml"),
+        b"Subject: new\r\n\r\nx\r\n",
+    )
+    .expect("write");
+    std::fs::remove_file(mailbox.join("empty.usr")).expect("rm");
+    let old = mailbox.join("filter.siv");
+    let mtime = std::fs::metadata(&old)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    std::fs::write(&old, b"require [];\n").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .expect("open")
+        .set_modified(mtime - std::time::Duration::from_secs(86_400))
+        .expect("mtime");
+
+    let line = stdout(kc_backup(&inst.root).args(["create", "--kind", "diff"]));
+    assert!(
+        line.starts_with('D') && line.contains("diff (base F"),
+        "{line}"
+    );
+    let diff = archives(&inst.root)
+        .into_iter()
+        .find(|a| a.file_name().expect("n").as_bytes().starts_with(b"D"))
+        .expect("diff");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.json", diff.display())).expect("json"))
+            .expect("parses");
+    assert_eq!(meta["files"], 3, "{meta}");
+    let deleted: Vec<String> = meta["deleted"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v.as_str().expect("s").to_owned())
+        .collect();
+    assert_eq!(deleted.len(), 1);
+    assert!(deleted[0].ends_with("/empty.usr"), "{deleted:?}");
+    let to = tempfile::tempdir().expect("tempdir");
+    let target = to.path().join("r");
+    let restored = stdout(
+        kc_backup(&inst.root)
+            .args(["restore", diff.to_str().expect("utf-8"), "--to"])
+            .arg(&target),
+    );
+    assert!(
+        restored.contains(" + D") && restored.contains("1 deleted"),
+        "{restored}"
+    );
+    assert_same_tree(&inst.root, &target);
+    // Every differential is kept: a second one leaves the first.
+    stdout(kc_backup(&inst.root).args(["create", "--kind", "diff"]));
+    assert_eq!(
+        archives(&inst.root)
+            .iter()
+            .filter(|a| a.file_name().expect("n").as_bytes().starts_with(b"D"))
+            .count(),
+        2
+    );
+    let listed = stdout(kc_backup(&inst.root).arg("list"));
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+}
+
+#[test]
+fn a_malicious_archive_cannot_write_outside_the_target() {
+    let inst = install();
+    let dir = inst.root.join("kc-backups");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (name, build) in [("F20200101T000000Z", 0), ("F20200102T000000Z", 1)] {
+        // Hand-made tar entries: `../escaped`, or a symlink out followed by a file through it.
+        let mut raw = Vec::new();
+        let mut entry = |path: &[u8], kind: u8, link: &[u8], data: &[u8]| {
+            let mut h = [0u8; 512];
+            h[..path.len()].copy_from_slice(path);
+            h[100..107].copy_from_slice(b"0000644");
+            h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+            h[136..147].copy_from_slice(b"00000000000");
+            h[156] = kind;
+            h[157..157 + link.len()].copy_from_slice(link);
+            h[257..263].copy_from_slice(b"ustar\0");
+            h[263..265].copy_from_slice(b"00");
+            h[148..156].copy_from_slice(b"        ");
+            let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+            h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+            raw.extend_from_slice(&h);
+            raw.extend_from_slice(data);
+            raw.resize(raw.len().div_ceil(512) * 512, 0);
+        };
+        if build == 0 {
+            entry(b"../escaped", b'0', b"", b"pwned");
+        } else {
+            entry(b"link", b'2', b"/tmp", b"");
+            entry(b"link/escaped", b'0', b"", b"pwned");
+        }
+        raw.extend_from_slice(&[0u8; 1024]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &raw).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let archive = dir.join(format!("{name}.tar.gz"));
+        std::fs::write(&archive, &gz).expect("write");
+        std::fs::write(format!("{}.sha256", archive.display()), b"").expect("write");
+        let meta = serde_json::json!({
+            "format": 1, "id": name, "kind": "full", "base": null, "created": "2020-01-01T00:00:00Z",
+            "scan_started": 0, "tool": "evil", "compression": "gzip", "level": 6, "mask": ["all"],
+            "store_prefix": "store", "files": 1, "dirs": 0, "symlinks": 0, "bytes": 5, "archive_bytes": gz.len(),
+            "chunks": [{"offset": 0, "length": gz.len(), "tar_offset": 0, "tar_length": raw.len(), "lead": 0}]
+        });
+        std::fs::write(format!("{}.json", archive.display()), meta.to_string()).expect("write");
+
+        let to = tempfile::tempdir().expect("tempdir");
+        let target = to.path().join("inner/r");
+        let refused = kc_backup(&inst.root)
+            .args(["restore", name, "--to"])
+            .arg(&target)
+            .assert()
+            .code(2);
+        let err = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(
+            err.starts_with("kc-backup: error: ") && err.contains("outside the restore target"),
+            "{err}"
+        );
+        assert!(!to.path().join("inner/escaped").exists() && !Path::new("/tmp/escaped").exists());
+        // verify calls the archive damaged too.
+        let verify = kc_backup(&inst.root)
+            .args(["verify", name])
+            .assert()
+            .code(1);
+        assert!(!verify.get_output().stdout.is_empty());
+    }
+}
+
+#[test]
+fn create_refuses_while_another_run_holds_the_lock_and_writes_nothing() {
+    let inst = install();
+    let lock = inst.root.join(".kc.lock");
+    std::fs::write(&lock, "pid 4242 kc-other\n").expect("write");
+    let mut holder = Std::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refused = kc_backup(&inst.root).arg("create").assert().code(2);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        err.contains("held by another kerio-toolkit run (pid 4242 kc-other)"),
+        "{err}"
+    );
+    assert!(!inst.root.join("kc-backups").exists());
+    // An unknown mask is a usage error naming the choices.
+    let bad = kc_backup(&inst.root)
+        .args(["create", "--mask", "cfg,mails"])
+        .assert()
+        .code(2);
+    assert!(String::from_utf8_lossy(&bad.get_output().stderr).contains("unknown mask `mails`"));
+}

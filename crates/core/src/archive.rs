@@ -1,0 +1,253 @@
+//! Backups of an install: writing, listing, verifying and restoring them.
+//!
+//! A backup is a POSIX tar stream, compressed as a series of independent gzip members or zstd
+//! frames ("chunks" of a few MiB of tar), that GNU tar extracts as-is. Paths are relative to the
+//! install root. Beside it (ARCHITECTURE.md "Backups"):
+//! - `<name>.sha256`: one line per file, accepted by `sha256sum -c` run from the install root;
+//! - `<name>.json`: [`Meta`]: kind, base, time, counts, and where each chunk starts, so that
+//!   chunks can be decompressed and checked in parallel.
+//!
+//! Names follow the server's own convention: `<K><UTC>.tar.gz|.tar.zst`, K = `F` full, `D`
+//! differential, `P` pre-change. An archive is written as `<name>.partial`, verified, fsynced and
+//! renamed: an archive that exists under its final name is whole.
+
+mod manifest;
+mod pipeline;
+mod read;
+mod scan;
+mod select;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+pub use manifest::{decode_path, encode_path};
+pub use read::{
+    RestoreOptions, RestoreReport, VerifyReport, chain, restore, verify, verify_against_live,
+};
+pub use scan::Scanned;
+pub use select::{Mask, Selection};
+pub use write::{CreateOptions, create};
+
+/// What a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Everything the mask selects.
+    Full,
+    /// What changed since a full backup, and what was deleted.
+    Diff,
+    /// The paths a change is about to touch, taken before it (see `change`).
+    PreChange,
+}
+
+impl Kind {
+    pub fn letter(self) -> char {
+        match self {
+            Kind::Full => 'F',
+            Kind::Diff => 'D',
+            Kind::PreChange => 'P',
+        }
+    }
+}
+
+/// How chunks are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => "tar.gz",
+            Compression::Zstd => "tar.zst",
+        }
+    }
+    pub fn default_level(self) -> i32 {
+        match self {
+            Compression::Gzip => 6,
+            Compression::Zstd => 3,
+        }
+    }
+}
+
+/// One independently compressed piece of the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChunkMeta {
+    /// Where its compressed bytes start in the archive file, and how many there are.
+    pub offset: u64,
+    pub length: u64,
+    /// Where its bytes start in the tar stream, and how many there are.
+    pub tar_offset: u64,
+    pub tar_length: u64,
+    /// Bytes at its start that finish a file begun in an earlier chunk (data and padding).
+    pub lead: u64,
+}
+
+/// A path left out of a backup with `--skip-unreadable`, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Skipped {
+    pub path: String,
+    pub error: String,
+}
+
+/// The `<name>.json` sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    pub format: u32,
+    /// The file name without extension, e.g. `F20261122T101500Z`: the backup's ID.
+    pub id: String,
+    pub kind: Kind,
+    /// The full backup a differential is based on.
+    pub base: Option<String>,
+    /// When the backup finished (RFC 3339, UTC).
+    pub created: String,
+    /// When the scan of the tree began, in seconds since the epoch: a differential based on this
+    /// backup takes every file changed since.
+    pub scan_started: i64,
+    pub tool: String,
+    pub compression: Compression,
+    pub level: i32,
+    pub mask: Vec<Mask>,
+    /// Where the store is in the archive (`store`, or its path below the root).
+    pub store_prefix: String,
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    pub archive_bytes: u64,
+    pub chunks: Vec<ChunkMeta>,
+    /// Paths (encoded, see [`encode_path`]) deleted since the base, for a differential.
+    #[serde(default)]
+    pub deleted: Vec<String>,
+    /// Paths a pre-change backup was asked for that did not exist (undo removes them).
+    #[serde(default)]
+    pub absent: Vec<String>,
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+}
+
+/// Current version of [`Meta`]'s layout.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("no backup {id} in {dir}")]
+    NotFound { id: String, dir: PathBuf },
+    #[error(
+        "{path}: changed while it was being backed up ({what}); run the backup again with the server stopped"
+    )]
+    Changed { path: PathBuf, what: String },
+    #[error("{path} is outside the restore target; refusing the whole restore (entry {entry})")]
+    Escapes { path: PathBuf, entry: String },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A backup found in the backup directory.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub archive: PathBuf,
+    pub meta: Meta,
+}
+
+impl Backup {
+    pub fn id(&self) -> &str {
+        &self.meta.id
+    }
+    pub fn manifest_path(&self) -> PathBuf {
+        sidecar(&self.archive, "sha256")
+    }
+    pub fn meta_path(&self) -> PathBuf {
+        sidecar(&self.archive, "json")
+    }
+
+    /// Reads a backup from its archive path.
+    pub fn open(archive: &Path) -> Result<Backup, ArchiveError> {
+        let meta_path = sidecar(archive, "json");
+        let text = fs_err::read(&meta_path).map_err(|e| ArchiveError::Io {
+            path: meta_path.clone(),
+            source: std::io::Error::new(e.kind(), "cannot read the backup's .json"),
+        })?;
+        let meta: Meta = serde_json::from_slice(&text).map_err(|e| ArchiveError::Invalid {
+            path: meta_path.clone(),
+            message: format!("not a kc-backup description: {e}"),
+        })?;
+        Ok(Backup {
+            archive: archive.to_owned(),
+            meta,
+        })
+    }
+}
+
+/// `<archive>.<ext>`: `F…Z.tar.gz.sha256`.
+pub fn sidecar(archive: &Path, ext: &str) -> PathBuf {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
+/// The backups in `dir`, oldest first. Partial archives and foreign files are ignored.
+pub fn list(dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_err(dir))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let is_archive = [Compression::Gzip, Compression::Zstd]
+            .iter()
+            .any(|c| name.ends_with(&format!(".{}", c.extension())));
+        if is_archive && sidecar(&path, "json").is_file() {
+            out.push(Backup::open(&path)?);
+        }
+    }
+    out.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    Ok(out)
+}
+
+/// Finds a backup by ID (`F20261122T101500Z`), file name, or path.
+pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
+    let as_path = Path::new(id_or_path);
+    if as_path.is_file() {
+        return Backup::open(as_path);
+    }
+    let id = [".tar.gz", ".tar.zst"]
+        .iter()
+        .find_map(|ext| id_or_path.strip_suffix(ext))
+        .unwrap_or(id_or_path);
+    list(dir)?
+        .into_iter()
+        .find(|b| b.meta.id == id)
+        .ok_or_else(|| ArchiveError::NotFound {
+            id: id_or_path.to_owned(),
+            dir: dir.to_owned(),
+        })
+}
+
+/// The UTC time stamp of names: `20261122T101500Z`.
+pub fn stamp(time: jiff::Timestamp) -> String {
+    time.strftime("%Y%m%dT%H%M%SZ").to_string()
+}

@@ -1,0 +1,453 @@
+//! Reading backups: verify (every chunk decompressed and every file re-hashed, on all cores),
+//! verify against the live tree, and restore (a chain of full + differential, selectively,
+//! never writing outside the target).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::write::hex;
+use super::{
+    ArchiveError, Backup, ChunkMeta, Compression, Kind, Selection, decode_path, io_err, manifest,
+};
+use crate::progress::{Progress, Unit};
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    pub files: u64,
+    pub bytes: u64,
+    /// Each problem, first found first; empty when the backup is whole.
+    pub damage: Vec<String>,
+}
+
+/// One chunk, checked by a worker.
+#[derive(Default)]
+struct Checked {
+    /// The bytes that continue a file begun in an earlier chunk.
+    lead: Vec<u8>,
+    files: Vec<(Vec<u8>, String, u64)>,
+    /// A file that goes on past this chunk: path, size, its bytes so far.
+    tail: Option<(Vec<u8>, u64, Vec<u8>)>,
+    damage: Vec<String>,
+}
+
+fn decompress(data: &[u8], compression: Compression, expected: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(expected as usize);
+    match compression {
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+        }
+        Compression::Zstd => {
+            zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an archive path could land outside the directory it is extracted into.
+pub(crate) fn unsafe_path(path: &[u8]) -> bool {
+    let p = Path::new(OsStr::from_bytes(path));
+    p.is_absolute()
+        || p.components().any(|c| {
+            matches!(
+                c,
+                Component::ParentDir | Component::Prefix(_) | Component::RootDir
+            )
+        })
+}
+
+fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compression) -> Checked {
+    let mut checked = Checked::default();
+    let damaged = |what: String| {
+        format!(
+            "chunk {i} (bytes {}..{} of the archive): {what}",
+            chunk.offset,
+            chunk.offset + chunk.length
+        )
+    };
+    let mut data = vec![0u8; chunk.length as usize];
+    let read = std::fs::File::open(archive).and_then(|f| f.read_exact_at(&mut data, chunk.offset));
+    if let Err(e) = read {
+        checked.damage.push(damaged(format!("cannot read: {e}")));
+        return checked;
+    }
+    let tar = match decompress(&data, compression, chunk.tar_length) {
+        Ok(t) if t.len() as u64 == chunk.tar_length => t,
+        Ok(t) => {
+            checked.damage.push(damaged(format!(
+                "holds {} bytes of tar, the index says {}",
+                t.len(),
+                chunk.tar_length
+            )));
+            return checked;
+        }
+        Err(e) => {
+            checked
+                .damage
+                .push(damaged(format!("does not decompress: {e}")));
+            return checked;
+        }
+    };
+    drop(data);
+    let lead = (chunk.lead as usize).min(tar.len());
+    checked.lead = tar[..lead].to_vec();
+    let mut reader = tar::Archive::new(&tar[lead..]);
+    let entries = match reader.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            checked.damage.push(damaged(e.to_string()));
+            return checked;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                checked.damage.push(damaged(format!("bad tar entry: {e}")));
+                break;
+            }
+        };
+        let path = entry.path_bytes().into_owned();
+        if unsafe_path(&path) {
+            checked.damage.push(format!(
+                "{}: an unsafe path in the archive",
+                String::from_utf8_lossy(&path)
+            ));
+        }
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let size = entry.size();
+        let start = lead + entry.raw_file_position() as usize;
+        let end = start + size as usize;
+        if end <= tar.len() {
+            checked
+                .files
+                .push((path, hex(&Sha256::digest(&tar[start..end])), size));
+        } else {
+            checked.tail = Some((path, size, tar[start..].to_vec()));
+            break;
+        }
+    }
+    checked
+}
+
+/// Decompresses and re-hashes every file of the backup, compares with the manifest at
+/// `manifest_path`.
+pub(crate) fn verify_files(
+    backup: &Backup,
+    manifest_path: &Path,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, ArchiveError> {
+    let listed = manifest::parse(
+        manifest_path,
+        &fs_err::read(manifest_path).map_err(io_err(manifest_path))?,
+    )?;
+    let mut expected: HashMap<Vec<u8>, String> = listed.into_iter().map(|(h, p)| (p, h)).collect();
+    let mut report = VerifyReport::default();
+    let archive = Arc::new(backup.archive.clone());
+    let compression = backup.meta.compression;
+    progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
+    let jobs = backup
+        .meta
+        .chunks
+        .clone()
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let archive = Arc::clone(&archive);
+            move || (chunk.length, check_chunk(&archive, i, chunk, compression))
+        });
+    // A file split across chunks: path, size, bytes still to come, hasher.
+    let mut pending: Option<(Vec<u8>, u64, u64, Sha256)> = None;
+    let mut record = |report: &mut VerifyReport, path: Vec<u8>, digest: String, size: u64| {
+        report.files += 1;
+        report.bytes += size;
+        match expected.remove(&path) {
+            Some(want) if want == digest => {}
+            Some(_) => report.damage.push(format!(
+                "{}: content differs from the manifest",
+                String::from_utf8_lossy(&path)
+            )),
+            None => report.damage.push(format!(
+                "{}: in the archive but not in the manifest",
+                String::from_utf8_lossy(&path)
+            )),
+        }
+    };
+    super::pipeline::in_order(
+        jobs,
+        super::pipeline::default_in_flight(),
+        |(length, checked)| -> Result<(), ArchiveError> {
+            progress.advance(length);
+            report.damage.extend(checked.damage);
+            if let Some((path, size, remaining, mut hasher)) = pending.take() {
+                let take = (remaining as usize).min(checked.lead.len());
+                hasher.update(&checked.lead[..take]);
+                if take as u64 == remaining {
+                    record(&mut report, path, hex(&hasher.finalize()), size);
+                } else {
+                    pending = Some((path, size, remaining - take as u64, hasher));
+                }
+            }
+            for (path, digest, size) in checked.files {
+                record(&mut report, path, digest, size);
+            }
+            if let Some((path, size, data)) = checked.tail {
+                let mut hasher = Sha256::new();
+                hasher.update(&data);
+                pending = Some((path, size, size - data.len() as u64, hasher));
+            }
+            Ok(())
+        },
+    )?;
+    progress.finish();
+    if let Some((path, ..)) = pending {
+        report.damage.push(format!(
+            "{}: the archive ends inside it",
+            String::from_utf8_lossy(&path)
+        ));
+    }
+    let mut missing: Vec<_> = expected.into_keys().collect();
+    missing.sort();
+    for path in missing {
+        report.damage.push(format!(
+            "{}: in the manifest but not in the archive",
+            String::from_utf8_lossy(&path)
+        ));
+    }
+    Ok(report)
+}
+
+/// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
+/// the manifest lists exactly the archive's files.
+pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
+    verify_files(backup, &backup.manifest_path(), progress)
+}
+
+/// Compares the manifest with the live tree under `root`: files changed or missing since.
+pub fn verify_against_live(
+    backup: &Backup,
+    root: &Path,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, ArchiveError> {
+    let manifest_path = backup.manifest_path();
+    let listed = manifest::parse(
+        &manifest_path,
+        &fs_err::read(&manifest_path).map_err(io_err(&manifest_path))?,
+    )?;
+    progress.start(
+        "comparing with the live tree",
+        Some(listed.len() as u64),
+        Unit::Items,
+    );
+    let results: Vec<(u64, Option<String>)> = listed
+        .par_iter()
+        .map(|(want, path)| {
+            let live = root.join(OsStr::from_bytes(path));
+            let outcome = match fs_err::read(&live) {
+                Ok(bytes) if hex(&Sha256::digest(&bytes)) == *want => (bytes.len() as u64, None),
+                Ok(bytes) => (
+                    bytes.len() as u64,
+                    Some(format!(
+                        "{}: changed since the backup",
+                        String::from_utf8_lossy(path)
+                    )),
+                ),
+                Err(_) => (
+                    0,
+                    Some(format!(
+                        "{}: missing from the live tree",
+                        String::from_utf8_lossy(path)
+                    )),
+                ),
+            };
+            progress.advance(1);
+            outcome
+        })
+        .collect();
+    progress.finish();
+    let mut report = VerifyReport::default();
+    for (bytes, problem) in results {
+        report.files += 1;
+        report.bytes += bytes;
+        report.damage.extend(problem);
+    }
+    Ok(report)
+}
+
+/// Where and what to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The directory the archive's paths are restored under (the install root in place).
+    pub to: PathBuf,
+    pub selection: Selection,
+    /// Where the store goes, when it is not `<to>/<store_prefix>` (a store outside the root).
+    pub store: Option<PathBuf>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RestoreReport {
+    pub backups: Vec<String>,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub deleted: u64,
+}
+
+/// The backups to apply, in order: the full one, then the differential asked for.
+pub fn chain(backup: &Backup, dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
+    match (backup.meta.kind, &backup.meta.base) {
+        (Kind::Diff, Some(base)) => {
+            let sibling = backup.archive.parent().unwrap_or(dir);
+            let base = super::find(sibling, base).or_else(|_| super::find(dir, base))?;
+            Ok(vec![base, backup.clone()])
+        }
+        _ => Ok(vec![backup.clone()]),
+    }
+}
+
+fn open_stream(backup: &Backup) -> Result<Box<dyn Read>, ArchiveError> {
+    let file = std::io::BufReader::with_capacity(
+        1 << 20,
+        fs_err::File::open(&backup.archive).map_err(io_err(&backup.archive))?,
+    );
+    Ok(match backup.meta.compression {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(file).map_err(io_err(&backup.archive))?,
+        ),
+    })
+}
+
+/// Whether a symlink at `path` pointing at `target` stays inside the tree it is restored into.
+fn link_stays_inside(path: &[u8], target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = Path::new(OsStr::from_bytes(path)).components().count() as i64 - 1;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Restores a backup (with its base, for a differential) under `options.to`.
+pub fn restore(
+    chain: &[Backup],
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, ArchiveError> {
+    let mut report = RestoreReport::default();
+    fs_err::create_dir_all(&options.to).map_err(io_err(&options.to))?;
+    for backup in chain {
+        report.backups.push(backup.meta.id.clone());
+        progress.start(
+            &format!("restoring {}", backup.meta.id),
+            Some(backup.meta.bytes),
+            Unit::Bytes,
+        );
+        let store_prefix = backup.meta.store_prefix.as_bytes().to_vec();
+        let target_of = |path: &[u8]| -> (PathBuf, Vec<u8>) {
+            match &options.store {
+                Some(store)
+                    if path.starts_with(&store_prefix)
+                        && path.get(store_prefix.len()).is_none_or(|&b| b == b'/') =>
+                {
+                    let rest = path[store_prefix.len()..]
+                        .strip_prefix(b"/")
+                        .unwrap_or_default();
+                    (store.clone(), rest.to_vec())
+                }
+                _ => (options.to.clone(), path.to_vec()),
+            }
+        };
+        let mut archive = tar::Archive::new(open_stream(backup)?);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_mtime(true);
+        archive.set_overwrite(true);
+        for entry in archive.entries().map_err(io_err(&backup.archive))? {
+            let mut entry = entry.map_err(io_err(&backup.archive))?;
+            let path = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&path).into_owned();
+            if unsafe_path(&path) {
+                return Err(ArchiveError::Escapes {
+                    path: options.to.clone(),
+                    entry: shown,
+                });
+            }
+            if !options.selection.matches(&path) {
+                continue;
+            }
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(io_err(&backup.archive))?
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                if !link_stays_inside(&path, &target) {
+                    return Err(ArchiveError::Escapes {
+                        path: target,
+                        entry: shown,
+                    });
+                }
+            }
+            let (dest, rel) = target_of(&path);
+            if rel.is_empty() {
+                fs_err::create_dir_all(&dest).map_err(io_err(&dest))?;
+                continue;
+            }
+            let size = entry.size();
+            let full = dest.join(OsStr::from_bytes(&rel));
+            if let Some(parent) = full.parent() {
+                fs_err::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            if kind.is_dir() && full.is_dir() {
+                // Keep an existing directory; only its mode and time come from the archive.
+                let _ = entry.unpack(&full);
+            } else {
+                entry.unpack(&full).map_err(io_err(&full))?;
+            }
+            if kind.is_dir() {
+                report.dirs += 1;
+            } else {
+                report.files += 1;
+                report.bytes += size;
+                progress.advance(size);
+            }
+        }
+        for encoded in &backup.meta.deleted {
+            let path = decode_path(encoded);
+            if unsafe_path(&path) || !options.selection.matches(&path) {
+                continue;
+            }
+            let (dest, rel) = target_of(&path);
+            let full = dest.join(OsStr::from_bytes(&rel));
+            match std::fs::remove_file(&full) {
+                Ok(()) => report.deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&full)(e)),
+            }
+        }
+        progress.finish();
+    }
+    Ok(report)
+}

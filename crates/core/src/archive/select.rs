@@ -1,0 +1,231 @@
+//! What part of an install a backup or a restore covers: masks as the vendor's `kmsrecover`
+//! (`cfg`, `mail`, `license`, `sslcert`, `settings`, `logs`, `queue`, `all`), narrowed by domain,
+//! user and folder.
+//!
+//! Paths are archive paths (relative to the install root, `/`-separated bytes). Domain and user
+//! names compare case-insensitively, as the server compares them.
+
+use std::str::FromStr;
+
+/// A part of the install, as `kmsrecover -m` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mask {
+    All,
+    /// mailserver.cfg and users.cfg.
+    Cfg,
+    /// The store's `mail/`.
+    Mail,
+    License,
+    Sslcert,
+    Settings,
+    /// The store's `logs/`.
+    Logs,
+    /// The store's `queue/`.
+    Queue,
+}
+
+impl FromStr for Mask {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mask, String> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Mask::All,
+            "cfg" => Mask::Cfg,
+            "mail" => Mask::Mail,
+            "license" => Mask::License,
+            "sslcert" => Mask::Sslcert,
+            "settings" => Mask::Settings,
+            "logs" => Mask::Logs,
+            "queue" => Mask::Queue,
+            other => {
+                return Err(format!(
+                    "unknown mask `{other}` (one of all, cfg, mail, license, sslcert, settings, logs, queue)"
+                ));
+            }
+        })
+    }
+}
+
+impl Mask {
+    /// A comma list such as `cfg,mail`.
+    pub fn parse_list(list: &str) -> Result<Vec<Mask>, String> {
+        list.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(Mask::from_str)
+            .collect()
+    }
+
+    /// The archive paths the mask covers; `None` for everything.
+    fn prefixes(self, store: &str) -> Option<Vec<String>> {
+        Some(match self {
+            Mask::All => return None,
+            Mask::Cfg => vec!["mailserver.cfg".into(), "users.cfg".into()],
+            Mask::Mail => vec![format!("{store}/mail")],
+            Mask::License => vec!["license".into()],
+            Mask::Sslcert => vec!["sslcert".into()],
+            Mask::Settings => vec!["settings".into()],
+            Mask::Logs => vec![format!("{store}/logs")],
+            Mask::Queue => vec![format!("{store}/queue")],
+        })
+    }
+}
+
+/// One path component to match, case-insensitively or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Part {
+    bytes: Vec<u8>,
+    fold_case: bool,
+}
+
+/// The archive paths a backup or restore covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// `None`: everything.
+    prefixes: Option<Vec<Vec<Part>>>,
+}
+
+impl Selection {
+    pub fn everything() -> Selection {
+        Selection { prefixes: None }
+    }
+
+    /// The union of the masks, narrowed to a domain, a user of it, a folder of that user.
+    /// `user` and `folder` require the level above; the caller checks that.
+    pub fn new(
+        masks: &[Mask],
+        store_prefix: &str,
+        domain: Option<&str>,
+        user: Option<&str>,
+        folder: Option<&str>,
+    ) -> Selection {
+        let exact = |s: &str| {
+            s.split('/')
+                .filter(|c| !c.is_empty())
+                .map(|c| Part {
+                    bytes: c.as_bytes().to_vec(),
+                    fold_case: false,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut prefixes: Option<Vec<Vec<Part>>> = Some(Vec::new());
+        for mask in masks {
+            match (mask.prefixes(store_prefix), prefixes.as_mut()) {
+                (None, _) => prefixes = None,
+                (Some(list), Some(all)) => all.extend(list.iter().map(|p| exact(p))),
+                (Some(_), None) => {}
+            }
+        }
+        if masks.is_empty() {
+            prefixes = None;
+        }
+        if let Some(domain) = domain {
+            // Narrowing to mail: keep it only where the masks cover mail.
+            let mail = exact(&format!("{store_prefix}/mail"));
+            let covered = match &prefixes {
+                None => true,
+                Some(list) => list.iter().any(|p| is_prefix(p, &join(&mail))),
+            };
+            let mut prefix = mail;
+            for (name, fold_case) in [(Some(domain), true), (user, true)] {
+                if let Some(name) = name {
+                    prefix.push(Part {
+                        bytes: name.as_bytes().to_vec(),
+                        fold_case,
+                    });
+                }
+            }
+            if let Some(folder) = folder {
+                prefix.extend(exact(folder));
+            }
+            prefixes = Some(if covered { vec![prefix] } else { Vec::new() });
+        }
+        Selection { prefixes }
+    }
+
+    /// Whether an archive path is covered (it is, or lies under, a selected prefix).
+    pub fn matches(&self, path: &[u8]) -> bool {
+        match &self.prefixes {
+            None => true,
+            Some(list) => list.iter().any(|p| is_prefix(p, path)),
+        }
+    }
+
+    /// Whether a walk must enter this directory: it is covered, or a selected prefix lies
+    /// below it.
+    pub fn enters(&self, dir: &[u8]) -> bool {
+        match &self.prefixes {
+            None => true,
+            Some(list) => list.iter().any(|p| {
+                let parts: Vec<&[u8]> = components(dir).collect();
+                p.iter().zip(&parts).all(|(want, have)| part_eq(want, have))
+            }),
+        }
+    }
+}
+
+fn join(parts: &[Part]) -> Vec<u8> {
+    parts
+        .iter()
+        .map(|p| p.bytes.clone())
+        .collect::<Vec<_>>()
+        .join(&b'/')
+}
+
+fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+fn part_eq(want: &Part, have: &[u8]) -> bool {
+    if want.fold_case {
+        want.bytes.eq_ignore_ascii_case(have)
+    } else {
+        want.bytes == have
+    }
+}
+
+fn is_prefix(prefix: &[Part], path: &[u8]) -> bool {
+    let mut parts = components(path);
+    prefix
+        .iter()
+        .all(|want| parts.next().is_some_and(|have| part_eq(want, have)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_parse_and_select() {
+        assert_eq!(
+            Mask::parse_list("cfg, Mail").expect("ok"),
+            [Mask::Cfg, Mask::Mail]
+        );
+        assert!(Mask::parse_list("cfg,mails").is_err());
+        let s = Selection::new(&[Mask::Cfg, Mask::Logs], "store", None, None, None);
+        assert!(s.matches(b"users.cfg") && s.matches(b"store/logs/config.log"));
+        assert!(!s.matches(b"users.cfg.bak") && !s.matches(b"store/mail/x"));
+        assert!(s.enters(b"store") && !s.enters(b"license"));
+        assert!(Selection::new(&[Mask::All], "store", None, None, None).matches(b"anything"));
+    }
+
+    #[test]
+    fn domain_user_folder_narrow_mail_case_insensitively() {
+        let s = Selection::new(
+            &[Mask::All],
+            "store",
+            Some("Example.com"),
+            Some("JDoe"),
+            Some("INBOX/Sub"),
+        );
+        assert!(s.matches(b"store/mail/example.com/jdoe/INBOX/Sub/#msgs/00000001.eml"));
+        assert!(!s.matches(b"store/mail/example.com/jdoe/INBOX/status.fld"));
+        assert!(!s.matches(b"store/mail/example.com/jdoe2/INBOX/Sub/x"));
+        assert!(s.enters(b"store/mail/example.com") && !s.enters(b"store/mail/other.org"));
+        let user = Selection::new(&[], "data/store", Some("example.com"), Some("jdoe"), None);
+        assert!(user.matches(b"data/store/mail/example.com/jdoe/folder.map"));
+        assert!(!user.matches(b"data/store/mail/example.com/jdoe.old/folder.map"));
+        // A domain under a mask without mail selects nothing.
+        let none = Selection::new(&[Mask::Cfg], "store", Some("example.com"), None, None);
+        assert!(!none.matches(b"store/mail/example.com/jdoe/x") && !none.matches(b"users.cfg"));
+    }
+}
