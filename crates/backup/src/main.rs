@@ -54,7 +54,7 @@ enum Command {
         base: Option<String>,
         #[arg(long, value_enum, default_value = "gzip")]
         compression: CompressionArg,
-        /// Compression level [default: 6 for gzip, 3 for zstd]
+        /// Compression level [default: 3 for gzip and for zstd]
         #[arg(long, value_name = "N")]
         level: Option<i32>,
         /// What to back up, as kmsrecover: all, cfg, mail, license, sslcert, settings, logs, queue

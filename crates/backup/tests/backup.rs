@@ -431,7 +431,11 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
     let inst = install();
     let dir = inst.root.join("kc-backups");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    for (name, build) in [("F20200101T000000Z", 0), ("F20200102T000000Z", 1)] {
+    for (name, build) in [
+        ("F20200101T000000Z", 0),
+        ("F20200102T000000Z", 1),
+        ("F20200103T000000Z", 2),
+    ] {
         // Hand-made tar entries: `../escaped`, or a symlink out followed by a file through it.
         let mut raw = Vec::new();
         let mut entry = |path: &[u8], kind: u8, link: &[u8], data: &[u8]| {
@@ -453,9 +457,15 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
         };
         if build == 0 {
             entry(b"../escaped", b'0', b"", b"pwned");
-        } else {
+        } else if build == 1 {
             entry(b"link", b'2', b"/tmp", b"");
             entry(b"link/escaped", b'0', b"", b"pwned");
+        } else {
+            // Each link looks inside on its own; together they lead out of the target.
+            entry(b"d/", b'5', b"", b"");
+            entry(b"d/a", b'2', b"..", b"");
+            entry(b"d/b", b'2', b"a/..", b"");
+            entry(b"d/b/escaped", b'0', b"", b"pwned");
         }
         raw.extend_from_slice(&[0u8; 1024]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -521,4 +531,67 @@ fn create_refuses_while_another_run_holds_the_lock_and_writes_nothing() {
         .assert()
         .code(2);
     assert!(String::from_utf8_lossy(&bad.get_output().stderr).contains("unknown mask `mails`"));
+}
+
+#[test]
+fn in_place_restore_brings_the_install_back() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).arg("create"));
+    let archive = archives(&inst.root).remove(0);
+    let snapshot = tempfile::tempdir().expect("tempdir");
+    let before = snapshot.path().join("before");
+    let copy = Std::new("cp")
+        .arg("-a")
+        .arg(&inst.root)
+        .arg(&before)
+        .status()
+        .expect("cp");
+    assert!(copy.success());
+    // Damage the install: edit a config, delete a mailbox's folder.
+    std::fs::write(inst.root.join("users.cfg"), b"<config/>").expect("write");
+    let mailbox = first_mailbox(&inst.root);
+    std::fs::remove_dir_all(mailbox.join("INBOX")).expect("rm");
+    let line = stdout(kc_backup(&inst.root).args([
+        "restore",
+        archive.to_str().expect("utf-8"),
+        "--in-place",
+    ]));
+    assert!(
+        line.contains(&format!("into {}", inst.root.display())),
+        "{line}"
+    );
+    assert_same_tree(&before, &inst.root);
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_leaves_no_archive() {
+    let inst = install();
+    let small = tempfile::tempdir().expect("tempdir");
+    let mounted = Std::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(small.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here (not root?): skipped");
+        return;
+    }
+    let failed = kc_backup(&inst.root)
+        .arg("--backup-dir")
+        .arg(small.path())
+        .args(["create", "--level", "0"])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&failed.get_output().stderr).into_owned();
+    let left: Vec<_> = std::fs::read_dir(small.path())
+        .expect("dir")
+        .map(|e| e.expect("e").file_name())
+        .collect();
+    let _ = Std::new("umount").arg(small.path()).status();
+    assert!(
+        err.starts_with("kc-backup: error: backup failed; no backup was written: "),
+        "{err}"
+    );
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

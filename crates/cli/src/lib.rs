@@ -146,9 +146,10 @@ impl GlobalArgs {
 }
 
 impl Settings {
-    /// A progress reporter: a bar on stderr when allowed, else silent.
+    /// A progress reporter: a bar on stderr when allowed, else silent; with `-v`, each stage's
+    /// duration on stderr.
     pub fn progress(&self) -> Bar {
-        Bar::new(self.progress)
+        Bar::new(self.progress, self.verbosity > Verbosity::Normal)
     }
 
     /// Prints an informational line on stderr unless `-q`.

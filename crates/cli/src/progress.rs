@@ -3,14 +3,16 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kc_core::progress::{Progress, Unit};
 
-/// A [`Progress`] that draws a bar on stderr, or nothing when disabled.
+/// A [`Progress`] that draws a bar on stderr, or nothing when disabled; with `timings`, it also
+/// says how long each stage took (`-v`).
 #[derive(Debug)]
 pub struct Bar {
     bar: ProgressBar,
+    timings: Option<std::sync::Mutex<(String, std::time::Instant)>>,
 }
 
 impl Bar {
-    pub fn new(enabled: bool) -> Bar {
+    pub fn new(enabled: bool, timings: bool) -> Bar {
         let target = if enabled {
             ProgressDrawTarget::stderr()
         } else {
@@ -18,6 +20,8 @@ impl Bar {
         };
         Bar {
             bar: ProgressBar::with_draw_target(None, target),
+            timings: timings
+                .then(|| std::sync::Mutex::new((String::new(), std::time::Instant::now()))),
         }
     }
 }
@@ -35,6 +39,11 @@ impl Progress for Bar {
         if let Ok(style) = ProgressStyle::with_template(template) {
             self.bar.set_style(style.progress_chars("=> "));
         }
+        if let Some(t) = &self.timings
+            && let Ok(mut t) = t.lock()
+        {
+            *t = (stage.to_owned(), std::time::Instant::now());
+        }
         self.bar.reset();
         self.bar.set_length(total.unwrap_or(0));
         self.bar.set_message(stage.to_owned());
@@ -50,5 +59,10 @@ impl Progress for Bar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+        if let Some(t) = &self.timings
+            && let Ok(t) = t.lock()
+        {
+            eprintln!("{}: {:.2} s", t.0, t.1.elapsed().as_secs_f64());
+        }
     }
 }

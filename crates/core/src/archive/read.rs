@@ -43,7 +43,7 @@ fn decompress(data: &[u8], compression: Compression, expected: u64) -> std::io::
     let mut out = Vec::with_capacity(expected as usize);
     match compression {
         Compression::Gzip => {
-            flate2::read::GzDecoder::new(data).read_to_end(&mut out)?;
+            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
         }
         Compression::Zstd => {
             zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
@@ -64,8 +64,14 @@ pub(crate) fn unsafe_path(path: &[u8]) -> bool {
         })
 }
 
-fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compression) -> Checked {
-    let mut checked = Checked::default();
+/// Reads and decompresses one chunk, checking the format's own checksum and the length the
+/// index gives; an error names the chunk and says what is wrong.
+fn read_chunk(
+    archive: &Path,
+    i: usize,
+    chunk: ChunkMeta,
+    compression: Compression,
+) -> Result<Vec<u8>, String> {
     let damaged = |what: String| {
         format!(
             "chunk {i} (bytes {}..{} of the archive): {what}",
@@ -74,36 +80,75 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
         )
     };
     let mut data = vec![0u8; chunk.length as usize];
-    let read = std::fs::File::open(archive).and_then(|f| f.read_exact_at(&mut data, chunk.offset));
-    if let Err(e) = read {
-        checked.damage.push(damaged(format!("cannot read: {e}")));
-        return checked;
+    std::fs::File::open(archive)
+        .and_then(|f| f.read_exact_at(&mut data, chunk.offset))
+        .map_err(|e| damaged(format!("cannot read: {e}")))?;
+    match decompress(&data, compression, chunk.tar_length) {
+        Ok(t) if t.len() as u64 == chunk.tar_length => Ok(t),
+        Ok(t) => Err(damaged(format!(
+            "holds {} bytes of tar, the index says {}",
+            t.len(),
+            chunk.tar_length
+        ))),
+        Err(e) => Err(damaged(format!("does not decompress: {e}"))),
     }
-    let tar = match decompress(&data, compression, chunk.tar_length) {
-        Ok(t) if t.len() as u64 == chunk.tar_length => t,
-        Ok(t) => {
-            checked.damage.push(damaged(format!(
-                "holds {} bytes of tar, the index says {}",
-                t.len(),
-                chunk.tar_length
-            )));
-            return checked;
-        }
-        Err(e) => {
-            checked
-                .damage
-                .push(damaged(format!("does not decompress: {e}")));
+}
+
+/// The check right after writing: every chunk reads back, decompresses, passes its format's
+/// checksum (gzip CRC-32, zstd frame checksum) and has the length recorded. The files' SHA-256
+/// were taken from the very bytes that went into the tar; `verify` re-hashes them.
+pub(crate) fn check_chunks(
+    backup: &Backup,
+    progress: &dyn Progress,
+) -> Result<Vec<String>, ArchiveError> {
+    let archive = Arc::new(backup.archive.clone());
+    let compression = backup.meta.compression;
+    progress.start("checking", Some(backup.meta.archive_bytes), Unit::Bytes);
+    let jobs = backup
+        .meta
+        .chunks
+        .clone()
+        .into_iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let archive = Arc::clone(&archive);
+            move || {
+                (
+                    chunk.length,
+                    read_chunk(&archive, i, chunk, compression).err(),
+                )
+            }
+        });
+    let mut damage = Vec::new();
+    super::pipeline::in_order(
+        jobs,
+        super::pipeline::default_in_flight(),
+        |(length, problem)| {
+            progress.advance(length);
+            damage.extend(problem);
+            Ok::<(), ArchiveError>(())
+        },
+    )?;
+    progress.finish();
+    Ok(damage)
+}
+
+fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compression) -> Checked {
+    let mut checked = Checked::default();
+    let tar = match read_chunk(archive, i, chunk, compression) {
+        Ok(t) => t,
+        Err(problem) => {
+            checked.damage.push(problem);
             return checked;
         }
     };
-    drop(data);
     let lead = (chunk.lead as usize).min(tar.len());
     checked.lead = tar[..lead].to_vec();
     let mut reader = tar::Archive::new(&tar[lead..]);
     let entries = match reader.entries() {
         Ok(e) => e,
         Err(e) => {
-            checked.damage.push(damaged(e.to_string()));
+            checked.damage.push(format!("chunk {i}: {e}"));
             return checked;
         }
     };
@@ -111,7 +156,9 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                checked.damage.push(damaged(format!("bad tar entry: {e}")));
+                checked
+                    .damage
+                    .push(format!("chunk {i}: bad tar entry: {e}"));
                 break;
             }
         };
@@ -397,7 +444,15 @@ pub fn restore(
                 continue;
             }
             let kind = entry.header().entry_type();
-            if kind.is_symlink() || kind.is_hard_link() {
+            if kind.is_hard_link() {
+                // A hard link's target resolves against the working directory, not the target;
+                // kc-backup never writes them.
+                return Err(ArchiveError::Escapes {
+                    path: options.to.clone(),
+                    entry: format!("{shown} (a hard link)"),
+                });
+            }
+            if kind.is_symlink() {
                 let target = entry
                     .link_name()
                     .map_err(io_err(&backup.archive))?
@@ -418,6 +473,20 @@ pub fn restore(
             let size = entry.size();
             let full = dest.join(OsStr::from_bytes(&rel));
             if let Some(parent) = full.parent() {
+                // Resolved, the parent must be inside: a chain of symlinks restored earlier could
+                // otherwise lead a write (or the creation of a directory) outside.
+                let mut existing = parent;
+                while !existing.exists() {
+                    existing = existing.parent().unwrap_or(&dest);
+                }
+                let real = fs_err::canonicalize(existing).map_err(io_err(existing))?;
+                let real_dest = fs_err::canonicalize(&dest).map_err(io_err(&dest))?;
+                if !real.starts_with(&real_dest) {
+                    return Err(ArchiveError::Escapes {
+                        path: real,
+                        entry: shown,
+                    });
+                }
                 fs_err::create_dir_all(parent).map_err(io_err(parent))?;
             }
             if kind.is_dir() && full.is_dir() {

@@ -85,10 +85,8 @@ pub fn scan(
     };
     let (mut entries, mut skipped) = walk.dir(&root, b"")?;
     if store_outside {
-        let store_entry = walk.entry(&store, b"store".to_vec())?;
-        if let Some(e) = store_entry {
-            entries.push(e);
-        }
+        let meta = fs_err::symlink_metadata(&store).map_err(io_err(&store))?;
+        entries.extend(walk.entry(&store, b"store".to_vec(), &meta));
         if selection.enters(b"store") {
             let (more, more_skipped) = walk.dir(&store, b"store")?;
             entries.extend(more);
@@ -138,9 +136,8 @@ impl Walk<'_> {
         }
     }
 
-    /// The entry for one path (stat'ed, not followed), if the selection covers it.
-    fn entry(&self, abs: &Path, path: Vec<u8>) -> Result<Option<Entry>, ArchiveError> {
-        let meta = fs_err::symlink_metadata(abs).map_err(io_err(abs))?;
+    /// The entry for one path, from its (not followed) metadata, if the selection covers it.
+    fn entry(&self, abs: &Path, path: Vec<u8>, meta: &std::fs::Metadata) -> Option<Entry> {
         let ft = meta.file_type();
         let kind = if ft.is_dir() {
             EntryKind::Dir
@@ -149,12 +146,9 @@ impl Walk<'_> {
         } else if ft.is_file() {
             EntryKind::File
         } else {
-            return Ok(None); // sockets, fifos, devices: not part of an install
+            return None; // sockets, fifos, devices: not part of an install
         };
-        if !self.selection.matches(&path) {
-            return Ok(None);
-        }
-        Ok(Some(Entry {
+        self.selection.matches(&path).then(|| Entry {
             path,
             abs: abs.to_owned(),
             kind,
@@ -163,51 +157,58 @@ impl Walk<'_> {
             } else {
                 0
             },
-            changed: changed_time(&meta),
-        }))
+            changed: changed_time(meta),
+        })
     }
 
     /// Everything below `abs` (archive path `path`), in order.
     fn dir(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
-        let read = match fs_err::read_dir(abs) {
+        let read = match std::fs::read_dir(abs) {
             Ok(r) => r,
             Err(e) => return self.skip_or_fail(abs, path, e),
         };
-        let mut children: Vec<(OsString, PathBuf, bool)> = Vec::new();
+        let mut children = Vec::new();
+        let mut skipped = Vec::new();
         for entry in read {
             let entry = entry.map_err(io_err(abs))?;
             let child = entry.path();
             if self.excluded.contains(&child) {
                 continue;
             }
-            let is_dir = entry.file_type().map_err(io_err(&child))?.is_dir();
-            children.push((entry.file_name(), child, is_dir));
+            // Stat'ed relative to the open directory (fstatat), not by the full path again.
+            match entry.metadata() {
+                Ok(meta) => children.push((entry.file_name(), child, meta)),
+                Err(e) => {
+                    let rel = child_path(path, entry.file_name().as_bytes());
+                    skipped.extend(self.skip_or_fail(&child, &rel, e)?.1);
+                }
+            }
         }
         children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let parts = children
-            .par_iter()
-            .map(|(name, child, is_dir)| -> Result<Found, ArchiveError> {
-                let rel = child_path(path, name.as_bytes());
-                if *is_dir && !self.selection.enters(&rel) {
-                    return Ok((Vec::new(), Vec::new()));
-                }
-                let mut found = match self.entry(child, rel.clone()) {
-                    Ok(e) => (e.into_iter().collect::<Vec<_>>(), Vec::new()),
-                    Err(ArchiveError::Io { source, .. }) => {
-                        return self.skip_or_fail(child, &rel, source);
-                    }
-                    Err(e) => return Err(e),
-                };
-                if *is_dir {
-                    let (below, skipped) = self.dir(child, &rel)?;
-                    found.0.extend(below);
-                    found.1.extend(skipped);
-                }
-                Ok(found)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let walk_child = |(name, child, meta): &(OsString, PathBuf, std::fs::Metadata)| -> Result<Found, ArchiveError> {
+            let rel = child_path(path, name.as_bytes());
+            let is_dir = meta.is_dir();
+            if is_dir && !self.selection.enters(&rel) {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let mut found: Found = (self.entry(child, rel.clone(), meta).into_iter().collect(), Vec::new());
+            if is_dir {
+                let (below, skipped) = self.dir(child, &rel)?;
+                found.0.extend(below);
+                found.1.extend(skipped);
+            }
+            Ok(found)
+        };
+        // Subdirectories on all cores; a directory of files alone is not worth splitting.
+        let parts: Vec<Found> = if children.iter().any(|c| c.2.is_dir()) {
+            children
+                .par_iter()
+                .map(walk_child)
+                .collect::<Result<_, _>>()?
+        } else {
+            children.iter().map(walk_child).collect::<Result<_, _>>()?
+        };
         let mut entries = Vec::new();
-        let mut skipped = Vec::new();
         for (e, s) in parts {
             entries.extend(e);
             skipped.extend(s);

@@ -295,7 +295,7 @@ fn check_no_more(file: &std::fs::File, size: u64, path: &Path) -> Result<(), Arc
 }
 
 fn compress(tar: &[u8], compression: Compression, level: i32) -> Result<Vec<u8>, ArchiveError> {
-    let err = |e| ArchiveError::Io {
+    let err = |e: std::io::Error| ArchiveError::Io {
         path: PathBuf::from("<compressor>"),
         source: e,
     };
@@ -306,7 +306,12 @@ fn compress(tar: &[u8], compression: Compression, level: i32) -> Result<Vec<u8>,
             enc.write_all(tar).map_err(err)?;
             enc.finish().map_err(err)
         }
-        Compression::Zstd => zstd::bulk::compress(tar, level).map_err(err),
+        Compression::Zstd => {
+            let mut c = zstd::bulk::Compressor::new(level).map_err(err)?;
+            // The frame checksum lets the check after writing prove each chunk's bytes.
+            c.include_checksum(true).map_err(err)?;
+            c.compress(tar).map_err(err)
+        }
     }
 }
 
@@ -356,6 +361,7 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Backup, ArchiveError> {
     let started = jiff::Timestamp::now();
+    progress.start("scanning", None, Unit::Items);
     let selection = Selection::new(&options.masks, "store", None, None, None);
     let mut scanned = scan(install, &selection, backup_dir, options.skip_unreadable)?;
     if scanned.store_prefix != "store" {
@@ -363,6 +369,7 @@ pub fn create(
         let selection = Selection::new(&options.masks, &scanned.store_prefix, None, None, None);
         scanned = scan(install, &selection, backup_dir, options.skip_unreadable)?;
     }
+    progress.finish();
     let mut deleted = Vec::new();
     if options.kind == Kind::Diff {
         let base = options.base.as_ref().ok_or_else(|| ArchiveError::Invalid {
@@ -428,6 +435,8 @@ pub fn create(
         progress.advance(built.file_bytes);
         writer.append(built)
     })?;
+    progress.finish();
+    progress.start("syncing", None, Unit::Items);
     let written = writer.finish();
     let (chunk_meta, manifest_lines, skipped_in_build, archive_bytes, file_bytes) = written?;
     progress.finish();
@@ -468,17 +477,15 @@ pub fn create(
     let json = serde_json::to_vec_pretty(&meta).expect("Meta serialises");
     write_synced(&meta_partial, &json)?;
 
-    // Verify what was written before it gets its name.
+    // Check what was written before it gets its name.
     let candidate = Backup {
         archive: partial.clone(),
         meta: meta.clone(),
     };
-    let report =
-        super::read::verify_files(&candidate, &manifest_partial, &crate::progress::Silent)?;
-    if let Some(problem) = report.damage.first() {
+    if let Some(problem) = super::read::check_chunks(&candidate, progress)?.first() {
         return Err(ArchiveError::Invalid {
             path: partial,
-            message: format!("failed verification right after writing: {problem}"),
+            message: format!("failed its check right after writing: {problem}"),
         });
     }
     // The sidecars first, the archive last: `list` only sees a backup whose archive exists.
