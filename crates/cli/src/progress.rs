@@ -49,6 +49,14 @@ impl Progress for Bar {
         self.bar.set_message(stage.to_owned());
     }
 
+    fn set_total(&self, total: u64) {
+        self.bar.set_length(total);
+        let template = "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}";
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+    }
+
     fn advance(&self, n: u64) {
         self.bar.inc(n);
     }

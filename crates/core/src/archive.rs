@@ -11,6 +11,7 @@
 //! differential, `P` pre-change. An archive is written as `<name>.partial`, verified, fsynced and
 //! renamed: an archive that exists under its final name is whole.
 
+mod chunk;
 mod manifest;
 mod pipeline;
 mod read;
@@ -24,7 +25,6 @@ pub use manifest::{decode_path, encode_path};
 pub use read::{
     RestoreOptions, RestoreReport, VerifyReport, chain, restore, verify, verify_against_live,
 };
-pub use scan::Scanned;
 pub use select::{Mask, Selection};
 pub use write::{CreateOptions, create};
 

@@ -8,6 +8,8 @@
 pub trait Progress: Sync {
     /// A stage begins; `total` is its size in `unit`s when known in advance.
     fn start(&self, _stage: &str, _total: Option<u64>, _unit: Unit) {}
+    /// The stage's total became known after it started.
+    fn set_total(&self, _total: u64) {}
     /// `n` more units are done.
     fn advance(&self, _n: u64) {}
     /// A line worth showing above the bar (a skipped file, say).

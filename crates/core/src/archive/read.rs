@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::write::hex;
+use super::chunk::hex;
 use super::{
     ArchiveError, Backup, ChunkMeta, Compression, Kind, Selection, decode_path, io_err, manifest,
 };

@@ -34,32 +34,39 @@ pub struct Entry {
     pub changed: i64,
 }
 
-/// The result of a scan.
-#[derive(Debug, Clone)]
-pub struct Scanned {
-    pub entries: Vec<Entry>,
-    /// Where the store is in the archive.
-    pub store_prefix: String,
-    pub skipped: Vec<Skipped>,
-    pub bytes: u64,
+/// A part of the walk, in archive order: entries already found, or a subtree (a mailbox) still
+/// to be walked. Subtrees are walked as parallel jobs while earlier parts are already being
+/// archived, so a large store's scan overlaps with compression.
+#[derive(Debug)]
+pub enum Unit {
+    Found(Vec<Entry>, Vec<Skipped>),
+    Subtree { abs: PathBuf, path: Vec<u8> },
 }
 
-struct Walk<'a> {
-    selection: &'a Selection,
+/// Directories this deep (`store/mail/<domain>/<mailbox>`) are walked as units of their own.
+const UNIT_DEPTH: usize = 4;
+
+/// Walks subtrees; shared by the jobs that walk them.
+#[derive(Debug)]
+pub struct Walker {
+    selection: Selection,
     excluded: Vec<PathBuf>,
     skip_unreadable: bool,
+    /// Where the store is in the archive.
+    pub store_prefix: String,
 }
 
 /// What a directory's walk found: its entries in order, and what it skipped.
-type Found = (Vec<Entry>, Vec<Skipped>);
+pub type Found = (Vec<Entry>, Vec<Skipped>);
 
-/// Walks the install for a backup.
-pub fn scan(
+/// Lists the install down to mailbox level, in archive order; the mailboxes themselves are left
+/// as [`Unit::Subtree`]s for [`Walker::subtree`].
+pub fn units(
     install: &Install,
     selection: &Selection,
     backup_dir: &Path,
     skip_unreadable: bool,
-) -> Result<Scanned, ArchiveError> {
+) -> Result<(Walker, Vec<Unit>), ArchiveError> {
     let root = fs_err::canonicalize(&install.root).map_err(io_err(&install.root))?;
     let store = fs_err::canonicalize(&install.store).map_err(io_err(&install.store))?;
     let (store_prefix, store_outside) = match store.strip_prefix(&root) {
@@ -78,33 +85,39 @@ pub fn scan(
         // collide with it.
         excluded.push(root.join("store"));
     }
-    let walk = Walk {
-        selection,
+    let walker = Walker {
+        selection: selection.clone(),
         excluded,
         skip_unreadable,
+        store_prefix,
     };
-    let (mut entries, mut skipped) = walk.dir(&root, b"")?;
+    let mut out = Vec::new();
+    walker.units(&root, b"", 0, &mut out)?;
     if store_outside {
         let meta = fs_err::symlink_metadata(&store).map_err(io_err(&store))?;
-        entries.extend(walk.entry(&store, b"store".to_vec(), &meta));
+        let entry = walker.entry(&store, b"store".to_vec(), &meta);
+        push_found(&mut out, entry.into_iter().collect(), Vec::new());
         if selection.enters(b"store") {
-            let (more, more_skipped) = walk.dir(&store, b"store")?;
-            entries.extend(more);
-            skipped.extend(more_skipped);
+            walker.units(&store, b"store", 1, &mut out)?;
         }
     }
-    let bytes = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| e.size)
-        .sum();
-    Ok(Scanned {
-        entries,
-        store_prefix,
-        skipped,
-        bytes,
-    })
+    Ok((walker, out))
 }
+
+fn push_found(out: &mut Vec<Unit>, entries: Vec<Entry>, skipped: Vec<Skipped>) {
+    if entries.is_empty() && skipped.is_empty() {
+        return;
+    }
+    if let Some(Unit::Found(e, s)) = out.last_mut() {
+        e.extend(entries);
+        s.extend(skipped);
+    } else {
+        out.push(Unit::Found(entries, skipped));
+    }
+}
+
+/// A directory's child: name, path, metadata (not followed).
+type Child = (OsString, PathBuf, std::fs::Metadata);
 
 fn child_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(parent.len() + name.len() + 1);
@@ -116,7 +129,7 @@ fn child_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
-impl Walk<'_> {
+impl Walker {
     fn skip_or_fail(
         &self,
         abs: &Path,
@@ -161,11 +174,21 @@ impl Walk<'_> {
         })
     }
 
-    /// Everything below `abs` (archive path `path`), in order.
-    fn dir(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
+    /// Everything below a subtree (archive path `path`), in order.
+    pub fn subtree(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
+        self.dir(abs, path)
+    }
+
+    /// The children of a directory with their metadata, sorted by name, and what could not
+    /// be stat'ed.
+    fn children(
+        &self,
+        abs: &Path,
+        path: &[u8],
+    ) -> Result<(Vec<Child>, Vec<Skipped>), ArchiveError> {
         let read = match std::fs::read_dir(abs) {
             Ok(r) => r,
-            Err(e) => return self.skip_or_fail(abs, path, e),
+            Err(e) => return Ok((Vec::new(), self.skip_or_fail(abs, path, e)?.1)),
         };
         let mut children = Vec::new();
         let mut skipped = Vec::new();
@@ -185,13 +208,56 @@ impl Walk<'_> {
             }
         }
         children.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let walk_child = |(name, child, meta): &(OsString, PathBuf, std::fs::Metadata)| -> Result<Found, ArchiveError> {
+        Ok((children, skipped))
+    }
+
+    /// Lists `abs` in order into `out`, leaving directories at [`UNIT_DEPTH`] as subtrees.
+    fn units(
+        &self,
+        abs: &Path,
+        path: &[u8],
+        depth: usize,
+        out: &mut Vec<Unit>,
+    ) -> Result<(), ArchiveError> {
+        let (children, skipped) = self.children(abs, path)?;
+        push_found(out, Vec::new(), skipped);
+        for (name, child, meta) in &children {
+            let rel = child_path(path, name.as_bytes());
+            if meta.is_dir() && !self.selection.enters(&rel) {
+                continue;
+            }
+            push_found(
+                out,
+                self.entry(child, rel.clone(), meta).into_iter().collect(),
+                Vec::new(),
+            );
+            if meta.is_dir() {
+                if depth + 1 >= UNIT_DEPTH {
+                    out.push(Unit::Subtree {
+                        abs: child.clone(),
+                        path: rel,
+                    });
+                } else {
+                    self.units(child, &rel, depth + 1, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything below `abs` (archive path `path`), in order.
+    fn dir(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
+        let (children, mut skipped) = self.children(abs, path)?;
+        let walk_child = |(name, child, meta): &Child| -> Result<Found, ArchiveError> {
             let rel = child_path(path, name.as_bytes());
             let is_dir = meta.is_dir();
             if is_dir && !self.selection.enters(&rel) {
                 return Ok((Vec::new(), Vec::new()));
             }
-            let mut found: Found = (self.entry(child, rel.clone(), meta).into_iter().collect(), Vec::new());
+            let mut found: Found = (
+                self.entry(child, rel.clone(), meta).into_iter().collect(),
+                Vec::new(),
+            );
             if is_dir {
                 let (below, skipped) = self.dir(child, &rel)?;
                 found.0.extend(below);

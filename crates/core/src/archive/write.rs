@@ -7,21 +7,20 @@
 //! chunks are in flight (a ticket channel), so memory does not grow with the store.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
-use super::scan::{Entry, EntryKind, scan};
+use super::chunk::{Built, Piece, Planner, build_chunk, end_of_archive, hex};
+use super::scan::{self, Entry, EntryKind, Unit};
 use super::{
     ArchiveError, Backup, ChunkMeta, Compression, FORMAT, Kind, Mask, Meta, Selection, Skipped,
-    encode_path, io_err, manifest, sidecar, stamp,
+    encode_path, io_err, manifest, pipeline, sidecar, stamp,
 };
 use crate::install::Install;
-use crate::progress::{Progress, Unit};
+use crate::progress::{Progress, Unit as ProgressUnit};
 
 /// What to back up, and how.
 #[derive(Debug, Clone)]
@@ -51,277 +50,6 @@ impl Default for CreateOptions {
             chunk_size: 4 << 20,
         }
     }
-}
-
-/// A piece of an entry that goes into one chunk.
-#[derive(Debug, Clone)]
-struct Piece {
-    entry: usize,
-    /// For a file: which bytes of it.
-    offset: u64,
-    len: u64,
-}
-
-/// What a chunk task hands the writer.
-struct Built {
-    compressed: Vec<u8>,
-    tar_len: u64,
-    lead: u64,
-    file_bytes: u64,
-    /// Digests of files wholly inside this chunk.
-    digests: Vec<(usize, String)>,
-    /// Pieces of split files, in order, for the writer to hash.
-    split: Vec<(usize, Vec<u8>)>,
-    skipped: Vec<Skipped>,
-}
-
-fn tar_header_blocks(path: &[u8]) -> u64 {
-    // A header, plus a GNU long-name entry for paths over 100 bytes.
-    if path.len() > 100 {
-        2 + (path.len() as u64 + 1).div_ceil(512)
-    } else {
-        1
-    }
-}
-
-/// Cuts the entries into chunks of about `size` tar bytes.
-fn plan_chunks(entries: &[Entry], size: u64) -> Vec<Vec<Piece>> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<Piece> = Vec::new();
-    let mut used = 0u64;
-    let mut close = |current: &mut Vec<Piece>, used: &mut u64| {
-        if !current.is_empty() {
-            chunks.push(std::mem::take(current));
-        }
-        *used = 0;
-    };
-    for (i, e) in entries.iter().enumerate() {
-        let header = tar_header_blocks(&e.path) * 512;
-        let data = if e.kind == EntryKind::File {
-            e.size.div_ceil(512) * 512
-        } else {
-            0
-        };
-        if used + header + data <= size || (current.is_empty() && data <= size) {
-            current.push(Piece {
-                entry: i,
-                offset: 0,
-                len: e.size.min(data),
-            });
-            used += header + data;
-            continue;
-        }
-        if data <= size {
-            close(&mut current, &mut used);
-            current.push(Piece {
-                entry: i,
-                offset: 0,
-                len: e.size,
-            });
-            used = header + data;
-            continue;
-        }
-        // Larger than a chunk: split. The first piece fills this chunk if a useful part is left.
-        if size.saturating_sub(used) < header + (64 << 10) {
-            close(&mut current, &mut used);
-        }
-        let mut offset = 0;
-        let mut room = size.saturating_sub(used + header);
-        while offset < e.size {
-            let len = room.min(e.size - offset).max(1);
-            current.push(Piece {
-                entry: i,
-                offset,
-                len,
-            });
-            offset += len;
-            if offset < e.size {
-                close(&mut current, &mut used);
-                room = size;
-            } else {
-                used = len.div_ceil(512) * 512;
-            }
-        }
-    }
-    close(&mut current, &mut used);
-    if chunks.is_empty() {
-        chunks.push(Vec::new());
-    }
-    chunks
-}
-
-fn changed(path: &Path, what: impl Into<String>) -> ArchiveError {
-    ArchiveError::Changed {
-        path: path.to_owned(),
-        what: what.into(),
-    }
-}
-
-/// Builds one chunk: tar bytes, then compressed.
-fn build_chunk(
-    entries: &[Entry],
-    pieces: &[Piece],
-    last: bool,
-    compression: Compression,
-    level: i32,
-    skip_unreadable: bool,
-) -> Result<Built, ArchiveError> {
-    let mut tar = tar::Builder::new(Vec::with_capacity(
-        pieces.iter().map(|p| p.len as usize + 1024).sum(),
-    ));
-    tar.mode(tar::HeaderMode::Complete);
-    let mut built = Built {
-        compressed: Vec::new(),
-        tar_len: 0,
-        lead: 0,
-        file_bytes: 0,
-        digests: Vec::new(),
-        split: Vec::new(),
-        skipped: Vec::new(),
-    };
-    let mut seen_header = false;
-    for piece in pieces {
-        let e = &entries[piece.entry];
-        let path = Path::new(OsStr::from_bytes(&e.path));
-        let tar_err = |err: std::io::Error| ArchiveError::Io {
-            path: e.abs.clone(),
-            source: err,
-        };
-        if piece.offset > 0 {
-            // The rest of a split file: raw data, then padding after its last piece.
-            let mut data = vec![0u8; piece.len as usize];
-            let file = fs_err::File::open(&e.abs).map_err(io_err(&e.abs))?;
-            file.file()
-                .read_exact_at(&mut data, piece.offset)
-                .map_err(|_| changed(&e.abs, "it shrank"))?;
-            let end = piece.offset + piece.len;
-            if end == e.size {
-                check_no_more(file.file(), end, &e.abs)?;
-            }
-            let out = tar.get_mut();
-            out.extend_from_slice(&data);
-            if end == e.size {
-                let pad = (512 - e.size % 512) % 512;
-                out.resize(out.len() + pad as usize, 0);
-            }
-            if !seen_header {
-                built.lead = out.len() as u64;
-            }
-            built.file_bytes += piece.len;
-            built.split.push((piece.entry, data));
-            continue;
-        }
-        seen_header = true;
-        match e.kind {
-            EntryKind::Dir | EntryKind::Symlink => {
-                let meta = fs_err::symlink_metadata(&e.abs).map_err(io_err(&e.abs))?;
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-                if e.kind == EntryKind::Dir {
-                    tar.append_data(&mut header, path, std::io::empty())
-                        .map_err(tar_err)?;
-                } else {
-                    let target = fs_err::read_link(&e.abs).map_err(io_err(&e.abs))?;
-                    tar.append_link(&mut header, path, &target)
-                        .map_err(tar_err)?;
-                }
-            }
-            EntryKind::File => {
-                let file = match fs_err::File::open(&e.abs) {
-                    Ok(f) => f,
-                    Err(err) if skip_unreadable && piece.len == e.size => {
-                        built.skipped.push(Skipped {
-                            path: encode_path(&e.path),
-                            error: err.to_string(),
-                        });
-                        continue;
-                    }
-                    Err(err) => return Err(io_err(&e.abs)(err)),
-                };
-                let meta = file.metadata().map_err(io_err(&e.abs))?;
-                if meta.len() != e.size {
-                    return Err(changed(
-                        &e.abs,
-                        format!("{} bytes when scanned, {} now", e.size, meta.len()),
-                    ));
-                }
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-                let mut data = vec![0u8; piece.len as usize];
-                file.file()
-                    .read_exact_at(&mut data, 0)
-                    .map_err(|_| changed(&e.abs, "it shrank"))?;
-                if piece.len == e.size {
-                    check_no_more(file.file(), e.size, &e.abs)?;
-                    built
-                        .digests
-                        .push((piece.entry, hex(&Sha256::digest(&data))));
-                    tar.append_data(&mut header, path, data.as_slice())
-                        .map_err(tar_err)?;
-                } else {
-                    // The first piece of a split file: the header says the whole size.
-                    tar.append_data(&mut header, path, std::io::empty())
-                        .map_err(tar_err)?;
-                    tar.get_mut().extend_from_slice(&data);
-                    built.split.push((piece.entry, data));
-                }
-                built.file_bytes += piece.len;
-            }
-        }
-    }
-    if !seen_header {
-        built.lead = tar.get_ref().len() as u64;
-    }
-    let mut bytes = tar.into_inner().map_err(|e| ArchiveError::Io {
-        path: PathBuf::from("<tar>"),
-        source: e,
-    })?;
-    if !last {
-        // `into_inner` ends the stream with two zero blocks; only the last chunk keeps them.
-        bytes.truncate(bytes.len() - 1024);
-    }
-    built.tar_len = bytes.len() as u64;
-    built.compressed = compress(&bytes, compression, level)?;
-    Ok(built)
-}
-
-fn check_no_more(file: &std::fs::File, size: u64, path: &Path) -> Result<(), ArchiveError> {
-    let mut probe = [0u8; 1];
-    match file.read_at(&mut probe, size) {
-        Ok(0) => Ok(()),
-        Ok(_) => Err(changed(path, "it grew")),
-        Err(e) => Err(io_err(path)(e)),
-    }
-}
-
-fn compress(tar: &[u8], compression: Compression, level: i32) -> Result<Vec<u8>, ArchiveError> {
-    let err = |e: std::io::Error| ArchiveError::Io {
-        path: PathBuf::from("<compressor>"),
-        source: e,
-    };
-    match compression {
-        Compression::Gzip => {
-            let level = flate2::Compression::new(level.clamp(0, 9) as u32);
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(tar.len() / 2), level);
-            enc.write_all(tar).map_err(err)?;
-            enc.finish().map_err(err)
-        }
-        Compression::Zstd => {
-            let mut c = zstd::bulk::Compressor::new(level).map_err(err)?;
-            // The frame checksum lets the check after writing prove each chunk's bytes.
-            c.include_checksum(true).map_err(err)?;
-            c.compress(tar).map_err(err)
-        }
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// A name not yet taken in `dir`: `<K><UTC>`, one second later per clash.
@@ -361,89 +89,117 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Backup, ArchiveError> {
     let started = jiff::Timestamp::now();
-    progress.start("scanning", None, Unit::Items);
     let selection = Selection::new(&options.masks, "store", None, None, None);
-    let mut scanned = scan(install, &selection, backup_dir, options.skip_unreadable)?;
-    if scanned.store_prefix != "store" {
+    let (mut walker, mut units) =
+        scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
+    if walker.store_prefix != "store" {
         // The masks name the store by where it really is in this install.
-        let selection = Selection::new(&options.masks, &scanned.store_prefix, None, None, None);
-        scanned = scan(install, &selection, backup_dir, options.skip_unreadable)?;
+        let selection = Selection::new(&options.masks, &walker.store_prefix, None, None, None);
+        (walker, units) = scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
     }
-    progress.finish();
-    let mut deleted = Vec::new();
-    if options.kind == Kind::Diff {
-        let base = options.base.as_ref().ok_or_else(|| ArchiveError::Invalid {
-            path: backup_dir.to_owned(),
-            message: "a differential needs a full backup to be based on".into(),
-        })?;
-        let manifest_path = base.manifest_path();
-        let listed = manifest::parse(
-            &manifest_path,
-            &fs_err::read(&manifest_path).map_err(io_err(&manifest_path))?,
-        )?;
-        let in_base: HashSet<Vec<u8>> = listed.into_iter().map(|(_, p)| p).collect();
-        // Anything whose mtime or ctime is not clearly before the base's scan began. The margin
-        // covers the kernel's coarse file clock; taking a file too many costs little, one too
-        // few loses it.
-        let since = base.meta.scan_started - 1;
-        let present: HashSet<&[u8]> = scanned.entries.iter().map(|e| e.path.as_slice()).collect();
-        let mut gone: Vec<&Vec<u8>> = in_base
-            .iter()
-            .filter(|p| !present.contains(p.as_slice()))
-            .collect();
-        gone.sort();
-        deleted = gone.into_iter().map(|p| encode_path(p)).collect();
-        scanned.entries.retain(|e| {
-            e.kind != EntryKind::File || !in_base.contains(&e.path) || e.changed >= since
-        });
-    }
+    let store_prefix = walker.store_prefix.clone();
+    let diff = match options.kind {
+        Kind::Diff => Some(DiffBase::load(options.base.as_ref().ok_or_else(|| {
+            ArchiveError::Invalid {
+                path: backup_dir.to_owned(),
+                message: "a differential needs a full backup to be based on".into(),
+            }
+        })?)?),
+        _ => None,
+    };
     fs_err::create_dir_all(backup_dir).map_err(io_err(backup_dir))?;
     let id = fresh_id(backup_dir, options.kind);
     let archive = backup_dir.join(format!("{id}.{}", options.compression.extension()));
     let partial = sidecar(&archive, "partial");
     let mut cleanup = Cleanup(vec![partial.clone()]);
     let level = options.level.unwrap_or(options.compression.default_level());
-    let entries = &scanned.entries;
-    let total: u64 = entries
-        .iter()
-        .filter(|e| e.kind == EntryKind::File)
-        .map(|e| e.size)
-        .sum();
-    progress.start("backing up", Some(total), Unit::Bytes);
-
-    let chunks = plan_chunks(entries, options.chunk_size as u64);
-    let n_chunks = chunks.len();
-    let shared = std::sync::Arc::new(scanned.entries.clone());
     let (compression, skip) = (options.compression, options.skip_unreadable);
-    let jobs = chunks.into_iter().enumerate().map(move |(i, pieces)| {
-        let entries = std::sync::Arc::clone(&shared);
-        move || {
-            build_chunk(
-                &entries,
-                &pieces,
-                i + 1 == n_chunks,
-                compression,
-                level,
-                skip,
-            )
-        }
-    });
-    let out = fs_err::File::create(&partial).map_err(io_err(&partial))?;
-    let mut writer = ChunkWriter::new(out, entries);
-    super::pipeline::in_order(jobs, super::pipeline::default_in_flight(), |built| {
-        let built = built?;
-        progress.advance(built.file_bytes);
-        writer.append(built)
-    })?;
-    progress.finish();
-    progress.start("syncing", None, Unit::Items);
-    let written = writer.finish();
-    let (chunk_meta, manifest_lines, skipped_in_build, archive_bytes, file_bytes) = written?;
-    progress.finish();
+    let in_flight = pipeline::default_in_flight();
+    let chunk_size = options.chunk_size as u64;
+    // The total is known once the walk is over; the bar gets it then.
+    progress.start("backing up", None, ProgressUnit::Bytes);
 
-    let mut skipped = scanned.skipped;
+    // Two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
+    // planner thread), while chunks are built in parallel and appended in order (here).
+    let out = fs_err::File::create(&partial).map_err(io_err(&partial))?;
+    let mut writer = ChunkWriter::new(out);
+    let walker = Arc::new(walker);
+    let diff_ref = diff.as_ref();
+    let planned = std::thread::scope(|s| {
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<Piece>>(in_flight);
+        let planner = s.spawn(move || -> Result<Planned, ArchiveError> {
+            let mut planner = Planner::new(chunk_size);
+            let mut planned = Planned::default();
+            let mut ready = Vec::new();
+            let jobs = units.into_iter().map(|unit| {
+                let walker = Arc::clone(&walker);
+                move || match unit {
+                    Unit::Found(entries, skipped) => Ok((entries, skipped)),
+                    Unit::Subtree { abs, path } => walker.subtree(&abs, &path),
+                }
+            });
+            let stopped = || ArchiveError::Invalid {
+                path: PathBuf::from("<writer>"),
+                message: "stopped".into(),
+            };
+            pipeline::in_order(
+                jobs,
+                in_flight,
+                |found: Result<scan::Found, ArchiveError>| {
+                    let (entries, skipped) = found?;
+                    planned.skipped.extend(skipped);
+                    for e in entries {
+                        if let Some(d) = diff_ref {
+                            if e.kind == EntryKind::File {
+                                planned.present.insert(e.path.clone());
+                            }
+                            if !d.takes(&e) {
+                                continue;
+                            }
+                        }
+                        if e.kind == EntryKind::File {
+                            planned.total += e.size;
+                        }
+                        planner.push(e, &mut ready);
+                        for chunk in ready.drain(..) {
+                            chunk_tx.send(chunk).map_err(|_| stopped())?;
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            planner.finish(&mut ready);
+            for chunk in ready.drain(..) {
+                chunk_tx.send(chunk).map_err(|_| stopped())?;
+            }
+            progress.set_total(planned.total);
+            Ok(planned)
+        });
+        let jobs = chunk_rx
+            .into_iter()
+            .map(|pieces| move || build_chunk(&pieces, compression, level, skip));
+        let written = pipeline::in_order(jobs, in_flight, |built| {
+            let built = built?;
+            progress.advance(built.file_bytes);
+            writer.append(built)
+        });
+        let planned = planner.join().expect("the planner thread does not panic");
+        // The writer's error explains a planner that was stopped, so it comes first.
+        written.and(planned)
+    })?;
+    writer.append(end_of_archive(compression, level)?)?;
+    progress.finish();
+    progress.start("syncing", None, ProgressUnit::Items);
+    let written = writer.finish();
+    let (chunk_meta, manifest_lines, skipped_in_build, archive_bytes, file_bytes, counts) =
+        written?;
+    progress.finish();
+    let deleted = diff
+        .map(|d| d.deleted(&planned.present))
+        .unwrap_or_default();
+
+    let mut skipped = planned.skipped;
     skipped.extend(skipped_in_build);
-    let count = |k: EntryKind| entries.iter().filter(|e| e.kind == k).count() as u64;
     let meta = Meta {
         format: FORMAT,
         id: id.clone(),
@@ -455,10 +211,10 @@ pub fn create(
         compression: options.compression,
         level,
         mask: options.masks.clone(),
-        store_prefix: scanned.store_prefix,
-        files: count(EntryKind::File) - skipped.len().min(count(EntryKind::File) as usize) as u64,
-        dirs: count(EntryKind::Dir),
-        symlinks: count(EntryKind::Symlink),
+        store_prefix,
+        files: counts[EntryKind::File as usize],
+        dirs: counts[EntryKind::Dir as usize],
+        symlinks: counts[EntryKind::Symlink as usize],
         bytes: file_bytes,
         archive_bytes,
         chunks: chunk_meta,
@@ -497,36 +253,85 @@ pub fn create(
     Ok(Backup { archive, meta })
 }
 
-type Written = (Vec<ChunkMeta>, Vec<u8>, Vec<Skipped>, u64, u64);
+/// What the writer hands back: chunk index, manifest, skipped files, archive bytes, file
+/// bytes, entry counts by kind.
+type Written = (Vec<ChunkMeta>, Vec<u8>, Vec<Skipped>, u64, u64, [u64; 3]);
+
+/// What the planner learnt from the walk.
+#[derive(Debug, Default)]
+struct Planned {
+    total: u64,
+    skipped: Vec<Skipped>,
+    /// Every file path found, for a differential's deletions.
+    present: HashSet<Vec<u8>>,
+}
+
+/// What a differential compares with: the base's files and when its scan began.
+#[derive(Debug)]
+struct DiffBase {
+    in_base: HashSet<Vec<u8>>,
+    since: i64,
+}
+
+impl DiffBase {
+    fn load(base: &Backup) -> Result<DiffBase, ArchiveError> {
+        let manifest_path = base.manifest_path();
+        let bytes = fs_err::read(&manifest_path).map_err(io_err(&manifest_path))?;
+        let listed = manifest::parse(&manifest_path, &bytes)?;
+        Ok(DiffBase {
+            in_base: listed.into_iter().map(|(_, p)| p).collect(),
+            // Anything whose mtime or ctime is not clearly before the base's scan began. The
+            // margin covers the kernel's coarse file clock; taking a file too many costs
+            // little, one too few loses it.
+            since: base.meta.scan_started - 1,
+        })
+    }
+
+    /// Whether the differential takes this entry (directories and links always).
+    fn takes(&self, e: &Entry) -> bool {
+        e.kind != EntryKind::File || !self.in_base.contains(&e.path) || e.changed >= self.since
+    }
+
+    /// The base's files that are gone, encoded, sorted.
+    fn deleted(&self, present: &HashSet<Vec<u8>>) -> Vec<String> {
+        let mut gone: Vec<&Vec<u8>> = self
+            .in_base
+            .iter()
+            .filter(|p| !present.contains(*p))
+            .collect();
+        gone.sort();
+        gone.into_iter().map(|p| encode_path(p)).collect()
+    }
+}
 
 /// Appends built chunks in order, records where each lies, and collects the manifest (hashing
 /// split files, whose pieces come from several chunks).
-struct ChunkWriter<'e> {
+struct ChunkWriter {
     path: PathBuf,
     out: std::io::BufWriter<fs_err::File>,
-    entries: &'e [Entry],
     metas: Vec<ChunkMeta>,
     lines: Vec<u8>,
     skipped: Vec<Skipped>,
     offset: u64,
     tar_offset: u64,
     file_bytes: u64,
-    /// The split file being hashed: entry, hasher, bytes so far.
-    split: Option<(usize, Sha256, u64)>,
+    counts: [u64; 3],
+    /// The split file being hashed: path, hasher, bytes so far.
+    split: Option<(Vec<u8>, Sha256, u64)>,
 }
 
-impl<'e> ChunkWriter<'e> {
-    fn new(out: fs_err::File, entries: &'e [Entry]) -> ChunkWriter<'e> {
+impl ChunkWriter {
+    fn new(out: fs_err::File) -> ChunkWriter {
         ChunkWriter {
             path: out.path().to_owned(),
             out: std::io::BufWriter::with_capacity(1 << 20, out),
-            entries,
             metas: Vec::new(),
             lines: Vec::new(),
             skipped: Vec::new(),
             offset: 0,
             tar_offset: 0,
             file_bytes: 0,
+            counts: [0; 3],
             split: None,
         }
     }
@@ -545,23 +350,23 @@ impl<'e> ChunkWriter<'e> {
         self.offset += built.compressed.len() as u64;
         self.tar_offset += built.tar_len;
         self.file_bytes += built.file_bytes;
-        for (entry, hexed) in &built.digests {
-            self.lines
-                .extend(manifest::line(hexed, &self.entries[*entry].path));
+        for (c, n) in self.counts.iter_mut().zip(built.counts) {
+            *c += n;
         }
-        for (entry, data) in &built.split {
-            if self.split.as_ref().map(|(e, _, _)| *e) != Some(*entry) {
-                self.split = Some((*entry, Sha256::new(), 0));
+        for (path, hexed) in &built.digests {
+            self.lines.extend(manifest::line(hexed, path));
+        }
+        for (path, size, data) in built.split {
+            if self.split.as_ref().map(|(p, _, _)| p) != Some(&path) {
+                self.split = Some((path, Sha256::new(), 0));
             }
             let (_, hasher, hashed) = self.split.as_mut().expect("set just above");
-            hasher.update(data);
+            hasher.update(&data);
             *hashed += data.len() as u64;
-            if *hashed == self.entries[*entry].size {
-                let (entry, hasher, _) = self.split.take().expect("set just above");
-                self.lines.extend(manifest::line(
-                    &hex(&hasher.finalize()),
-                    &self.entries[entry].path,
-                ));
+            if *hashed == size {
+                let (path, hasher, _) = self.split.take().expect("set just above");
+                self.lines
+                    .extend(manifest::line(&hex(&hasher.finalize()), &path));
             }
         }
         self.skipped.extend(built.skipped);
@@ -581,6 +386,7 @@ impl<'e> ChunkWriter<'e> {
             self.skipped,
             self.offset,
             self.file_bytes,
+            self.counts,
         ))
     }
 }
