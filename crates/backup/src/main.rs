@@ -356,6 +356,7 @@ fn restore(
             to: root.clone(),
             selection,
             store: store_elsewhere.then(|| store.clone()),
+            preserve_owners: true,
         }
     } else {
         let to = to.expect("clap requires --to without --in-place");
@@ -374,6 +375,7 @@ fn restore(
             to,
             selection,
             store: None,
+            preserve_owners: false,
         }
     };
     let report = archive::restore(&chain, &options, &progress)?;

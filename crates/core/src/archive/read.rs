@@ -339,6 +339,9 @@ pub struct RestoreOptions {
     pub selection: Selection,
     /// Where the store goes, when it is not `<to>/<store_prefix>` (a store outside the root).
     pub store: Option<PathBuf>,
+    /// Give files back the owners the archive records (in place, as root); otherwise restored
+    /// files belong to whoever restores them.
+    pub preserve_owners: bool,
 }
 
 /// What a restore did.
@@ -430,6 +433,7 @@ pub fn restore(
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
         archive.set_overwrite(true);
+        archive.set_preserve_ownerships(options.preserve_owners);
         for entry in archive.entries().map_err(io_err(&backup.archive))? {
             let mut entry = entry.map_err(io_err(&backup.archive))?;
             let path = entry.path_bytes().into_owned();

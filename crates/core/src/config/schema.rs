@@ -208,3 +208,20 @@ pub const ADMINISTRATION: AdministrationNames = AdministrationNames {
     builtin_admin_enabled: "BuiltInAdminEnabled",
     builtin_admin_username: "BuiltInAdminUsername",
 };
+
+/// `folder.map` in each mailbox: shared-folder subscriptions. KERIO-FORMAT.md §3: [T] that it is
+/// simple XML, [A] this layout: `<folder owner="…" path="…" name="…"/>` elements.
+#[derive(Debug)]
+pub struct FolderMapNames {
+    pub element: &'static str,
+    pub owner: &'static str,
+    pub path: &'static str,
+    pub name: &'static str,
+}
+
+pub const FOLDER_MAP: FolderMapNames = FolderMapNames {
+    element: "folder",
+    owner: "owner",
+    path: "path",
+    name: "name",
+};

@@ -14,11 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::escape_attr;
 
-/// The element and attribute names [A].
-pub const FOLDER_ELEMENT: &str = "folder";
-pub const OWNER_ATTR: &str = "owner";
-pub const PATH_ATTR: &str = "path";
-pub const NAME_ATTR: &str = "name";
+use crate::config::schema::FOLDER_MAP as NAMES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FolderMapError {
@@ -64,15 +60,15 @@ impl FolderMap {
                 message: e.to_string(),
             })?;
             doc.descendants()
-                .filter(|n| n.has_tag_name(FOLDER_ELEMENT))
+                .filter(|n| n.has_tag_name(NAMES.element))
                 .map(|n| Entry {
-                    owner: n.attribute(OWNER_ATTR).unwrap_or_default().to_owned(),
-                    path: n.attribute(PATH_ATTR).unwrap_or_default().to_owned(),
-                    name: n.attribute(NAME_ATTR).unwrap_or_default().to_owned(),
+                    owner: n.attribute(NAMES.owner).unwrap_or_default().to_owned(),
+                    path: n.attribute(NAMES.path).unwrap_or_default().to_owned(),
+                    name: n.attribute(NAMES.name).unwrap_or_default().to_owned(),
                     element: n.range(),
                     owner_value: n
                         .attributes()
-                        .find(|a| a.name() == OWNER_ATTR)
+                        .find(|a| a.name() == NAMES.owner)
                         .map(|a| a.range_value()),
                 })
                 .collect()
