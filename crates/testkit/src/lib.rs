@@ -167,17 +167,18 @@ pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
     fs_err::create_dir_all(out)?;
     let plan = plan(options);
     configs::write(out, &plan)?;
+    let summary = Summary {
+        domains: plan.domains.len(),
+        users: plan.users.len(),
+        mapped_domain: plan
+            .domains
+            .iter()
+            .find(|d| d.mapped)
+            .map(|d| d.name.clone()),
+        ..Summary::default()
+    };
     if options.configs_only {
-        return Ok(Summary {
-            domains: plan.domains.len(),
-            users: plan.users.len(),
-            mapped_domain: plan
-                .domains
-                .iter()
-                .find(|d| d.mapped)
-                .map(|d| d.name.clone()),
-            ..Summary::default()
-        });
+        return Ok(summary);
     }
     let store = out.join("store");
     let written = plan
@@ -194,16 +195,9 @@ pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
     let server_folders = mailbox::write_server_dirs(&store, &plan, options)?;
 
     let mut summary = Summary {
-        domains: plan.domains.len(),
-        users: plan.users.len(),
         mailboxes: written.len() + orphans.len(),
         shared_folders: plan.shares.len(),
-        mapped_domain: plan
-            .domains
-            .iter()
-            .find(|d| d.mapped)
-            .map(|d| d.name.clone()),
-        ..Summary::default()
+        ..summary
     };
     for (messages, bytes) in written.iter().chain(&orphans).chain([&server_folders]) {
         summary.messages += messages;

@@ -94,6 +94,21 @@ fn read_chunk(
     }
 }
 
+/// One job per chunk of the backup, each doing `work` on it; a result comes with the chunk's
+/// compressed length, for progress.
+fn chunk_jobs<T: Send + 'static>(
+    backup: &Backup,
+    work: fn(&Path, usize, ChunkMeta, Compression) -> T,
+) -> Vec<impl FnOnce() -> (u64, T) + Send + 'static> {
+    let archive = Arc::new(backup.archive.clone());
+    let compression = backup.meta.compression;
+    let jobs = backup.meta.chunks.iter().enumerate().map(|(i, &chunk)| {
+        let archive = Arc::clone(&archive);
+        move || (chunk.length, work(&archive, i, chunk, compression))
+    });
+    jobs.collect()
+}
+
 /// The check right after writing: every chunk reads back, decompresses, passes its format's
 /// checksum (gzip CRC-32, zstd frame checksum) and has the length recorded. The files' SHA-256
 /// were taken from the very bytes that went into the tar; `verify` re-hashes them.
@@ -101,24 +116,11 @@ pub(crate) fn check_chunks(
     backup: &Backup,
     progress: &dyn Progress,
 ) -> Result<Vec<String>, ArchiveError> {
-    let archive = Arc::new(backup.archive.clone());
-    let compression = backup.meta.compression;
     progress.start("checking", Some(backup.meta.archive_bytes), Unit::Bytes);
-    let jobs = backup
-        .meta
-        .chunks
-        .clone()
-        .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| {
-            let archive = Arc::clone(&archive);
-            move || {
-                (
-                    chunk.length,
-                    read_chunk(&archive, i, chunk, compression).err(),
-                )
-            }
-        });
+    let jobs = chunk_jobs(backup, |archive, i, chunk, compression| {
+        read_chunk(archive, i, chunk, compression).err()
+    })
+    .into_iter();
     let mut damage = Vec::new();
     super::pipeline::in_order(
         jobs,
@@ -200,19 +202,8 @@ pub(crate) fn verify_files(
     )?;
     let mut expected: HashMap<Vec<u8>, String> = listed.into_iter().map(|(h, p)| (p, h)).collect();
     let mut report = VerifyReport::default();
-    let archive = Arc::new(backup.archive.clone());
-    let compression = backup.meta.compression;
     progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
-    let jobs = backup
-        .meta
-        .chunks
-        .clone()
-        .into_iter()
-        .enumerate()
-        .map(|(i, chunk)| {
-            let archive = Arc::clone(&archive);
-            move || (chunk.length, check_chunk(&archive, i, chunk, compression))
-        });
+    let jobs = chunk_jobs(backup, check_chunk).into_iter();
     // A file split across chunks: path, size, bytes still to come, hasher.
     let mut pending: Option<(Vec<u8>, u64, u64, Sha256)> = None;
     let mut record = |report: &mut VerifyReport, path: Vec<u8>, digest: String, size: u64| {

@@ -48,6 +48,19 @@ impl Open {
     }
 }
 
+impl Item {
+    /// An item whose start tag spans `tag`; its end and close are filled in at its end tag.
+    fn opened(tag: std::ops::Range<usize>, line: usize) -> Item {
+        Item {
+            span: Some(tag),
+            close: None,
+            line,
+            removed: false,
+            vars: Vec::new(),
+        }
+    }
+}
+
 fn span(range: std::ops::Range<usize>) -> Span {
     // Config files are far below 4 GiB; `parse` refuses larger ones.
     Span {
@@ -140,13 +153,7 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                         };
                         if kind == SectionKind::Table {
                             // A table is one item: its variables are its children.
-                            section.items.push(Item {
-                                span: Some(start..end),
-                                close: None,
-                                line: line(start),
-                                removed: false,
-                                vars: Vec::new(),
-                            });
+                            section.items.push(Item::opened(start..end, line(start)));
                         }
                         sections.push(section);
                         Frame::Section
@@ -159,13 +166,7 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                             if section.items.is_empty() {
                                 section.item_indent = indent_before(source, start).to_owned();
                             }
-                            section.items.push(Item {
-                                span: Some(start..end),
-                                close: None,
-                                line: line(start),
-                                removed: false,
-                                vars: Vec::new(),
-                            });
+                            section.items.push(Item::opened(start..end, line(start)));
                             Frame::Item
                         } else {
                             Frame::Other
