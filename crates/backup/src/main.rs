@@ -102,6 +102,19 @@ enum Command {
         #[arg(short = 'm', long, value_name = "LIST", default_value = "all", value_parser = parse_masks)]
         mask: Masks,
     },
+    /// Take back a change made by a kerio-toolkit tool, from its pre-change backup
+    Undo {
+        /// The change's ID (C20261122T101500Z), as the tool and the journal name it
+        #[arg(
+            value_name = "CHANGE-ID",
+            required_unless_present = "last",
+            conflicts_with = "last"
+        )]
+        change: Option<String>,
+        /// The newest change not yet undone
+        #[arg(long)]
+        last: bool,
+    },
 }
 
 /// A comma list of masks, as one argument.
@@ -134,6 +147,7 @@ fn main() -> ExitCode {
                 skip_unreadable,
             ),
             Command::List => list(&settings),
+            Command::Undo { change, .. } => undo(&settings, change.as_deref()),
             Command::Verify {
                 backup,
                 against_live,
@@ -246,6 +260,24 @@ fn create(
         "verified and written in {:.1} s",
         started.elapsed().as_secs_f64()
     ));
+    Ok(Outcome::Success)
+}
+
+fn undo(settings: &Settings, change: Option<&str>) -> anyhow::Result<Outcome> {
+    let undone = kc_core::change::undo(
+        &settings.install,
+        change,
+        &settings.backup_dir,
+        &settings.pid_file,
+        &settings.progress(),
+    )?;
+    match settings.format {
+        Format::Json => kc_cli::print_json(&undone)?,
+        Format::Human => println!(
+            "undone {}: {} paths put back as backup {} had them",
+            undone.change, undone.paths, undone.backup
+        ),
+    }
     Ok(Outcome::Success)
 }
 

@@ -249,6 +249,12 @@ pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
         })
 }
 
+/// The SHA-256 of some bytes, as lowercase hex (the manifest's form).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    chunk::hex(&sha2::Sha256::digest(bytes))
+}
+
 /// The UTC time stamp of names: `20261122T101500Z`.
 pub fn stamp(time: jiff::Timestamp) -> String {
     time.strftime("%Y%m%dT%H%M%SZ").to_string()

@@ -10,9 +10,12 @@
 //! - [`store`] walks domains, mailboxes and folders in parallel, with the `status.fld` and
 //!   `folder.map` codecs.
 //! - [`archive`] writes, verifies and restores backups.
+//! - [`change`] carries out a tool's plan: guard, pre-change backup, journal, atomic steps,
+//!   rollback and undo.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod archive;
+pub mod change;
 pub mod config;
 pub mod guard;
 pub mod install;

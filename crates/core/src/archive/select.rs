@@ -89,6 +89,24 @@ impl Selection {
         Selection { prefixes: None }
     }
 
+    /// Exactly these archive paths (each with everything below it), compared exactly.
+    pub fn paths(paths: &[Vec<u8>]) -> Selection {
+        let parts = paths
+            .iter()
+            .map(|p| {
+                components(p)
+                    .map(|c| Part {
+                        bytes: c.to_vec(),
+                        fold_case: false,
+                    })
+                    .collect()
+            })
+            .collect();
+        Selection {
+            prefixes: Some(parts),
+        }
+    }
+
     /// The union of the masks, narrowed to a domain, a user of it, a folder of that user.
     /// `user` and `folder` require the level above; the caller checks that.
     pub fn new(

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 
@@ -36,6 +37,9 @@ pub struct CreateOptions {
     pub skip_unreadable: bool,
     /// Tar bytes per chunk.
     pub chunk_size: usize,
+    /// Back up exactly these archive paths (a pre-change backup) instead of the masks; those
+    /// that do not exist are recorded as absent.
+    pub paths: Option<Vec<Vec<u8>>>,
 }
 
 impl Default for CreateOptions {
@@ -48,6 +52,7 @@ impl Default for CreateOptions {
             masks: vec![Mask::All],
             skip_unreadable: false,
             chunk_size: 4 << 20,
+            paths: None,
         }
     }
 }
@@ -89,10 +94,13 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Backup, ArchiveError> {
     let started = jiff::Timestamp::now();
-    let selection = Selection::new(&options.masks, "store", None, None, None);
+    let selection = match &options.paths {
+        Some(paths) => Selection::paths(paths),
+        None => Selection::new(&options.masks, "store", None, None, None),
+    };
     let (mut walker, mut units) =
         scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
-    if walker.store_prefix != "store" {
+    if walker.store_prefix != "store" && options.paths.is_none() {
         // The masks name the store by where it really is in this install.
         let selection = Selection::new(&options.masks, &walker.store_prefix, None, None, None);
         (walker, units) = scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
@@ -219,7 +227,13 @@ pub fn create(
         archive_bytes,
         chunks: chunk_meta,
         deleted,
-        absent: Vec::new(),
+        absent: options
+            .paths
+            .iter()
+            .flatten()
+            .filter(|p| !install.root.join(std::ffi::OsStr::from_bytes(p)).exists())
+            .map(|p| encode_path(p))
+            .collect(),
         skipped,
     };
     let manifest_path = sidecar(&archive, "sha256");

@@ -1,0 +1,314 @@
+//! The change protocol's core, end to end: a plan applied through kc-core, taken back by
+//! `kc-backup undo`, byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+use kc_core::change::{self, ChangeError, Plan, Status, Step};
+use kc_core::config::Config;
+use kc_core::install::Install;
+use kc_core::progress::Silent;
+use kc_testkit::Options;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    /// The install as it was before any change.
+    before: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let (dir, _) = kc_testkit::temp_install(&Options {
+        users: 10,
+        messages_per_user: 2,
+        ..Options::default()
+    })
+    .expect("fixture");
+    let root = dir.path().join("kerio");
+    let before = dir.path().join("before");
+    assert!(
+        Std::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&before)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    Fixture {
+        _dir: dir,
+        root,
+        before,
+    }
+}
+
+fn install(root: &Path) -> Install {
+    Install::locate(Some(root), None).expect("install")
+}
+
+fn no_pid(root: &Path) -> PathBuf {
+    root.join("no.pid")
+}
+
+fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
+    let out = Std::new("diff")
+        .args([
+            "-r",
+            "--no-dereference",
+            "-x",
+            "kc-backups",
+            "-x",
+            "kc-journal",
+            "-x",
+            ".kc.lock",
+        ])
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("diff");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A plan of every step kind: edit users.cfg, rename a mailbox, create a folder with its
+/// status.fld, append an audit line.
+fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
+    let mut config = Config::load(root).expect("config");
+    let user = config.users().next().expect("a user");
+    let (id, name, domain) = (user.id(), user.name().to_owned(), user.domain().to_owned());
+    config
+        .users
+        .set(id, "FullName", "Renamed Person")
+        .expect("set");
+    let users_cfg = config.users.to_bytes();
+    let from = PathBuf::from(format!("store/mail/{domain}/{name}"));
+    let to = PathBuf::from(format!("store/mail/{domain}/{name}.renamed"));
+    let folder = to.join("Deleted mailbox \u{2014} old@example.com");
+    let plan = Plan {
+        tool: "kc-test".into(),
+        description: format!("rename {name}@{domain}"),
+        steps: vec![
+            Step::write_file("users.cfg", users_cfg.clone()),
+            Step::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            Step::CreateDir {
+                path: folder.clone(),
+            },
+            Step::write_file(folder.join("status.fld"), b"T2 S0\n".to_vec()),
+            Step::AppendLine {
+                path: "store/logs/config.log".into(),
+                line: change::audit_line("kc-test", "Rename User"),
+            },
+        ],
+        warnings: vec![],
+    };
+    (plan, users_cfg, from, to)
+}
+
+fn kc_backup(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kc-backup").expect("binary");
+    cmd.arg("--server")
+        .arg(root)
+        .arg("--pid-file")
+        .arg(no_pid(root))
+        .arg("--no-progress");
+    cmd
+}
+
+#[test]
+fn apply_then_undo_gives_the_install_back_byte_for_byte() {
+    let f = fixture();
+    let inst = install(&f.root);
+    let (plan, users_cfg, from, to) = plan(&f.root);
+    assert!(
+        plan.to_string().starts_with("WOULD write users.cfg ("),
+        "{plan}"
+    );
+    let applied = change::apply(
+        &inst,
+        &plan,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+    .expect("applies");
+    assert_eq!(applied.steps, 5);
+    assert!(applied.change.starts_with('C') && applied.backup.starts_with('P'));
+    // The change is there.
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        users_cfg
+    );
+    assert!(!f.root.join(&from).exists() && f.root.join(&to).join("INBOX").is_dir());
+    let log = std::fs::read_to_string(f.root.join("store/logs/config.log")).expect("log");
+    assert!(
+        log.lines()
+            .last()
+            .is_some_and(|l| l.starts_with('[') && l.ends_with("] kc-test - Rename User")),
+        "{log}"
+    );
+    let journal = change::journals(&inst)
+        .expect("journals")
+        .pop()
+        .expect("one");
+    assert_eq!(
+        (journal.status, journal.done, journal.id.as_str()),
+        (Status::Done, 5, applied.change.as_str())
+    );
+    // The pre-change backup holds the touched paths, and knows which did not exist.
+    let backup =
+        kc_core::archive::find(&f.root.join("kc-backups"), &applied.backup).expect("backup");
+    assert_eq!(backup.meta.kind, kc_core::archive::Kind::PreChange);
+    assert!(
+        backup.meta.absent.iter().any(|p| p.ends_with(".renamed")),
+        "{:?}",
+        backup.meta.absent
+    );
+    assert!(same_tree(&f.before, &f.root).is_err());
+
+    let out = kc_backup(&f.root)
+        .args(["undo", "--last"])
+        .assert()
+        .success();
+    let line = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        line,
+        format!(
+            "undone {}: {} paths put back as backup {} had them\n",
+            applied.change,
+            plan.touched().len(),
+            applied.backup
+        )
+    );
+    same_tree(&f.before, &f.root).expect("the install is back byte for byte");
+
+    // Twice is refused, by ID and by --last.
+    let again = kc_backup(&f.root)
+        .args(["undo", &applied.change])
+        .assert()
+        .code(2);
+    assert!(
+        String::from_utf8_lossy(&again.get_output().stderr)
+            .contains(&format!("change {} was already undone at", applied.change))
+    );
+    let last = kc_backup(&f.root).args(["undo", "--last"]).assert().code(2);
+    assert!(String::from_utf8_lossy(&last.get_output().stderr).contains("no change to undo"));
+}
+
+#[test]
+fn a_failing_step_rolls_the_whole_change_back() {
+    let f = fixture();
+    let inst = install(&f.root);
+    let (mut plan, ..) = plan(&f.root);
+    // Step 3 renames a mailbox that does not exist.
+    plan.steps.insert(
+        2,
+        Step::Rename {
+            from: "store/mail/nowhere/ghost".into(),
+            to: "store/mail/nowhere/ghost2".into(),
+        },
+    );
+    let err = change::apply(
+        &inst,
+        &plan,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+    .expect_err("fails");
+    let message = err.to_string();
+    assert!(
+        matches!(err, ChangeError::RolledBack { step: 3, .. }),
+        "{message}"
+    );
+    assert!(
+        message.starts_with(
+            "step 3 (rename store/mail/nowhere/ghost -> store/mail/nowhere/ghost2) failed: "
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("; the change was rolled back from backup P")
+            && message.ends_with(", nothing changed"),
+        "{message}"
+    );
+    same_tree(&f.before, &f.root).expect("unchanged after the rollback");
+    let journal = change::journals(&inst)
+        .expect("journals")
+        .pop()
+        .expect("one");
+    assert_eq!(journal.status, Status::RolledBack);
+}
+
+#[test]
+fn an_unfinished_change_blocks_every_writer_until_undone() {
+    let f = fixture();
+    let inst = install(&f.root);
+    let (plan, ..) = plan(&f.root);
+    let applied = change::apply(
+        &inst,
+        &plan,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+    .expect("applies");
+    // As if the process had died after step 2: the journal says "applying".
+    let journal_path = f
+        .root
+        .join("kc-journal")
+        .join(format!("{}.json", applied.change));
+    let mut journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&journal_path).expect("read")).expect("json");
+    journal["status"] = "applying".into();
+    journal["done"] = 2.into();
+    std::fs::write(&journal_path, journal.to_string()).expect("write");
+
+    let other = another_plan();
+    let err = change::apply(
+        &inst,
+        &other,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+    .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "change {0} was interrupted and is unfinished; run `kc-backup undo {0}` to take it back (or re-run the tool with --resume), then try again; nothing was changed",
+            applied.change
+        )
+    );
+    kc_backup(&f.root)
+        .args(["undo", &applied.change])
+        .assert()
+        .success();
+    same_tree(&f.before, &f.root).expect("back as before");
+    change::apply(
+        &inst,
+        &other,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+    .expect("writers may go on");
+}
+
+fn another_plan() -> Plan {
+    Plan {
+        tool: "kc-test".into(),
+        description: "another change".into(),
+        steps: vec![Step::AppendLine {
+            path: "store/logs/config.log".into(),
+            line: change::audit_line("kc-test", "Other change"),
+        }],
+        warnings: vec![],
+    }
+}

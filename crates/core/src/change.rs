@@ -1,0 +1,493 @@
+//! The change protocol every writer goes through (ARCHITECTURE.md "The change protocol").
+//!
+//! A tool builds a [`Plan`] as a pure function of the loaded model: ordered [`Step`]s, each naming
+//! the paths it touches, relative to the install root. [`apply`] then: takes the guard (server
+//! stopped, lock), refuses while an earlier change is unfinished, backs up exactly the touched
+//! paths (a verified `P` backup, which also records the paths that do not exist yet), writes the
+//! journal `<root>/kc-journal/<change-id>.json`, runs each step atomically (temp file in the same
+//! directory, fsync, rename, fsync of the directory), re-reads what it wrote, and marks the
+//! journal done. Any error after the backup rolls back from it, so the install is unchanged.
+//! [`undo`] takes a finished change back the same way.
+//!
+//! Not here yet: `--resume` of a change interrupted by a crash (an unfinished journal makes every
+//! writer refuse, and `undo` takes such a change back), and fault injection between steps.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::archive::{
+    self, ArchiveError, Backup, CreateOptions, Kind, RestoreOptions, Selection, decode_path,
+};
+use crate::guard::{self, GuardError};
+use crate::install::{Install, JOURNAL_DIR};
+use crate::progress::Progress;
+
+/// One step of a change. Paths are relative to the install root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum Step {
+    /// Write a file's new content (creating it if needed).
+    WriteFile {
+        path: PathBuf,
+        #[serde(skip)]
+        content: Vec<u8>,
+        sha256: String,
+        bytes: u64,
+    },
+    /// Rename a file or a directory (a mailbox, a folder).
+    Rename { from: PathBuf, to: PathBuf },
+    /// Create a directory (and its parents).
+    CreateDir { path: PathBuf },
+    /// Remove a directory and everything in it.
+    RemoveDir { path: PathBuf },
+    /// Append one line to a log (the audit lines of `store/logs/config.log`, `warning.log`).
+    AppendLine { path: PathBuf, line: String },
+}
+
+impl Step {
+    pub fn write_file(path: impl Into<PathBuf>, content: Vec<u8>) -> Step {
+        Step::WriteFile {
+            path: path.into(),
+            sha256: crate::archive::sha256_hex(&content),
+            bytes: content.len() as u64,
+            content,
+        }
+    }
+
+    /// The paths the step touches.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            Step::WriteFile { path, .. }
+            | Step::CreateDir { path }
+            | Step::RemoveDir { path }
+            | Step::AppendLine { path, .. } => vec![path],
+            Step::Rename { from, to } => vec![from, to],
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Step::WriteFile { path, bytes, .. } => {
+                format!("write {} ({bytes} bytes)", path.display())
+            }
+            Step::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
+            Step::CreateDir { path } => format!("create directory {}", path.display()),
+            Step::RemoveDir { path } => format!("remove {}", path.display()),
+            Step::AppendLine { path, line } => format!("append to {}: {line}", path.display()),
+        }
+    }
+}
+
+/// What a tool will do: shown by `--dry-run`, carried out by [`apply`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    /// `kc-<tool>`: the actor of the audit lines.
+    pub tool: String,
+    /// One line for the journal and messages: what the change is.
+    pub description: String,
+    pub steps: Vec<Step>,
+    /// Things the admin should know that the plan does not change.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Every path the steps touch, once each, sorted.
+    pub fn touched(&self) -> Vec<PathBuf> {
+        let mut all: Vec<PathBuf> = self
+            .steps
+            .iter()
+            .flat_map(|s| s.paths())
+            .map(Path::to_path_buf)
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// The plan as lines, `WOULD …` when nothing will be done.
+    pub fn lines(&self, dry_run: bool) -> Vec<String> {
+        let lead = if dry_run { "WOULD " } else { "" };
+        let mut out: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| format!("{lead}{}", s.describe()))
+            .collect();
+        out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        out
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in self.lines(true) {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(
+        "change {id} was interrupted and is unfinished; run `kc-backup undo {id}` to take it back (or re-run the tool with --resume), then try again; nothing was changed"
+    )]
+    Unfinished { id: String },
+    #[error(
+        "step {step} ({what}) failed: {source}; the change was rolled back from backup {backup}, nothing changed"
+    )]
+    RolledBack {
+        step: usize,
+        what: String,
+        backup: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no change {id} in {dir}")]
+    NoSuchChange { id: String, dir: PathBuf },
+    #[error("change {id} was already undone at {when}")]
+    AlreadyUndone { id: String, when: String },
+    #[error("no change to undo in {dir}")]
+    NothingToUndo { dir: PathBuf },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
+    move |source| ChangeError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Where a change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Applying,
+    Done,
+    RolledBack,
+    Undone,
+}
+
+/// `<root>/kc-journal/<change-id>.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Journal {
+    pub id: String,
+    pub tool: String,
+    pub description: String,
+    /// The pre-change backup's ID.
+    pub backup: String,
+    pub started: String,
+    pub status: Status,
+    pub steps: Vec<Step>,
+    /// How many steps have completed.
+    pub done: usize,
+    pub touched: Vec<PathBuf>,
+    pub undone: Option<String>,
+}
+
+fn journal_dir(install: &Install) -> PathBuf {
+    install.root.join(JOURNAL_DIR)
+}
+
+fn save(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
+    let dir = journal_dir(install);
+    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    let path = dir.join(format!("{}.json", journal.id));
+    let bytes = serde_json::to_vec_pretty(journal).expect("the journal serialises");
+    write_atomic(&path, &bytes)
+}
+
+/// The journals of the install, oldest first.
+pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
+    let dir = journal_dir(install);
+    let Ok(entries) = fs_err::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_at(&dir))?.path();
+        if path.extension() == Some(OsStr::new("json")) {
+            let bytes = fs_err::read(&path).map_err(io_at(&path))?;
+            let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| ChangeError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            out.push(journal);
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_at(dir))?;
+    tmp.write_all(bytes).map_err(io_at(path))?;
+    tmp.as_file().sync_all().map_err(io_at(path))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        // Keep the mode of the file being replaced.
+        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+    }
+    tmp.persist(path).map_err(|e| ChangeError::Io {
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ChangeError> {
+    fs_err::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
+}
+
+fn run_step(root: &Path, step: &Step) -> std::io::Result<()> {
+    let at = |p: &Path| root.join(p);
+    let sync_parent = |p: &Path| -> std::io::Result<()> {
+        std::fs::File::open(p.parent().unwrap_or(root))?.sync_all()
+    };
+    match step {
+        Step::WriteFile { path, content, .. } => {
+            write_atomic(&at(path), content).map_err(std::io::Error::other)
+        }
+        Step::Rename { from, to } => {
+            let (from, to) = (at(from), at(to));
+            if !from.exists() && to.exists() {
+                return Ok(()); // done by an earlier run
+            }
+            std::fs::rename(&from, &to)?;
+            sync_parent(&from)?;
+            sync_parent(&to)
+        }
+        Step::CreateDir { path } => {
+            std::fs::create_dir_all(at(path))?;
+            sync_parent(&at(path))
+        }
+        Step::RemoveDir { path } => match std::fs::remove_dir_all(at(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => sync_parent(&at(path)),
+        },
+        Step::AppendLine { path, line } => {
+            let path = at(path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
+            f.write_all(format!("{line}\n").as_bytes())?;
+            f.sync_all()
+        }
+    }
+}
+
+/// Re-reads what a step wrote.
+fn check_step(root: &Path, step: &Step) -> std::io::Result<()> {
+    let fail = |what: String| Err(std::io::Error::other(what));
+    match step {
+        Step::WriteFile { path, sha256, .. } => {
+            let now = std::fs::read(root.join(path))?;
+            if crate::archive::sha256_hex(&now) != *sha256 {
+                return fail(format!("{} does not hold what was written", path.display()));
+            }
+            Ok(())
+        }
+        Step::Rename { to, .. } if !root.join(to).exists() => {
+            fail(format!("{} is missing after the rename", to.display()))
+        }
+        Step::CreateDir { path } if !root.join(path).is_dir() => {
+            fail(format!("{} was not created", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Applied {
+    pub change: String,
+    pub backup: String,
+    pub steps: usize,
+}
+
+/// Applies a plan through the whole protocol. `backup_dir` holds the pre-change backup.
+pub fn apply(
+    install: &Install,
+    plan: &Plan,
+    backup_dir: &Path,
+    pid_file: &Path,
+    progress: &dyn Progress,
+) -> Result<Applied, ChangeError> {
+    let _lock = guard::acquire(&install.root, pid_file, &plan.tool)?;
+    if let Some(open) = journals(install)?
+        .into_iter()
+        .find(|j| j.status == Status::Applying)
+    {
+        return Err(ChangeError::Unfinished { id: open.id });
+    }
+    let touched = plan.touched();
+    let paths: Vec<Vec<u8>> = touched
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    let options = CreateOptions {
+        kind: Kind::PreChange,
+        paths: Some(paths),
+        ..CreateOptions::default()
+    };
+    let backup = archive::create(install, backup_dir, &options, progress)?;
+    let mut journal = Journal {
+        id: backup.meta.id.replacen('P', "C", 1),
+        tool: plan.tool.clone(),
+        description: plan.description.clone(),
+        backup: backup.meta.id.clone(),
+        started: jiff::Timestamp::now().to_string(),
+        status: Status::Applying,
+        steps: plan.steps.clone(),
+        done: 0,
+        touched,
+        undone: None,
+    };
+    save(install, &journal)?;
+    for (i, step) in plan.steps.iter().enumerate() {
+        let outcome = run_step(&install.root, step).and_then(|()| check_step(&install.root, step));
+        if let Err(source) = outcome {
+            take_back(install, &journal, &backup, progress)?;
+            journal.status = Status::RolledBack;
+            save(install, &journal)?;
+            return Err(ChangeError::RolledBack {
+                step: i + 1,
+                what: step.describe(),
+                backup: backup.meta.id.clone(),
+                source,
+            });
+        }
+        journal.done = i + 1;
+        save(install, &journal)?;
+    }
+    journal.status = Status::Done;
+    save(install, &journal)?;
+    Ok(Applied {
+        change: journal.id,
+        backup: backup.meta.id,
+        steps: plan.steps.len(),
+    })
+}
+
+/// Puts every touched path back as the pre-change backup has it: what the change created is
+/// removed, what it changed or removed comes back.
+fn take_back(
+    install: &Install,
+    journal: &Journal,
+    backup: &Backup,
+    progress: &dyn Progress,
+) -> Result<(), ChangeError> {
+    let report = archive::verify(backup, progress)?;
+    if let Some(problem) = report.damage.first() {
+        return Err(ArchiveError::Invalid {
+            path: backup.archive.clone(),
+            message: format!(
+                "the pre-change backup is damaged ({problem}); nothing was taken back"
+            ),
+        }
+        .into());
+    }
+    for path in &journal.touched {
+        let full = install.root.join(path);
+        match std::fs::symlink_metadata(&full) {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&full).map_err(io_at(&full))?,
+            Ok(_) => fs_err::remove_file(&full).map_err(io_at(&full))?,
+            Err(_) => {}
+        }
+    }
+    let absent: Vec<Vec<u8>> = backup.meta.absent.iter().map(|p| decode_path(p)).collect();
+    let present: Vec<Vec<u8>> = journal
+        .touched
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .filter(|p| !absent.contains(p))
+        .collect();
+    if !present.is_empty() {
+        let options = RestoreOptions {
+            to: install.root.clone(),
+            selection: Selection::paths(&present),
+            store: None,
+            preserve_owners: true,
+        };
+        archive::restore(std::slice::from_ref(backup), &options, progress)?;
+    }
+    Ok(())
+}
+
+/// What [`undo`] took back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Undone {
+    pub change: String,
+    pub backup: String,
+    pub paths: usize,
+}
+
+/// Takes a change back from its pre-change backup: the named one, or (`None`) the newest one not
+/// yet undone. Goes through the guard and the lock, and is journalled.
+pub fn undo(
+    install: &Install,
+    which: Option<&str>,
+    backup_dir: &Path,
+    pid_file: &Path,
+    progress: &dyn Progress,
+) -> Result<Undone, ChangeError> {
+    let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
+    let all = journals(install)?;
+    let mut journal = match which {
+        Some(id) => {
+            all.into_iter()
+                .find(|j| j.id == id)
+                .ok_or_else(|| ChangeError::NoSuchChange {
+                    id: id.to_owned(),
+                    dir: journal_dir(install),
+                })?
+        }
+        None => all
+            .into_iter()
+            .rev()
+            .find(|j| matches!(j.status, Status::Done | Status::Applying))
+            .ok_or_else(|| ChangeError::NothingToUndo {
+                dir: journal_dir(install),
+            })?,
+    };
+    if let (Status::Undone, Some(when)) = (journal.status, &journal.undone) {
+        return Err(ChangeError::AlreadyUndone {
+            id: journal.id,
+            when: when.clone(),
+        });
+    }
+    let backup = archive::find(backup_dir, &journal.backup)?;
+    take_back(install, &journal, &backup, progress)?;
+    journal.status = Status::Undone;
+    journal.undone = Some(jiff::Timestamp::now().to_string());
+    save(install, &journal)?;
+    Ok(Undone {
+        change: journal.id,
+        backup: backup.meta.id,
+        paths: journal.touched.len(),
+    })
+}
+
+/// The Kerio log line for an action: `[DD/Mon/YYYY HH:MM:SS] kc-<tool> - <text>`, local time.
+pub fn audit_line(tool: &str, text: &str) -> String {
+    let now = jiff::Zoned::now();
+    format!("[{}] {tool} - {text}", now.strftime("%d/%b/%Y %H:%M:%S"))
+}
