@@ -9,8 +9,10 @@
 //! journal done. Any error after the backup rolls back from it, so the install is unchanged.
 //! [`undo`] takes a finished change back the same way.
 //!
-//! Not here yet: `--resume` of a change interrupted by a crash (an unfinished journal makes every
-//! writer refuse, and `undo` takes such a change back), and fault injection between steps.
+//! A change interrupted by a crash leaves its journal "applying": every writer then refuses until
+//! [`undo`] takes it back or [`resume`] finishes it (the contents it writes are kept beside the
+//! journal until it is done). With the `fault-injection` feature (tests only), the process can be
+//! made to die after any step.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -194,6 +196,9 @@ pub struct Journal {
     pub done: usize,
     pub touched: Vec<PathBuf>,
     pub undone: Option<String>,
+    /// A log's length before the append of step N, so that a resumed append is not doubled.
+    #[serde(default)]
+    pub append_base: Option<(usize, u64)>,
 }
 
 fn journal_dir(install: &Install) -> PathBuf {
@@ -230,10 +235,16 @@ pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
     Ok(out)
 }
 
+/// Temp files of atomic writes start so; a crash can leave one, and taking a change back removes it.
+const TEMP_PREFIX: &str = ".kc-tmp-";
+
 /// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_at(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
     tmp.write_all(bytes).map_err(io_at(path))?;
     tmp.as_file().sync_all().map_err(io_at(path))?;
     if let Ok(meta) = std::fs::metadata(path) {
@@ -323,6 +334,46 @@ pub struct Applied {
     pub steps: usize,
 }
 
+/// Where the contents a change writes are kept until it is done, for `--resume`.
+fn stash_dir(install: &Install, id: &str) -> PathBuf {
+    journal_dir(install).join(id)
+}
+
+fn stash(install: &Install, id: &str, steps: &[Step]) -> Result<(), ChangeError> {
+    let dir = stash_dir(install, id);
+    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    for (i, step) in steps.iter().enumerate() {
+        if let Step::WriteFile { content, .. } = step {
+            write_atomic(&dir.join(format!("step-{i}")), content)?;
+        }
+    }
+    Ok(())
+}
+
+fn unstash(install: &Install, journal: &Journal) -> Result<Vec<Step>, ChangeError> {
+    let dir = stash_dir(install, &journal.id);
+    let mut steps = journal.steps.clone();
+    for (i, step) in steps.iter_mut().enumerate() {
+        if let Step::WriteFile { content, .. } = step {
+            let path = dir.join(format!("step-{i}"));
+            *content = fs_err::read(&path).map_err(io_at(&path))?;
+        }
+    }
+    Ok(steps)
+}
+
+/// Refuses while a change is unfinished (interrupted by a crash). Tools call it before they
+/// even plan, since an interrupted change leaves the install half-changed; [`apply`] checks again.
+pub fn check_unfinished(install: &Install) -> Result<(), ChangeError> {
+    match journals(install)?
+        .into_iter()
+        .find(|j| j.status == Status::Applying)
+    {
+        Some(open) => Err(ChangeError::Unfinished { id: open.id }),
+        None => Ok(()),
+    }
+}
+
 /// Applies a plan through the whole protocol. `backup_dir` holds the pre-change backup.
 pub fn apply(
     install: &Install,
@@ -332,12 +383,7 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
     let _lock = guard::acquire(&install.root, pid_file, &plan.tool)?;
-    if let Some(open) = journals(install)?
-        .into_iter()
-        .find(|j| j.status == Status::Applying)
-    {
-        return Err(ChangeError::Unfinished { id: open.id });
-    }
+    check_unfinished(install)?;
     let touched = plan.touched();
     let paths: Vec<Vec<u8>> = touched
         .iter()
@@ -360,14 +406,69 @@ pub fn apply(
         done: 0,
         touched,
         undone: None,
+        append_base: None,
     };
+    stash(install, &journal.id, &plan.steps)?;
     save(install, &journal)?;
-    for (i, step) in plan.steps.iter().enumerate() {
+    run(install, &mut journal, &plan.steps, &backup, progress)
+}
+
+/// Finishes a change that was interrupted: the steps not yet done are run (each is idempotent),
+/// as if it had never stopped. `which` names it; `None` takes the unfinished one.
+pub fn resume(
+    install: &Install,
+    which: Option<&str>,
+    backup_dir: &Path,
+    pid_file: &Path,
+    progress: &dyn Progress,
+) -> Result<Applied, ChangeError> {
+    let _lock = guard::acquire(&install.root, pid_file, "kc-resume")?;
+    let mut journal = journals(install)?
+        .into_iter()
+        .filter(|j| j.status == Status::Applying)
+        .find(|j| which.is_none_or(|id| j.id == id))
+        .ok_or_else(|| ChangeError::NothingToUndo {
+            dir: journal_dir(install),
+        })?;
+    let steps = unstash(install, &journal)?;
+    let backup = archive::find(backup_dir, &journal.backup)?;
+    run(install, &mut journal, &steps, &backup, progress)
+}
+
+/// Runs the steps from `journal.done` on, journalling each; rolls back on failure.
+fn run(
+    install: &Install,
+    journal: &mut Journal,
+    steps: &[Step],
+    backup: &Backup,
+    progress: &dyn Progress,
+) -> Result<Applied, ChangeError> {
+    for (i, step) in steps.iter().enumerate().skip(journal.done) {
+        if let Step::AppendLine { path, .. } = step {
+            // The log's length before this append, kept across a crash: a re-run cuts back to it.
+            let base = match journal.append_base {
+                Some((j, len)) if j == i => len,
+                _ => {
+                    let len = std::fs::metadata(install.root.join(path)).map_or(0, |m| m.len());
+                    journal.append_base = Some((i, len));
+                    save(install, journal)?;
+                    len
+                }
+            };
+            let full = install.root.join(path);
+            if std::fs::metadata(&full).is_ok_and(|m| m.len() > base) {
+                let f = fs_err::OpenOptions::new()
+                    .write(true)
+                    .open(&full)
+                    .map_err(io_at(&full))?;
+                f.set_len(base).map_err(io_at(&full))?;
+            }
+        }
         let outcome = run_step(&install.root, step).and_then(|()| check_step(&install.root, step));
         if let Err(source) = outcome {
-            take_back(install, &journal, &backup, progress)?;
+            take_back(install, journal, backup, progress)?;
             journal.status = Status::RolledBack;
-            save(install, &journal)?;
+            finish(install, journal)?;
             return Err(ChangeError::RolledBack {
                 step: i + 1,
                 what: step.describe(),
@@ -376,16 +477,43 @@ pub fn apply(
             });
         }
         journal.done = i + 1;
-        save(install, &journal)?;
+        save(install, journal)?;
+        crash_point(journal.done);
     }
     journal.status = Status::Done;
-    save(install, &journal)?;
+    finish(install, journal)?;
     Ok(Applied {
-        change: journal.id,
-        backup: backup.meta.id,
-        steps: plan.steps.len(),
+        change: journal.id.clone(),
+        backup: backup.meta.id.clone(),
+        steps: steps.len(),
     })
 }
+
+/// Saves the journal's final state and drops the contents kept for `--resume`.
+fn finish(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
+    save(install, journal)?;
+    let dir = stash_dir(install, &journal.id);
+    match fs_err::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The fault-injection seam (feature `fault-injection`, for tests only): with
+/// `KC_CRASH_AFTER_STEP=N`, the process dies right after step N is journalled, as a crash would.
+#[cfg(feature = "fault-injection")]
+fn crash_point(done: usize) {
+    if std::env::var("KC_CRASH_AFTER_STEP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        == Some(done)
+    {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn crash_point(_done: usize) {}
 
 /// Puts every touched path back as the pre-change backup has it: what the change created is
 /// removed, what it changed or removed comes back.
@@ -407,6 +535,17 @@ fn take_back(
     }
     for path in &journal.touched {
         let full = install.root.join(path);
+        if let Some(Ok(entries)) = full.parent().map(std::fs::read_dir) {
+            for leftover in entries.flatten() {
+                if leftover
+                    .file_name()
+                    .as_bytes()
+                    .starts_with(TEMP_PREFIX.as_bytes())
+                {
+                    let _ = std::fs::remove_file(leftover.path());
+                }
+            }
+        }
         match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_dir() => fs_err::remove_dir_all(&full).map_err(io_at(&full))?,
             Ok(_) => fs_err::remove_file(&full).map_err(io_at(&full))?,
@@ -478,7 +617,7 @@ pub fn undo(
     take_back(install, &journal, &backup, progress)?;
     journal.status = Status::Undone;
     journal.undone = Some(jiff::Timestamp::now().to_string());
-    save(install, &journal)?;
+    finish(install, &journal)?;
     Ok(Undone {
         change: journal.id,
         backup: backup.meta.id,
