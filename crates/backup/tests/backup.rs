@@ -507,18 +507,9 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
 #[test]
 fn create_refuses_while_another_run_holds_the_lock_and_writes_nothing() {
     let inst = install();
-    let lock = inst.root.join(".kc.lock");
-    std::fs::write(&lock, "pid 4242 kc-other\n").expect("write");
-    let mut holder = Std::new("flock")
-        .arg("-o")
-        .arg(&lock)
-        .args(["sleep", "30"])
-        .spawn()
-        .expect("flock");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    let holder = kc_testkit::LockHolder::hold(&inst.root, "pid 4242 kc-other");
     let refused = kc_backup(&inst.root).arg("create").assert().code(2);
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(holder);
     let err = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(
         err.contains("held by another kerio-toolkit run (pid 4242 kc-other)"),

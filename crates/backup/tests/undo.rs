@@ -52,26 +52,7 @@ fn no_pid(root: &Path) -> PathBuf {
 }
 
 fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
-    let out = Std::new("diff")
-        .args([
-            "-r",
-            "--no-dereference",
-            "-x",
-            "kc-backups",
-            "-x",
-            "kc-journal",
-            "-x",
-            ".kc.lock",
-        ])
-        .arg(a)
-        .arg(b)
-        .output()
-        .expect("diff");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
+    kc_testkit::compare_trees(a, b, &["kc-backups", "kc-journal", ".kc.lock"])
 }
 
 /// A plan of every step kind: edit users.cfg, rename a mailbox, create a folder with its
@@ -111,6 +92,17 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
     (plan, users_cfg, from, to)
 }
 
+/// Applies a plan to the fixture's install, its backups in `<root>/kc-backups`.
+fn apply(f: &Fixture, plan: &Plan) -> Result<change::Applied, ChangeError> {
+    change::apply(
+        &install(&f.root),
+        plan,
+        &f.root.join("kc-backups"),
+        &no_pid(&f.root),
+        &Silent,
+    )
+}
+
 fn kc_backup(root: &Path) -> Command {
     let mut cmd = Command::cargo_bin("kc-backup").expect("binary");
     cmd.arg("--server")
@@ -130,14 +122,7 @@ fn apply_then_undo_gives_the_install_back_byte_for_byte() {
         plan.to_string().starts_with("WOULD write users.cfg ("),
         "{plan}"
     );
-    let applied = change::apply(
-        &inst,
-        &plan,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
-    .expect("applies");
+    let applied = apply(&f, &plan).expect("applies");
     assert_eq!(applied.steps, 5);
     assert!(applied.change.starts_with('C') && applied.backup.starts_with('P'));
     // The change is there.
@@ -214,14 +199,7 @@ fn a_failing_step_rolls_the_whole_change_back() {
             to: "store/mail/nowhere/ghost2".into(),
         },
     );
-    let err = change::apply(
-        &inst,
-        &plan,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
-    .expect_err("fails");
+    let err = apply(&f, &plan).expect_err("fails");
     let message = err.to_string();
     assert!(
         matches!(err, ChangeError::RolledBack { step: 3, .. }),
@@ -249,16 +227,8 @@ fn a_failing_step_rolls_the_whole_change_back() {
 #[test]
 fn an_unfinished_change_blocks_every_writer_until_undone() {
     let f = fixture();
-    let inst = install(&f.root);
     let (plan, ..) = plan(&f.root);
-    let applied = change::apply(
-        &inst,
-        &plan,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
-    .expect("applies");
+    let applied = apply(&f, &plan).expect("applies");
     // As if the process had died after step 2: the journal says "applying".
     let journal_path = f
         .root
@@ -271,14 +241,7 @@ fn an_unfinished_change_blocks_every_writer_until_undone() {
     std::fs::write(&journal_path, journal.to_string()).expect("write");
 
     let other = another_plan();
-    let err = change::apply(
-        &inst,
-        &other,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
-    .expect_err("refused");
+    let err = apply(&f, &other).expect_err("refused");
     assert_eq!(
         err.to_string(),
         format!(
@@ -291,14 +254,7 @@ fn an_unfinished_change_blocks_every_writer_until_undone() {
         .assert()
         .success();
     same_tree(&f.before, &f.root).expect("back as before");
-    change::apply(
-        &inst,
-        &other,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
-    .expect("writers may go on");
+    apply(&f, &other).expect("writers may go on");
 }
 
 fn another_plan() -> Plan {
@@ -311,4 +267,146 @@ fn another_plan() -> Plan {
         }],
         warnings: vec![],
     }
+}
+
+#[test]
+fn a_lock_held_by_another_run_refuses_the_change_and_changes_nothing() {
+    let f = fixture();
+    let (plan, ..) = plan(&f.root);
+    let holder = kc_testkit::LockHolder::hold(&f.root, "pid 4242 kc-other");
+    let err = apply(&f, &plan).expect_err("refused");
+    drop(holder);
+    assert!(
+        err.to_string()
+            .contains("held by another kerio-toolkit run (pid 4242 kc-other)"),
+        "{err}"
+    );
+    same_tree(&f.before, &f.root).expect("unchanged");
+    assert!(!f.root.join("kc-backups").exists() && !f.root.join("kc-journal").exists());
+}
+
+/// A tmpfs of `size` mounted on a new directory, unmounted when dropped; `None` where this
+/// machine does not let us mount (not root).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = Std::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Std::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
+    let f = fixture();
+    let inst = install(&f.root);
+    let (plan, ..) = plan(&f.root);
+    // The pre-change backup has no room.
+    let Some(small) = Tmpfs::mount("64k") else {
+        eprintln!("cannot mount a tmpfs here (not root?): skipped");
+        return;
+    };
+    let err = change::apply(&inst, &plan, small.0.path(), &no_pid(&f.root), &Silent)
+        .expect_err("no room");
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    same_tree(&f.before, &f.root).expect("unchanged");
+    assert!(
+        std::fs::read_dir(small.0.path())
+            .expect("dir")
+            .next()
+            .is_none(),
+        "no partial backup left"
+    );
+    drop(small);
+
+    // The install's own disk is full: no room to keep what the change will write (for
+    // --resume), so it does not start.
+    let Some(disk) = Tmpfs::mount("24m") else {
+        return;
+    };
+    let root = disk.0.path().join("kerio");
+    assert!(
+        Std::new("cp")
+            .arg("-a")
+            .arg(&f.before)
+            .arg(&root)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    let backups = f.root.join("kc-backups-elsewhere");
+    let big = |bytes: usize| Plan {
+        tool: "kc-test".into(),
+        description: "fill the disk".into(),
+        steps: vec![
+            Step::AppendLine {
+                path: "store/logs/config.log".into(),
+                line: change::audit_line("kc-test", "Big"),
+            },
+            Step::write_file("store/big.bin", vec![7u8; bytes]),
+        ],
+        warnings: vec![],
+    };
+    let err = change::apply(
+        &install(&root),
+        &big(40 << 20),
+        &backups,
+        &no_pid(&root),
+        &Silent,
+    )
+    .expect_err("no room");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("the change could not start: ")
+            && message.contains("No space left on device"),
+        "{message}"
+    );
+    assert!(message.ends_with("; nothing was changed"), "{message}");
+    same_tree(&f.before, &root).expect("unchanged");
+
+    // Room for the kept copy but not for the write itself: step 2 fails, step 1 is rolled back.
+    let free = Std::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(&root)
+        .output()
+        .expect("df");
+    let free: usize = String::from_utf8_lossy(&free.stdout)
+        .lines()
+        .nth(1)
+        .expect("a figure")
+        .trim()
+        .parse()
+        .expect("bytes");
+    let bytes = free * 2 / 3;
+    let err = change::apply(
+        &install(&root),
+        &big(bytes),
+        &backups,
+        &no_pid(&root),
+        &Silent,
+    )
+    .expect_err("disk full");
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "step 2 (write store/big.bin ({bytes} bytes)) failed: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("No space left on device") && message.ends_with(", nothing changed"),
+        "{message}"
+    );
+    same_tree(&f.before, &root).expect("unchanged after the rollback");
 }

@@ -156,6 +156,8 @@ pub enum ChangeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the change could not start: {0}; nothing was changed")]
+    NotStarted(Box<ChangeError>),
     #[error("no change {id} in {dir}")]
     NoSuchChange { id: String, dir: PathBuf },
     #[error("change {id} was already undone at {when}")]
@@ -203,6 +205,43 @@ pub struct Journal {
 
 fn journal_dir(install: &Install) -> PathBuf {
     install.root.join(JOURNAL_DIR)
+}
+
+/// One line of `kc-journal/journal.jsonl`: the audit trail of changes, kept even when a change
+/// is undone (undo puts the logs back as they were, so this is where the undo itself is told).
+#[derive(Debug, serde::Serialize)]
+struct Event<'a> {
+    time: String,
+    change: &'a str,
+    tool: &'a str,
+    event: Status,
+    description: &'a str,
+    backup: &'a str,
+    steps_done: usize,
+}
+
+fn record(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
+    let dir = journal_dir(install);
+    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    let path = dir.join("journal.jsonl");
+    let event = Event {
+        time: jiff::Timestamp::now().to_string(),
+        change: &journal.id,
+        tool: &journal.tool,
+        event: journal.status,
+        description: &journal.description,
+        backup: &journal.backup,
+        steps_done: journal.done,
+    };
+    let mut line = serde_json::to_vec(&event).expect("events serialise");
+    line.push(b'\n');
+    let mut f = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_at(&path))?;
+    f.write_all(&line).map_err(io_at(&path))?;
+    f.sync_all().map_err(io_at(&path))
 }
 
 fn save(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
@@ -394,7 +433,9 @@ pub fn apply(
         paths: Some(paths),
         ..CreateOptions::default()
     };
-    let backup = archive::create(install, backup_dir, &options, progress)?;
+    let not_started = |e: ChangeError| ChangeError::NotStarted(Box::new(e));
+    let backup = archive::create(install, backup_dir, &options, progress)
+        .map_err(|e| not_started(e.into()))?;
     let mut journal = Journal {
         id: backup.meta.id.replacen('P', "C", 1),
         tool: plan.tool.clone(),
@@ -408,8 +449,12 @@ pub fn apply(
         undone: None,
         append_base: None,
     };
-    stash(install, &journal.id, &plan.steps)?;
+    if let Err(e) = stash(install, &journal.id, &plan.steps) {
+        let _ = std::fs::remove_dir_all(stash_dir(install, &journal.id));
+        return Err(not_started(e));
+    }
     save(install, &journal)?;
+    record(install, &journal)?;
     run(install, &mut journal, &plan.steps, &backup, progress)
 }
 
@@ -492,6 +537,7 @@ fn run(
 /// Saves the journal's final state and drops the contents kept for `--resume`.
 fn finish(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
     save(install, journal)?;
+    record(install, journal)?;
     let dir = stash_dir(install, &journal.id);
     match fs_err::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&dir)(e)),

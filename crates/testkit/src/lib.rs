@@ -17,7 +17,7 @@ mod mailbox;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rand::{Rng, SeedableRng, seq::IndexedRandom};
@@ -489,5 +489,111 @@ impl Plan {
             .into_iter()
             .flatten()
             .map(|&k| &self.shares[k])
+    }
+}
+
+/// What a tree holds at one path, for [`compare_trees`].
+#[derive(Debug, PartialEq, Eq)]
+enum Node {
+    Dir(u32),
+    File(u32, PathBuf),
+    Link(PathBuf),
+}
+
+fn nodes(root: &Path, exclude: &[&str]) -> BTreeMap<PathBuf, Node> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            !exclude
+                .iter()
+                .any(|x| e.file_name() == std::ffi::OsStr::new(x))
+        });
+    for entry in walk.flatten() {
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under the root")
+            .to_path_buf();
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        let node = if meta.is_dir() {
+            Node::Dir(mode)
+        } else if meta.file_type().is_symlink() {
+            Node::Link(std::fs::read_link(entry.path()).unwrap_or_default())
+        } else {
+            Node::File(mode, entry.path().to_path_buf())
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+
+/// Compares two trees: the same relative paths, each of the same kind and mode, with the same
+/// bytes (or link target). Entries named in `exclude` are left out with everything below them.
+/// Says the first few differences.
+pub fn compare_trees(a: &Path, b: &Path, exclude: &[&str]) -> Result<(), String> {
+    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
+    let mut problems = Vec::new();
+    for (path, node) in &na {
+        match (node, nb.get(path)) {
+            (_, None) => problems.push(format!("only in {}: {}", a.display(), path.display())),
+            (Node::File(ma, pa), Some(Node::File(mb, pb))) => {
+                if ma != mb {
+                    problems.push(format!("{}: mode {ma:o} vs {mb:o}", path.display()));
+                } else if std::fs::read(pa).ok() != std::fs::read(pb).ok() {
+                    problems.push(format!("{}: contents differ", path.display()));
+                }
+            }
+            (x, Some(y)) if x != y => problems.push(format!("{}: {x:?} vs {y:?}", path.display())),
+            _ => {}
+        }
+    }
+    for path in nb.keys().filter(|p| !na.contains_key(*p)) {
+        problems.push(format!("only in {}: {}", b.display(), path.display()));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        problems.truncate(10);
+        Err(problems.join("\n"))
+    }
+}
+
+/// Another process holding an install's lock (`flock -o` on `<root>/.kc.lock`, with `holder`
+/// written in it as a run of the toolkit writes its pid), until dropped.
+#[derive(Debug)]
+pub struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    pub fn hold(root: &Path, holder: &str) -> LockHolder {
+        let lock = root.join(kc_core::guard::LOCK_FILE);
+        std::fs::write(&lock, format!("{holder}\n")).expect("the lock file is writable");
+        let child = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("flock(1) runs");
+        // Until flock has the lock, a test could take it itself.
+        for _ in 0..100 {
+            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
+            if !free {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        LockHolder(child)
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

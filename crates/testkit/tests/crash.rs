@@ -24,29 +24,7 @@ fn cp(from: &Path, to: &Path) {
 }
 
 fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
-    let out = Command::new("diff")
-        .args([
-            "-r",
-            "--no-dereference",
-            "-x",
-            "kc-backups",
-            "-x",
-            "kc-journal",
-            "-x",
-            ".kc.lock",
-        ])
-        .arg(a)
-        .arg(b)
-        .output()
-        .expect("diff");
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stdout)
-            .chars()
-            .take(2000)
-            .collect())
-    }
+    kc_testkit::compare_trees(a, b, &["kc-backups", "kc-journal", ".kc.lock"])
 }
 
 /// An install and the account to rename: one whose folders are shared, so the plan rewrites

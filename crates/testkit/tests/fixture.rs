@@ -301,3 +301,32 @@ fn kc_fixture_writes_300_users_and_refuses_a_non_empty_target() {
     );
     assert!(assert.get_output().stdout.is_empty());
 }
+
+#[test]
+fn compare_trees_sees_modes_contents_and_extra_paths() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for root in [&a, &b] {
+        std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+        std::fs::write(root.join("sub/f"), b"same").expect("write");
+        std::fs::set_permissions(root.join("sub/f"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        std::fs::write(root.join(".kc.lock"), b"pid").expect("write");
+    }
+    std::fs::write(b.join(".kc.lock"), b"other pid").expect("write");
+    kc_testkit::compare_trees(&a, &b, &[".kc.lock"]).expect("equal but for the excluded lock");
+    std::fs::set_permissions(b.join("sub/f"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+    let err = kc_testkit::compare_trees(&a, &b, &[".kc.lock"]).expect_err("mode differs");
+    assert_eq!(err, "sub/f: mode 644 vs 600");
+    std::fs::set_permissions(b.join("sub/f"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    std::fs::write(b.join("sub/f"), b"diff").expect("write");
+    std::fs::write(b.join("extra"), b"").expect("write");
+    let err = kc_testkit::compare_trees(&a, &b, &[".kc.lock"]).expect_err("differs");
+    assert_eq!(
+        err,
+        format!("sub/f: contents differ\nonly in {}: extra", b.display())
+    );
+}
