@@ -374,6 +374,8 @@ fn restore(
     let _lock;
     let options = if in_place {
         _lock = guard::acquire(&settings.install.root, &settings.pid_file, "kc-backup")?;
+        // A change interrupted by a crash must be undone (or resumed) first.
+        kc_core::change::check_unfinished(&settings.install)?;
         // An in-place restore overwrites the install: prove every backup of the chain first.
         for b in &chain {
             let report = archive::verify(b, &progress)?;

@@ -249,6 +249,19 @@ fn an_unfinished_change_blocks_every_writer_until_undone() {
             applied.change
         )
     );
+    // kc-backup's own writer refuses too.
+    let refused = kc_backup(&f.root)
+        .args(["restore", &applied.backup, "--in-place"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!(
+            "change {} was interrupted and is unfinished",
+            applied.change
+        )),
+        "{stderr}"
+    );
     kc_backup(&f.root)
         .args(["undo", &applied.change])
         .assert()
