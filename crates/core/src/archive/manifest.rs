@@ -77,6 +77,12 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, Archiv
     Ok(out)
 }
 
+/// Reads and parses the manifest file at `path`.
+pub fn read(path: &Path) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
+    let bytes = fs_err::read(path).map_err(super::io_err(path))?;
+    parse(path, &bytes)
+}
+
 /// A path's bytes as JSON-safe text (see the module docs).
 pub fn encode_path(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());

@@ -189,17 +189,10 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
     checked
 }
 
-/// Decompresses and re-hashes every file of the backup, compares with the manifest at
-/// `manifest_path`.
-pub(crate) fn verify_files(
-    backup: &Backup,
-    manifest_path: &Path,
-    progress: &dyn Progress,
-) -> Result<VerifyReport, ArchiveError> {
-    let listed = manifest::parse(
-        manifest_path,
-        &fs_err::read(manifest_path).map_err(io_err(manifest_path))?,
-    )?;
+/// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
+/// the manifest lists exactly the archive's files.
+pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
+    let listed = manifest::read(&backup.manifest_path())?;
     let mut expected: HashMap<Vec<u8>, String> = listed.into_iter().map(|(h, p)| (p, h)).collect();
     let mut report = VerifyReport::default();
     progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
@@ -265,23 +258,13 @@ pub(crate) fn verify_files(
     Ok(report)
 }
 
-/// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
-/// the manifest lists exactly the archive's files.
-pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    verify_files(backup, &backup.manifest_path(), progress)
-}
-
 /// Compares the manifest with the live tree under `root`: files changed or missing since.
 pub fn verify_against_live(
     backup: &Backup,
     root: &Path,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
-    let manifest_path = backup.manifest_path();
-    let listed = manifest::parse(
-        &manifest_path,
-        &fs_err::read(&manifest_path).map_err(io_err(&manifest_path))?,
-    )?;
+    let listed = manifest::read(&backup.manifest_path())?;
     progress.start(
         "comparing with the live tree",
         Some(listed.len() as u64),
@@ -291,10 +274,16 @@ pub fn verify_against_live(
         .par_iter()
         .map(|(want, path)| {
             let live = root.join(OsStr::from_bytes(path));
-            let outcome = match fs_err::read(&live) {
-                Ok(bytes) if hex(&Sha256::digest(&bytes)) == *want => (bytes.len() as u64, None),
-                Ok(bytes) => (
-                    bytes.len() as u64,
+            // Hashed as a stream: a mailbox may hold files larger than memory allows.
+            let hashed = std::fs::File::open(&live).and_then(|mut f| {
+                let mut hasher = Sha256::new();
+                let bytes = std::io::copy(&mut f, &mut hasher)?;
+                Ok((bytes, hex(&hasher.finalize())))
+            });
+            let outcome = match hashed {
+                Ok((bytes, digest)) if digest == *want => (bytes, None),
+                Ok((bytes, _)) => (
+                    bytes,
                     Some(format!(
                         "{}: changed since the backup",
                         String::from_utf8_lossy(path)

@@ -289,11 +289,11 @@ struct DiffBase {
 
 impl DiffBase {
     fn load(base: &Backup) -> Result<DiffBase, ArchiveError> {
-        let manifest_path = base.manifest_path();
-        let bytes = fs_err::read(&manifest_path).map_err(io_err(&manifest_path))?;
-        let listed = manifest::parse(&manifest_path, &bytes)?;
         Ok(DiffBase {
-            in_base: listed.into_iter().map(|(_, p)| p).collect(),
+            in_base: manifest::read(&base.manifest_path())?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect(),
             // Anything whose mtime or ctime is not clearly before the base's scan began. The
             // margin covers the kernel's coarse file clock; taking a file too many costs
             // little, one too few loses it.
