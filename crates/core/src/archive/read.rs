@@ -387,6 +387,12 @@ pub fn restore(
 ) -> Result<RestoreReport, ArchiveError> {
     let mut report = RestoreReport::default();
     fs_err::create_dir_all(&options.to).map_err(io_err(&options.to))?;
+    // Each destination with its resolved path, which every write is checked against.
+    let resolved = |dir: &PathBuf| -> Result<(PathBuf, PathBuf), ArchiveError> {
+        Ok((dir.clone(), fs_err::canonicalize(dir).map_err(io_err(dir))?))
+    };
+    let to = resolved(&options.to)?;
+    let store = options.store.as_ref().map(resolved).transpose()?;
     for backup in chain {
         report.backups.push(backup.meta.id.clone());
         progress.start(
@@ -395,18 +401,18 @@ pub fn restore(
             Unit::Bytes,
         );
         let store_prefix = backup.meta.store_prefix.as_bytes().to_vec();
-        let target_of = |path: &[u8]| -> (PathBuf, Vec<u8>) {
-            match &options.store {
-                Some(store)
+        let target_of = |path: &[u8]| -> (&PathBuf, &PathBuf, Vec<u8>) {
+            match &store {
+                Some((store, real))
                     if path.starts_with(&store_prefix)
                         && path.get(store_prefix.len()).is_none_or(|&b| b == b'/') =>
                 {
                     let rest = path[store_prefix.len()..]
                         .strip_prefix(b"/")
                         .unwrap_or_default();
-                    (store.clone(), rest.to_vec())
+                    (store, real, rest.to_vec())
                 }
-                _ => (options.to.clone(), path.to_vec()),
+                _ => (&to.0, &to.1, path.to_vec()),
             }
         };
         let mut archive = tar::Archive::new(open_stream(backup)?);
@@ -449,9 +455,9 @@ pub fn restore(
                     });
                 }
             }
-            let (dest, rel) = target_of(&path);
+            let (dest, real_dest, rel) = target_of(&path);
             if rel.is_empty() {
-                fs_err::create_dir_all(&dest).map_err(io_err(&dest))?;
+                fs_err::create_dir_all(dest).map_err(io_err(dest))?;
                 continue;
             }
             let size = entry.size();
@@ -461,11 +467,10 @@ pub fn restore(
                 // otherwise lead a write (or the creation of a directory) outside.
                 let mut existing = parent;
                 while !existing.exists() {
-                    existing = existing.parent().unwrap_or(&dest);
+                    existing = existing.parent().unwrap_or(dest);
                 }
                 let real = fs_err::canonicalize(existing).map_err(io_err(existing))?;
-                let real_dest = fs_err::canonicalize(&dest).map_err(io_err(&dest))?;
-                if !real.starts_with(&real_dest) {
+                if !real.starts_with(real_dest) {
                     return Err(ArchiveError::Escapes {
                         path: real,
                         entry: shown,
@@ -492,7 +497,7 @@ pub fn restore(
             if unsafe_path(&path) || !options.selection.matches(&path) {
                 continue;
             }
-            let (dest, rel) = target_of(&path);
+            let (dest, _, rel) = target_of(&path);
             let full = dest.join(OsStr::from_bytes(&rel));
             match std::fs::remove_file(&full) {
                 Ok(()) => report.deleted += 1,

@@ -174,11 +174,6 @@ impl Walker {
         })
     }
 
-    /// Everything below a subtree (archive path `path`), in order.
-    pub fn subtree(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
-        self.dir(abs, path)
-    }
-
     /// The children of a directory with their metadata, sorted by name, and what could not
     /// be stat'ed.
     fn children(
@@ -245,8 +240,8 @@ impl Walker {
         Ok(())
     }
 
-    /// Everything below `abs` (archive path `path`), in order.
-    fn dir(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
+    /// Everything below `abs` (archive path `path`), in order: a subtree's walk.
+    pub fn subtree(&self, abs: &Path, path: &[u8]) -> Result<Found, ArchiveError> {
         let (children, mut skipped) = self.children(abs, path)?;
         let walk_child = |(name, child, meta): &Child| -> Result<Found, ArchiveError> {
             let rel = child_path(path, name.as_bytes());
@@ -259,7 +254,7 @@ impl Walker {
                 Vec::new(),
             );
             if is_dir {
-                let (below, skipped) = self.dir(child, &rel)?;
+                let (below, skipped) = self.subtree(child, &rel)?;
                 found.0.extend(below);
                 found.1.extend(skipped);
             }

@@ -173,10 +173,11 @@ impl Selection {
     pub fn enters(&self, dir: &[u8]) -> bool {
         match &self.prefixes {
             None => true,
-            Some(list) => list.iter().any(|p| {
+            Some(list) => {
                 let parts: Vec<&[u8]> = components(dir).collect();
-                p.iter().zip(&parts).all(|(want, have)| part_eq(want, have))
-            }),
+                list.iter()
+                    .any(|p| p.iter().zip(&parts).all(|(want, have)| part_eq(want, have)))
+            }
         }
     }
 }
