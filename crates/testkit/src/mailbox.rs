@@ -46,14 +46,16 @@ struct Message {
 }
 
 /// Writes one folder: its messages (mtime = the message's date), `index.fld` and `status.fld`
-/// consistent with them, the ACL entries of its shares. Returns (messages, bytes).
+/// consistent with them, the ACL entries of its shares. Adds its messages and their bytes to
+/// `total`.
 fn write_folder(
     dir: &Path,
     class: &str,
     mut messages: Vec<Message>,
     acl: &[(String, &str)],
     rng: &mut ChaCha8Rng,
-) -> anyhow::Result<(u64, u64)> {
+    total: &mut (u64, u64),
+) -> anyhow::Result<()> {
     let msgs = dir.join(MESSAGES_DIR);
     fs_err::create_dir_all(&msgs)?;
     messages.sort_by_key(|m| m.date);
@@ -97,7 +99,9 @@ fn write_folder(
     status.push('\n');
     fs_err::write(dir.join(STATUS_FLD), status)?;
     fs_err::write(dir.join("search.fld"), "")?;
-    Ok((messages.len() as u64, bytes))
+    total.0 += messages.len() as u64;
+    total.1 += bytes;
+    Ok(())
 }
 
 /// Whose mail is drawn, and when: `n` messages dated within `span_days` before `until`.
@@ -264,15 +268,14 @@ pub(crate) fn write_user(
             .map(|s| (s.sharee.clone(), s.rights))
             .collect();
         let messages = draw_messages(&mut rng, &recent, folder, count);
-        let (c, b) = write_folder(
+        write_folder(
             &mailbox.join(folder),
             item_class(folder),
             messages,
             &acl,
             &mut rng,
+            &mut total,
         )?;
-        total.0 += c;
-        total.1 += b;
     }
     if let Some((owner, folder)) = &plan.deleted_folder
         && *owner == address
@@ -287,15 +290,14 @@ pub(crate) fn write_user(
         };
         for sub in ["", "/INBOX"] {
             let messages = draw_messages(&mut rng, &old, "INBOX", 3);
-            let (c, b) = write_folder(
+            write_folder(
                 &mailbox.join(format!("{folder}{sub}")),
                 "IPM.Note",
                 messages,
                 &[],
                 &mut rng,
+                &mut total,
             )?;
-            total.0 += c;
-            total.1 += b;
         }
     }
     // Subscriptions to folders colleagues share with this user.
@@ -360,15 +362,14 @@ pub(crate) fn write_orphan(
     for folder in ["INBOX", "Sent Items", "Deleted Items"] {
         let n = rng.random_range(1..=options.messages_per_user.max(2));
         let messages = draw_messages(&mut rng, &old, folder, n);
-        let (c, b) = write_folder(
+        write_folder(
             &mailbox.join(folder),
             item_class(folder),
             messages,
             &[],
             &mut rng,
+            &mut total,
         )?;
-        total.0 += c;
-        total.1 += b;
     }
     let user = User {
         name: name.to_owned(),
@@ -428,16 +429,19 @@ pub(crate) fn write_server_dirs(
             } else {
                 "IPM.Note"
             };
-            let (c, b) = write_folder(&public.join(folder), class, messages, &readers, &mut rng)?;
-            total.0 += c;
-            total.1 += b;
+            write_folder(
+                &public.join(folder),
+                class,
+                messages,
+                &readers,
+                &mut rng,
+                &mut total,
+            )?;
         }
         if i == 0 {
             let archive = store.join("mail").join(&d.name).join("#archive/2025-Q4");
             let messages = draw_messages(&mut rng, &draw, "INBOX", 2);
-            let (c, b) = write_folder(&archive, "IPM.Note", messages, &[], &mut rng)?;
-            total.0 += c;
-            total.1 += b;
+            write_folder(&archive, "IPM.Note", messages, &[], &mut rng, &mut total)?;
         }
     }
     let logs = store.join("logs");
