@@ -423,3 +423,33 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
     );
     same_tree(&f.before, &root).expect("unchanged after the rollback");
 }
+
+#[test]
+fn undo_brings_back_a_dangling_symlink_the_change_removed() {
+    let link = "store/mail/example.com/points-nowhere";
+    let f = fixture();
+    // The fixture's copy `before` must have the link too.
+    for root in [&f.root, &f.before] {
+        std::os::unix::fs::symlink("gone-folder", root.join(link)).expect("symlink");
+    }
+    let plan = Plan {
+        tool: "kc-test".into(),
+        description: "remove a dangling link".into(),
+        steps: vec![Step::RemoveDir { path: link.into() }],
+        warnings: vec![],
+    };
+    let applied = apply(&f, &plan).expect("applies");
+    assert!(f.root.join(link).symlink_metadata().is_err(), "removed");
+    let backup =
+        kc_core::archive::find(&f.root.join("kc-backups"), &applied.backup).expect("backup");
+    assert!(
+        backup.meta.absent.is_empty(),
+        "a dangling link exists: {:?}",
+        backup.meta.absent
+    );
+    kc_backup(&f.root)
+        .args(["undo", &applied.change])
+        .assert()
+        .success();
+    same_tree(&f.before, &f.root).expect("the link is back");
+}

@@ -231,7 +231,14 @@ pub fn create(
             .paths
             .iter()
             .flatten()
-            .filter(|p| !install.root.join(std::ffi::OsStr::from_bytes(p)).exists())
+            // Not followed: a dangling link exists, and undo must bring it back.
+            .filter(|p| {
+                install
+                    .root
+                    .join(std::ffi::OsStr::from_bytes(p))
+                    .symlink_metadata()
+                    .is_err()
+            })
             .map(|p| encode_path(p))
             .collect(),
         skipped,
