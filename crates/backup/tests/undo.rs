@@ -453,3 +453,34 @@ fn undo_brings_back_a_dangling_symlink_the_change_removed() {
         .success();
     same_tree(&f.before, &f.root).expect("the link is back");
 }
+
+#[test]
+fn renaming_a_dangling_symlink_is_a_change_not_a_failure() {
+    let f = fixture();
+    std::os::unix::fs::symlink(
+        "gone-folder",
+        f.root.join("store/mail/example.com/old-link"),
+    )
+    .expect("symlink");
+    let plan = Plan {
+        tool: "kc-test".into(),
+        description: "rename a dangling link".into(),
+        steps: vec![Step::Rename {
+            from: "store/mail/example.com/old-link".into(),
+            to: "store/mail/example.com/new-link".into(),
+        }],
+        warnings: vec![],
+    };
+    apply(&f, &plan).expect("applies");
+    let moved = f.root.join("store/mail/example.com/new-link");
+    assert_eq!(
+        std::fs::read_link(&moved).expect("a link"),
+        PathBuf::from("gone-folder")
+    );
+    assert!(
+        f.root
+            .join("store/mail/example.com/old-link")
+            .symlink_metadata()
+            .is_err()
+    );
+}

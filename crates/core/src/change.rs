@@ -303,6 +303,11 @@ fn sync_dir(dir: &Path) -> Result<(), ChangeError> {
         .map_err(io_at(dir))
 }
 
+/// Whether something is at `path`, a link included even when it leads nowhere.
+fn is_there(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
 fn run_step(root: &Path, step: &Step) -> std::io::Result<()> {
     let at = |p: &Path| root.join(p);
     let sync_parent = |p: &Path| -> std::io::Result<()> {
@@ -314,7 +319,7 @@ fn run_step(root: &Path, step: &Step) -> std::io::Result<()> {
         }
         Step::Rename { from, to } => {
             let (from, to) = (at(from), at(to));
-            if !from.exists() && to.exists() {
+            if !is_there(&from) && is_there(&to) {
                 return Ok(()); // done by an earlier run
             }
             std::fs::rename(&from, &to)?;
@@ -355,7 +360,7 @@ fn check_step(root: &Path, step: &Step) -> std::io::Result<()> {
             }
             Ok(())
         }
-        Step::Rename { to, .. } if !root.join(to).exists() => {
+        Step::Rename { to, .. } if !is_there(&root.join(to)) => {
             fail(format!("{} is missing after the rename", to.display()))
         }
         Step::CreateDir { path } if !root.join(path).is_dir() => {
