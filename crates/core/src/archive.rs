@@ -26,6 +26,7 @@ pub use read::{
     RestoreOptions, RestoreReport, VerifyReport, chain, restore, verify, verify_against_live,
 };
 pub use select::{Mask, Selection};
+pub(crate) use write::sync_dir;
 pub use write::{CreateOptions, create};
 
 /// What a backup holds.

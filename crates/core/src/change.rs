@@ -294,13 +294,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
         path: path.to_owned(),
         source: e.error,
     })?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), ChangeError> {
-    fs_err::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
+    Ok(archive::sync_dir(dir)?)
 }
 
 /// Whether something is at `path`, a link included even when it leads nowhere.

@@ -578,11 +578,6 @@ impl Document {
             span
         }
     }
-
-    /// The 1-based line of a byte offset of the source.
-    pub fn line_of(&self, offset: usize) -> usize {
-        line_column(self.source.as_bytes(), offset).0
-    }
 }
 
 #[derive(Debug)]
