@@ -68,20 +68,21 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
     let users_cfg = config.users.to_bytes();
     let from = PathBuf::from(format!("store/mail/{domain}/{name}"));
     let to = PathBuf::from(format!("store/mail/{domain}/{name}.renamed"));
-    let folder = to.join("Deleted mailbox \u{2014} old@example.com");
+    // What goes inside the renamed mailbox is written before the rename (Plan::check).
+    let folder = from.join("Deleted mailbox \u{2014} old@example.com");
     let plan = Plan {
         tool: "kc-test".into(),
         description: format!("rename {name}@{domain}"),
         steps: vec![
             Step::write_file("users.cfg", users_cfg.clone()),
-            Step::Rename {
-                from: from.clone(),
-                to: to.clone(),
-            },
             Step::CreateDir {
                 path: folder.clone(),
             },
             Step::write_file(folder.join("status.fld"), b"T2 S0\n".to_vec()),
+            Step::Rename {
+                from: from.clone(),
+                to: to.clone(),
+            },
             Step::AppendLine {
                 path: "store/logs/config.log".into(),
                 line: change::audit_line("kc-test", "Rename User"),
@@ -151,7 +152,11 @@ fn apply_then_undo_gives_the_install_back_byte_for_byte() {
         kc_core::archive::find(&f.root.join("kc-backups"), &applied.backup).expect("backup");
     assert_eq!(backup.meta.kind, kc_core::archive::Kind::PreChange);
     assert!(
-        backup.meta.absent.iter().any(|p| p.ends_with(".renamed")),
+        backup
+            .meta
+            .absent
+            .iter()
+            .any(|p| p.ends_with("old@example.com")),
         "{:?}",
         backup.meta.absent
     );
@@ -326,7 +331,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
     let inst = install(&f.root);
     let (plan, ..) = plan(&f.root);
     // The pre-change backup has no room.
-    let Some(small) = Tmpfs::mount("64k") else {
+    let Some(small) = Tmpfs::mount("4k") else {
         eprintln!("cannot mount a tmpfs here (not root?): skipped");
         return;
     };

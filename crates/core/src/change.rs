@@ -38,7 +38,8 @@ pub enum Step {
         sha256: String,
         bytes: u64,
     },
-    /// Rename a file or a directory (a mailbox, a folder).
+    /// Rename a file or a directory (a mailbox, a folder). Its contents are not backed up: taking
+    /// the change back renames it back. A plan writes inside a renamed tree before the rename.
     Rename { from: PathBuf, to: PathBuf },
     /// Create a directory (and its parents).
     CreateDir { path: PathBuf },
@@ -58,7 +59,7 @@ impl Step {
         }
     }
 
-    /// The paths the step touches.
+    /// The paths the step touches (a rename's two ends included).
     pub fn paths(&self) -> Vec<&Path> {
         match self {
             Step::WriteFile { path, .. }
@@ -95,11 +96,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Every path the steps touch, once each, sorted.
+    /// Every path whose contents the steps change, once each, sorted: what the pre-change backup
+    /// holds. A rename changes no contents (it is taken back by renaming back), so its ends are
+    /// left out; that is what keeps moving a 50 GB mailbox from copying it.
     pub fn touched(&self) -> Vec<PathBuf> {
         let mut all: Vec<PathBuf> = self
             .steps
             .iter()
+            .filter(|s| !matches!(s, Step::Rename { .. }))
             .flat_map(|s| s.paths())
             .map(Path::to_path_buf)
             .collect();
@@ -118,6 +122,29 @@ impl Plan {
             .collect();
         out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
         out
+    }
+
+    /// Refuses a plan that changes something inside a tree an earlier step renamed (or at either
+    /// end of the rename): taking it back could not tell the moved contents from the changed ones.
+    pub fn check(&self) -> Result<(), ChangeError> {
+        let mut renamed: Vec<&Path> = Vec::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if let Step::Rename { from, to } = step {
+                renamed.extend([from.as_path(), to.as_path()]);
+                continue;
+            }
+            for path in step.paths() {
+                if let Some(tree) = renamed.iter().find(|r| path.starts_with(r)) {
+                    return Err(ChangeError::BadPlan(format!(
+                        "step {} ({}) is inside {}, renamed by an earlier step",
+                        i + 1,
+                        step.describe(),
+                        tree.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,6 +191,8 @@ pub enum ChangeError {
     AlreadyUndone { id: String, when: String },
     #[error("no change to undo in {dir}")]
     NothingToUndo { dir: PathBuf },
+    #[error("the plan cannot be taken back safely: {0}; nothing was changed")]
+    BadPlan(String),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
@@ -420,6 +449,7 @@ pub fn apply(
     pid_file: &Path,
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
+    plan.check()?;
     let _lock = guard::acquire(&install.root, pid_file, &plan.tool)?;
     check_unfinished(install)?;
     let touched = plan.touched();
@@ -560,8 +590,27 @@ fn crash_point(done: usize) {
 #[cfg(not(feature = "fault-injection"))]
 fn crash_point(_done: usize) {}
 
-/// Puts every touched path back as the pre-change backup has it: what the change created is
-/// removed, what it changed or removed comes back.
+/// Renames back, newest first, what the change's renames moved (those it got to).
+fn rename_back(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
+    for step in journal.steps.iter().rev() {
+        if let Step::Rename { from, to } = step {
+            let (from, to) = (install.root.join(from), install.root.join(to));
+            if is_there(&to) && !is_there(&from) {
+                fs_err::rename(&to, &from).map_err(io_at(&to))?;
+                for dir in [&from, &to] {
+                    if let Some(parent) = dir.parent() {
+                        archive::sync_dir(parent)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Puts the install back as it was before the change: renames are renamed back, then every
+/// touched path is put back as the pre-change backup has it (what the change created is removed,
+/// what it changed or removed comes back).
 fn take_back(
     install: &Install,
     journal: &Journal,
@@ -578,6 +627,7 @@ fn take_back(
         }
         .into());
     }
+    rename_back(install, journal)?;
     for path in &journal.touched {
         let full = install.root.join(path);
         if let Some(Ok(entries)) = full.parent().map(std::fs::read_dir) {
@@ -674,4 +724,56 @@ pub fn undo(
 pub fn audit_line(tool: &str, text: &str) -> String {
     let now = jiff::Zoned::now();
     format!("[{}] {tool} - {text}", now.strftime("%d/%b/%Y %H:%M:%S"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            tool: "kc-test".into(),
+            description: "test".into(),
+            steps,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn renames_are_not_backed_up_and_nothing_may_change_inside_them_afterwards() {
+        let rename = Step::Rename {
+            from: "store/mail/d/a".into(),
+            to: "store/mail/d/b".into(),
+        };
+        let inside_old = Step::write_file("store/mail/d/a/INBOX/status.fld", b"x".to_vec());
+        let log = Step::AppendLine {
+            path: "store/logs/config.log".into(),
+            line: "l".into(),
+        };
+        let good = plan(vec![inside_old.clone(), rename.clone(), log.clone()]);
+        good.check().expect("writes before the rename are fine");
+        assert_eq!(
+            good.touched(),
+            [
+                PathBuf::from("store/logs/config.log"),
+                PathBuf::from("store/mail/d/a/INBOX/status.fld")
+            ]
+        );
+        for late in [
+            Step::write_file("store/mail/d/b/INBOX/status.fld", b"x".to_vec()),
+            inside_old,
+            Step::CreateDir {
+                path: "store/mail/d/b".into(),
+            },
+        ] {
+            let err = plan(vec![rename.clone(), late])
+                .check()
+                .expect_err("refused");
+            assert!(
+                err.to_string()
+                    .starts_with("the plan cannot be taken back safely: step 2 ("),
+                "{err}"
+            );
+        }
+    }
 }

@@ -23,10 +23,6 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
     config.users.set(id, "Name", new)?;
     let mut steps = vec![Step::write_file("users.cfg", config.users.to_bytes())];
     let mail = PathBuf::from("store/mail").join(domain);
-    steps.push(Step::Rename {
-        from: mail.join(old),
-        to: mail.join(new),
-    });
     let (old_addr, new_addr) = (format!("{old}@{domain}"), format!("{new}@{domain}"));
     for file in
         store::folder_level_files(&root.join(&mail), &[store::STATUS_FLD, store::FOLDER_MAP])?
@@ -41,14 +37,14 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
             (n > 0).then_some(b)
         };
         if let Some(bytes) = rewritten {
-            // Files inside the renamed mailbox are written at their new place.
-            let rel = match rel.strip_prefix(mail.join(old)) {
-                Ok(inside) => mail.join(new).join(inside),
-                Err(_) => rel,
-            };
+            // Files inside the mailbox are written before it is renamed (Plan::check).
             steps.push(Step::write_file(rel, bytes));
         }
     }
+    steps.push(Step::Rename {
+        from: mail.join(old),
+        to: mail.join(new),
+    });
     steps.push(Step::AppendLine {
         path: "store/logs/config.log".into(),
         line: line.to_owned(),
