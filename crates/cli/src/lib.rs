@@ -212,6 +212,85 @@ pub fn parse<T: clap::Parser>() -> anyhow::Result<T> {
     T::try_parse().map_err(anyhow::Error::from)
 }
 
+/// The end of every writer: with `--dry-run`, prints the plan (`WOULD …` lines, or `--json`) and
+/// changes nothing; otherwise carries it out through the change protocol and says what it did
+/// and how to take it back.
+pub fn carry_out(
+    settings: &Settings,
+    plan: &kc_core::change::Plan,
+    dry_run: DryRun,
+) -> anyhow::Result<Outcome> {
+    let tool = plan.tool.as_str();
+    if dry_run == DryRun::Enabled {
+        match settings.format {
+            Format::Json => print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?,
+            Format::Human => {
+                println!(
+                    "{}: {} (dry run: nothing is changed)",
+                    tool, plan.description
+                );
+                for line in plan.lines(true) {
+                    println!("  {line}");
+                }
+            }
+        }
+        return Ok(Outcome::Success);
+    }
+    for warning in &plan.warnings {
+        eprintln!("{tool}: warning: {warning}");
+    }
+    let applied = kc_core::change::apply(
+        &settings.install,
+        plan,
+        &settings.backup_dir,
+        &settings.pid_file,
+        &settings.progress(),
+    )?;
+    print_applied(settings, plan, &applied)
+}
+
+fn print_applied(
+    settings: &Settings,
+    plan: &kc_core::change::Plan,
+    applied: &kc_core::change::Applied,
+) -> anyhow::Result<Outcome> {
+    match settings.format {
+        Format::Json => print_json(&serde_json::json!({ "applied": applied, "plan": plan }))?,
+        Format::Human => {
+            println!("{}: {}", plan.tool, plan.description);
+            for line in plan.lines(false) {
+                if !line.starts_with("warning: ") {
+                    println!("  {line}");
+                }
+            }
+            println!(
+                "done: change {}, pre-change backup {}; take it back with: kc-backup undo {}",
+                applied.change, applied.backup, applied.change
+            );
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `--resume`: finishes the change a crash interrupted.
+pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
+    let applied = kc_core::change::resume(
+        &settings.install,
+        None,
+        &settings.backup_dir,
+        &settings.pid_file,
+        &settings.progress(),
+    )?;
+    match settings.format {
+        Format::Json => print_json(&applied)?,
+        Format::Human => println!(
+            "resumed and finished change {} ({} steps); take it back with: kc-backup undo {}",
+            applied.change, applied.steps, applied.change
+        ),
+    }
+    Ok(Outcome::Success)
+}
+
 /// Writes a value as one line of JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;

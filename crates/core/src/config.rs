@@ -645,6 +645,26 @@ pub fn replace_list_token(value: &str, old: &str, new: &str) -> (String, usize) 
     (parts.join(","), count)
 }
 
+/// Removes every token of a comma list equal to `token` (case-insensitively), keeping the other
+/// tokens and their spacing. Returns the new value and how many were removed.
+pub fn remove_list_token(value: &str, token: &str) -> (String, usize) {
+    let parts: Vec<&str> = value.split(',').collect();
+    let kept: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| !p.trim().eq_ignore_ascii_case(token) || p.trim().is_empty())
+        .collect();
+    let removed = parts.len() - kept.len();
+    if removed == 0 {
+        return (value.to_owned(), 0);
+    }
+    let mut joined = kept.join(",");
+    if kept.len() == 1 && kept[0].trim().is_empty() {
+        joined = String::new();
+    }
+    (joined.trim_start_matches(',').to_owned(), removed)
+}
+
 /// 1-based line and column (in bytes) of `offset` in `bytes`.
 pub fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = &bytes[..offset.min(bytes.len())];

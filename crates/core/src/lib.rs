@@ -12,12 +12,16 @@
 //! - [`archive`] writes, verifies and restores backups.
 //! - [`change`] carries out a tool's plan: guard, pre-change backup, journal, atomic steps,
 //!   rollback and undo.
+//! - [`account`] names and addresses, where a mailbox is, and the store files naming an address.
+//! - [`rename`] plans an account's rename across the configs and the store.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
+pub mod account;
 pub mod archive;
 pub mod change;
 pub mod config;
 pub mod guard;
 pub mod install;
 pub mod progress;
+pub mod rename;
 pub mod store;

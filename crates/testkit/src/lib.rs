@@ -533,35 +533,135 @@ fn nodes(root: &Path, exclude: &[&str]) -> BTreeMap<PathBuf, Node> {
     out
 }
 
+/// Every path where two trees differ: only in one of them, of another kind or mode, other bytes
+/// (or link target). Entries named in `exclude` are left out with everything below them. Sorted.
+pub fn differences(a: &Path, b: &Path, exclude: &[&str]) -> Vec<PathBuf> {
+    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (path, node) in &na {
+        let same = match (node, nb.get(path)) {
+            (_, None) => false,
+            (Node::File(ma, pa), Some(Node::File(mb, pb))) => {
+                ma == mb && std::fs::read(pa).ok() == std::fs::read(pb).ok()
+            }
+            (x, Some(y)) => x == y,
+        };
+        if !same {
+            out.push(path.clone());
+        }
+    }
+    out.extend(nb.keys().filter(|p| !na.contains_key(*p)).cloned());
+    out.sort();
+    out
+}
+
 /// Compares two trees: the same relative paths, each of the same kind and mode, with the same
 /// bytes (or link target). Entries named in `exclude` are left out with everything below them.
 /// Says the first few differences.
 pub fn compare_trees(a: &Path, b: &Path, exclude: &[&str]) -> Result<(), String> {
+    let diff = differences(a, b, exclude);
+    if diff.is_empty() {
+        return Ok(());
+    }
     let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
-    let mut problems = Vec::new();
-    for (path, node) in &na {
-        match (node, nb.get(path)) {
-            (_, None) => problems.push(format!("only in {}: {}", a.display(), path.display())),
-            (Node::File(ma, pa), Some(Node::File(mb, pb))) => {
-                if ma != mb {
-                    problems.push(format!("{}: mode {ma:o} vs {mb:o}", path.display()));
-                } else if std::fs::read(pa).ok() != std::fs::read(pb).ok() {
-                    problems.push(format!("{}: contents differ", path.display()));
-                }
+    let problems: Vec<String> = diff
+        .iter()
+        .take(10)
+        .map(|path| match (na.get(path), nb.get(path)) {
+            (None, _) => format!("only in {}: {}", b.display(), path.display()),
+            (_, None) => format!("only in {}: {}", a.display(), path.display()),
+            (Some(Node::File(ma, _)), Some(Node::File(mb, _))) if ma != mb => {
+                format!("{}: mode {ma:o} vs {mb:o}", path.display())
             }
-            (x, Some(y)) if x != y => problems.push(format!("{}: {x:?} vs {y:?}", path.display())),
-            _ => {}
+            (Some(Node::File(..)), Some(Node::File(..))) => {
+                format!("{}: contents differ", path.display())
+            }
+            (Some(x), Some(y)) => format!("{}: {x:?} vs {y:?}", path.display()),
+        })
+        .collect();
+    Err(problems.join("\n"))
+}
+
+/// What the toolkit itself adds to an install: left out when comparing with a pristine copy.
+pub const TOOLKIT_FILES: [&str; 3] = ["kc-backups", "kc-journal", ".kc.lock"];
+
+/// A generated install in a temporary directory, with a pristine copy to compare against.
+#[derive(Debug)]
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    /// The install as generated, never touched.
+    pub before: PathBuf,
+    pub summary: Summary,
+    /// A pid file that does not exist: the server is stopped.
+    pub pid_file: PathBuf,
+}
+
+impl Scratch {
+    pub fn new(options: &Options) -> Scratch {
+        let (dir, summary) = temp_install(options).expect("the fixture generates");
+        let root = dir.path().join("kerio");
+        let before = dir.path().join("before");
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&before)
+            .status()
+            .expect("cp runs");
+        assert!(copied.success(), "cp -a of the fixture");
+        let pid_file = dir.path().join("no-server.pid");
+        Scratch {
+            _dir: dir,
+            root,
+            before,
+            summary,
+            pid_file,
         }
     }
-    for path in nb.keys().filter(|p| !na.contains_key(*p)) {
-        problems.push(format!("only in {}: {}", b.display(), path.display()));
+
+    /// The paths that differ from the pristine copy, toolkit files left out.
+    pub fn changed(&self) -> Vec<PathBuf> {
+        differences(&self.before, &self.root, &TOOLKIT_FILES)
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        problems.truncate(10);
-        Err(problems.join("\n"))
+
+    /// Panics unless the install is byte for byte as generated.
+    pub fn assert_unchanged(&self) {
+        if let Err(diff) = compare_trees(&self.before, &self.root, &TOOLKIT_FILES) {
+            panic!("the install changed:\n{diff}");
+        }
     }
+
+    /// A command for one of the toolkit's binaries (built by cargo for this test), pointed at
+    /// this install with the server stopped.
+    pub fn tool(&self, bin: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin_path(bin));
+        cmd.env("KC_SERVER", &self.root)
+            .arg("--pid-file")
+            .arg(&self.pid_file)
+            .arg("--no-progress");
+        cmd
+    }
+
+    pub fn read(&self, rel: impl AsRef<Path>) -> String {
+        let path = self.root.join(rel);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// The path of a workspace binary next to the running test's executable (`target/<profile>/`).
+pub fn bin_path(bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows where it is");
+    let dir = exe
+        .parent()
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
+        .expect("target/<profile>");
+    dir.join(bin)
 }
 
 /// Another process holding an install's lock (`flock -o` on `<root>/.kc.lock`, with `holder`

@@ -209,6 +209,19 @@ fn list_token_helpers() {
         replace_list_token("a,b,A", "a", "z"),
         ("z,b,z".to_owned(), 2)
     );
+    for (value, token, want) in [
+        ("a,b,A", "a", ("b", 2)),
+        ("x, b ,c", "b", ("x,c", 1)),
+        ("b, c", "b", (" c", 1)),
+        ("b", "B", ("", 1)),
+        ("a,b", "z", ("a,b", 0)),
+    ] {
+        assert_eq!(
+            remove_list_token(value, token),
+            (want.0.to_owned(), want.1),
+            "{value}"
+        );
+    }
 }
 
 #[test]

@@ -6,6 +6,21 @@
 
 use std::ops::Range;
 
+/// The `status.fld` of a new, empty folder, as the server writes one: type 2 (mail), a GUID and
+/// UIDVALIDITY derived from `seed` (so a plan is a pure function of its input), next UID 1, no
+/// messages, no ACL. [A]: the tokens are read from real files [T]; what the server makes of a
+/// folder it did not create itself is assumed.
+pub fn new_folder(seed: &str) -> Vec<u8> {
+    let h = crate::archive::sha256_hex(seed.as_bytes());
+    format!(
+        "T2 G{}-{} V{} U00000001 C00000000 M6 D0 R0 N0 S0\n",
+        &h[..16],
+        &h[16..20],
+        &h[20..28]
+    )
+    .into_bytes()
+}
+
 /// A parsed `status.fld`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusFld {

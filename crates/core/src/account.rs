@@ -1,0 +1,334 @@
+//! Accounts across both config files and the store: names and addresses, where a mailbox lives,
+//! and the store files that name an address (ACLs in `status.fld`, owners in `folder.map`), which
+//! the writers rename, remove or list.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::change::Step;
+use crate::install::Install;
+use crate::store::{self, FOLDER_MAP, STATUS_FLD, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{text:?} is not an address: {why}")]
+    BadAddress { text: String, why: String },
+    #[error(
+        "the store {store} is outside the install root {root}; the writers need it inside (a backup of its paths is made relative to the root)"
+    )]
+    StoreOutsideRoot { store: PathBuf, root: PathBuf },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Share(String),
+}
+
+/// Checks a username against the rules of KERIO-FORMAT.md §2: `[A-Za-z0-9._-]`, not starting or
+/// ending with `.`, no `..`, at most 64 characters. Returns why it is refused.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.len() > 64 {
+        return Err(format!("{} characters, more than 64", name.len()));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "{c:?} is not allowed (letters, digits, '.', '_' and '-' only)"
+        ));
+    }
+    if name.starts_with('.') || name.ends_with('.') {
+        return Err("a name may not start or end with '.'".into());
+    }
+    if name.contains("..") {
+        return Err("a name may not hold '..'".into());
+    }
+    Ok(())
+}
+
+/// `name@domain`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    pub name: String,
+    pub domain: String,
+}
+
+impl Address {
+    /// Parses `name@domain`; with `default_domain`, a bare `name` is taken in that domain.
+    pub fn parse(text: &str, default_domain: Option<&str>) -> Result<Address, AccountError> {
+        let bad = |why: &str| AccountError::BadAddress {
+            text: text.to_owned(),
+            why: why.to_owned(),
+        };
+        let text = text.trim();
+        let (name, domain) = match (text.rsplit_once('@'), default_domain) {
+            (Some((n, d)), _) => (n, d),
+            (None, Some(d)) => (text, d),
+            (None, None) => return Err(bad("give it as user@domain")),
+        };
+        check_name(name).map_err(|why| bad(&why))?;
+        if domain.is_empty()
+            || domain.starts_with('.')
+            || domain.contains("..")
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        {
+            return Err(bad("the domain is not a domain name"));
+        }
+        Ok(Address {
+            name: name.to_owned(),
+            domain: domain.to_owned(),
+        })
+    }
+
+    pub fn is(&self, other: &Address) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name)
+            && self.domain.eq_ignore_ascii_case(&other.domain)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.domain)
+    }
+}
+
+/// Where the store's parts are, relative to the install root (the paths of change steps).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub store: PathBuf,
+}
+
+impl Layout {
+    pub fn new(install: &Install) -> Result<Layout, AccountError> {
+        let outside = || AccountError::StoreOutsideRoot {
+            store: install.store.clone(),
+            root: install.root.clone(),
+        };
+        let root = std::fs::canonicalize(&install.root).map_err(|_| outside())?;
+        let store = std::fs::canonicalize(&install.store).map_err(|_| outside())?;
+        match store.strip_prefix(&root) {
+            Ok(rel) if !rel.as_os_str().is_empty() => Ok(Layout {
+                store: rel.to_path_buf(),
+            }),
+            _ => Err(outside()),
+        }
+    }
+
+    pub fn mail(&self) -> PathBuf {
+        self.store.join("mail")
+    }
+
+    pub fn domain(&self, dir: impl AsRef<Path>) -> PathBuf {
+        self.mail().join(dir)
+    }
+
+    pub fn config_log(&self) -> PathBuf {
+        self.store.join("logs/config.log")
+    }
+
+    pub fn warning_log(&self) -> PathBuf {
+        self.store.join("logs/warning.log")
+    }
+}
+
+/// The directory of `name` in `parent`, compared case-insensitively as the server does.
+fn find_dir(parent: &Path, name: &str) -> Result<Option<OsString>, AccountError> {
+    let entries = match std::fs::read_dir(parent) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(AccountError::Io {
+                path: parent.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut found: Vec<OsString> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| AccountError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+        if store::name_matches(&entry.file_name(), name)
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+        {
+            found.push(entry.file_name());
+        }
+    }
+    // An exact match wins over a case variant.
+    found.sort_by_key(|n| n.to_str() != Some(name));
+    Ok(found.into_iter().next())
+}
+
+/// The mailbox directory of an account (its domain directory and its own, as they are spelled
+/// on disk), relative to the root; `None` when it has none.
+pub fn mailbox_path(
+    install: &Install,
+    layout: &Layout,
+    address: &Address,
+) -> Result<Option<PathBuf>, AccountError> {
+    let Some(domain) = find_dir(&install.root.join(layout.mail()), &address.domain)? else {
+        return Ok(None);
+    };
+    let domain = layout.domain(&domain);
+    Ok(find_dir(&install.root.join(&domain), &address.name)?.map(|n| domain.join(n)))
+}
+
+/// The kind of a store file that names addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareFile {
+    /// A folder's `status.fld`: its ACL.
+    Status,
+    /// A mailbox's `folder.map`: its subscriptions to other users' folders.
+    Map,
+}
+
+/// Runs `edit` over every `status.fld` and `folder.map` of every mailbox and server folder of
+/// every domain, in parallel; only folder-level files are read, never messages. Returns the
+/// files `edit` changed (path relative to the root, new bytes), sorted by path.
+pub fn edit_share_files<F>(
+    install: &Install,
+    layout: &Layout,
+    edit: F,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, AccountError>
+where
+    F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
+{
+    let mail = install.root.join(layout.mail());
+    let mut tops = Vec::new();
+    for domain in store::domains(&mail)? {
+        for entry in std::fs::read_dir(&domain.path).map_err(|source| AccountError::Io {
+            path: domain.path.clone(),
+            source,
+        })? {
+            let entry = entry.map_err(|source| AccountError::Io {
+                path: domain.path.clone(),
+                source,
+            })?;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                tops.push(entry.path());
+            }
+        }
+    }
+    let per_top: Vec<Vec<(PathBuf, Vec<u8>)>> = tops
+        .par_iter()
+        .map(|top| {
+            let mut out = Vec::new();
+            for file in store::folder_level_files(top, &[STATUS_FLD, FOLDER_MAP])? {
+                let kind = if file.file_name().is_some_and(|n| n == STATUS_FLD) {
+                    ShareFile::Status
+                } else {
+                    ShareFile::Map
+                };
+                let bytes = std::fs::read(&file).map_err(|source| AccountError::Io {
+                    path: file.clone(),
+                    source,
+                })?;
+                if let Some(new) = edit(kind, &file, bytes)? {
+                    let rel = file
+                        .strip_prefix(&install.root)
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|_| {
+                            layout
+                                .store
+                                .join(file.strip_prefix(&install.store).unwrap_or(&file))
+                        });
+                    out.push((rel, new));
+                }
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, AccountError>>()?;
+    let mut all: Vec<_> = per_top.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(all)
+}
+
+/// The steps that move a mailbox under another account as folder
+/// `Deleted mailbox — <address>`, as the server does when it deletes a user "moving the mailbox
+/// to another user": the folder's `status.fld` (a non-standard folder without one is hidden) is
+/// written first, then the directory is moved. Returns the steps and the folder's path.
+pub fn transfer_steps(
+    mailbox: &Path,
+    address: &Address,
+    target_mailbox: &Path,
+) -> (Vec<Step>, PathBuf) {
+    let folder = target_mailbox.join(format!("{}{address}", store::DELETED_MAILBOX_PREFIX));
+    let mut steps = Vec::new();
+    let status = mailbox.join(STATUS_FLD);
+    steps.push(Step::write_file(
+        status,
+        store::status_fld::new_folder(&format!("{address} {}", target_mailbox.display())),
+    ));
+    steps.push(Step::Rename {
+        from: mailbox.to_path_buf(),
+        to: folder.clone(),
+    });
+    (steps, folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rules() {
+        for good in ["jdoe", "john.doe", "a-b_c", "A1", &"x".repeat(64)] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "the name is empty"),
+            (
+                "j doe",
+                "' ' is not allowed (letters, digits, '.', '_' and '-' only)",
+            ),
+            (
+                "a/b",
+                "'/' is not allowed (letters, digits, '.', '_' and '-' only)",
+            ),
+            (
+                "jöe",
+                "'ö' is not allowed (letters, digits, '.', '_' and '-' only)",
+            ),
+            (".jdoe", "a name may not start or end with '.'"),
+            ("jdoe.", "a name may not start or end with '.'"),
+            ("j..doe", "a name may not hold '..'"),
+            (&"x".repeat(65), "65 characters, more than 64"),
+        ] {
+            assert_eq!(check_name(bad), Err(why.to_owned()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_parse_with_or_without_a_domain() {
+        let a = Address::parse("jdoe@example.com", None).expect("parses");
+        assert_eq!(
+            (a.name.as_str(), a.domain.as_str()),
+            ("jdoe", "example.com")
+        );
+        let b = Address::parse("JDoe", Some("Example.COM")).expect("bare");
+        assert!(a.is(&b) && b.to_string() == "JDoe@Example.COM");
+        let err = Address::parse("jdoe", None).expect_err("no domain");
+        assert_eq!(
+            err.to_string(),
+            "\"jdoe\" is not an address: give it as user@domain"
+        );
+        let err = Address::parse("../x@example.com", None).expect_err("bad");
+        assert!(err.to_string().contains("'/' is not allowed"), "{err}");
+        assert!(Address::parse("x@../etc", None).is_err());
+    }
+}

@@ -1,0 +1,595 @@
+//! Renaming accounts end to end (kc-rename-user): the plan of everything that names the old
+//! account, in both config files and in the store, as a pure function of the install.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::account::{self, AccountError, Address, Layout, ShareFile};
+use crate::change::{Plan, Step, audit_line};
+use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DATA};
+use crate::config::{Config, ConfigError, Document, remove_list_token};
+use crate::install::Install;
+use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
+
+pub const TOOL: &str = "kc-rename-user";
+
+/// One rename, and where it was asked for (a line of a `--map` file) for messages.
+#[derive(Debug, Clone)]
+pub struct Rename {
+    pub old: Address,
+    pub new: Address,
+    /// `FILE:LINE` of a map file, or empty.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Add an alias old -> new (the default).
+    pub alias: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    #[error("{}; nothing was changed", .0.join("\n"))]
+    Refused(Vec<String>),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+}
+
+/// What a plan will rewrite, counted for the summary and the audit line.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    pub config_references: usize,
+    pub acl_entries: usize,
+    pub folder_map_owners: usize,
+}
+
+/// The plan and what it counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub plan: Plan,
+    pub counts: Counts,
+}
+
+/// A name "taken" in a domain: by what, for the refusal message.
+fn taken(config: &Config, dirs: &HashSet<(String, String)>, who: &Address) -> Option<String> {
+    let (name, domain) = (who.name.as_str(), who.domain.as_str());
+    let same = |n: &str, d: &str| n.eq_ignore_ascii_case(name) && d.eq_ignore_ascii_case(domain);
+    if config.users().any(|u| same(u.name(), u.domain())) {
+        return Some("a user".into());
+    }
+    if let Some(u) = config.users().find(|u| {
+        u.domain().eq_ignore_ascii_case(domain)
+            && crate::config::list_contains(u.email_addresses(), name)
+    }) {
+        return Some(format!("an address of user {}", u.address()));
+    }
+    if config.aliases().any(|a| same(a.name(), a.domain())) {
+        return Some("an alias".into());
+    }
+    if config.groups().any(|g| {
+        same(g.name(), g.domain())
+            || (g.domain().eq_ignore_ascii_case(domain)
+                && crate::config::list_contains(g.email_addresses(), name))
+    }) {
+        return Some("a group".into());
+    }
+    if config.mailing_lists().any(|l| same(l.name(), l.domain())) {
+        return Some("a mailing list".into());
+    }
+    if dirs.contains(&key(who)) {
+        return Some("a mailbox directory".into());
+    }
+    None
+}
+
+fn key(a: &Address) -> (String, String) {
+    (a.name.to_ascii_lowercase(), a.domain.to_ascii_lowercase())
+}
+
+/// Orders the renames so that a name is vacated before it is reused (a chain `b -> c, a -> b`);
+/// a cycle (a swap) cannot be ordered.
+fn order(renames: &[Rename]) -> Result<Vec<usize>, Vec<String>> {
+    let olds: HashMap<(String, String), usize> = renames
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (key(&r.old), i))
+        .collect();
+    let mut done = vec![false; renames.len()];
+    let mut out = Vec::with_capacity(renames.len());
+    while out.len() < renames.len() {
+        let before = out.len();
+        for i in 0..renames.len() {
+            if done[i] {
+                continue;
+            }
+            // Waits for the rename that vacates its new name, unless that is itself (case-only).
+            let blocked = olds
+                .get(&key(&renames[i].new))
+                .is_some_and(|&j| j != i && !done[j]);
+            if !blocked {
+                done[i] = true;
+                out.push(i);
+            }
+        }
+        if out.len() == before {
+            let cycle: Vec<String> = (0..renames.len())
+                .filter(|&i| !done[i])
+                .map(|i| {
+                    let r = &renames[i];
+                    format!("{}{} -> {}", prefix(&r.origin), r.old, r.new)
+                })
+                .collect();
+            return Err(vec![format!(
+                "these renames form a cycle (a swap), which needs a temporary name: rename through one in two runs: {}",
+                cycle.join("; ")
+            )]);
+        }
+    }
+    Ok(out)
+}
+
+fn prefix(origin: &str) -> String {
+    if origin.is_empty() {
+        String::new()
+    } else {
+        format!("{origin}: ")
+    }
+}
+
+/// Whether `text` holds `address` as a whole address (not inside a longer one).
+fn mentions(text: &str, address: &str) -> Vec<usize> {
+    let lower = text.to_ascii_lowercase();
+    let needle = address.to_ascii_lowercase();
+    let part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
+    let bytes = lower.as_bytes();
+    let mut lines = Vec::new();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(&needle) {
+        let start = from + at;
+        let end = start + needle.len();
+        let before_ok = start == 0 || !part(bytes[start - 1]);
+        let after_ok = end == bytes.len() || !part(bytes[end]);
+        if before_ok && after_ok {
+            lines.push(crate::config::line_column(text.as_bytes(), start).0);
+        }
+        from = end;
+    }
+    lines
+}
+
+/// Plans the renames. Every refusal is collected and returned together.
+pub fn plan(
+    install: &Install,
+    renames: &[Rename],
+    options: Options,
+) -> Result<Planned, RenameError> {
+    let layout = Layout::new(install)?;
+    let mut config = Config::load(&install.root)?;
+    let mut problems = Vec::new();
+
+    // The mailbox directories of every domain, as keys, for the "already exists" check.
+    let mut dirs: HashSet<(String, String)> = HashSet::new();
+    let mut dir_paths: HashMap<(String, String), PathBuf> = HashMap::new();
+    let mail = install.root.join(layout.mail());
+    for mb in crate::store::all_mailboxes(&mail).map_err(AccountError::from)? {
+        let a = (
+            mb.name.to_string_lossy().to_ascii_lowercase(),
+            mb.domain.to_string_lossy().to_ascii_lowercase(),
+        );
+        let rel = mb
+            .path
+            .strip_prefix(&install.root)
+            .map(Path::to_path_buf)
+            .unwrap_or(mb.path.clone());
+        dirs.insert(a.clone());
+        dir_paths.insert(a, rel);
+    }
+
+    // The whole request first: duplicates within it.
+    let mut seen_old = HashMap::new();
+    let mut seen_new = HashMap::new();
+    for r in renames {
+        if let Some(first) = seen_old.insert(key(&r.old), &r.origin) {
+            problems.push(format!(
+                "{}{} is renamed twice (also at {first})",
+                prefix(&r.origin),
+                r.old
+            ));
+        }
+        if let Some(first) = seen_new.insert(key(&r.new), &r.origin) {
+            problems.push(format!(
+                "{}{} is the new name of two renames (also at {first})",
+                prefix(&r.origin),
+                r.new
+            ));
+        }
+    }
+    let order = match order(renames) {
+        Ok(o) => o,
+        Err(p) => {
+            problems.extend(p);
+            return Err(RenameError::Refused(problems));
+        }
+    };
+    let builtin = config.builtin_admin().map(str::to_owned);
+
+    // Each rename against the model as the earlier ones left it.
+    let mut done: Vec<(Address, Address)> = Vec::new();
+    let mut counts = Counts::default();
+    let mut warnings = Vec::new();
+    let mut create_dirs: Vec<PathBuf> = Vec::new();
+    let mut moves: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut audit = Vec::new();
+    for &i in &order {
+        let r = &renames[i];
+        let here = prefix(&r.origin);
+        if builtin
+            .as_deref()
+            .is_some_and(|b| b.eq_ignore_ascii_case(&r.old.name))
+        {
+            problems.push(format!(
+                "{here}{}: is the built-in administrator; it cannot be renamed here",
+                r.old
+            ));
+            continue;
+        }
+        let Some(user) = config.user(&r.old.name, &r.old.domain) else {
+            problems.push(format!("{here}{}: no such user", r.old));
+            continue;
+        };
+        // The names as the file spells them.
+        let old = Address {
+            name: user.name().to_owned(),
+            domain: user.domain().to_owned(),
+        };
+        let user_id = user.id();
+        let mut new = r.new.clone();
+        let Some(new_domain) = config.domain(&new.domain) else {
+            problems.push(format!(
+                "{here}{}: domain {} is not a domain of this server",
+                r.new, new.domain
+            ));
+            continue;
+        };
+        new.domain = new_domain.name().to_owned();
+        let new_domain_mapped = new_domain.mapped();
+        if user.mapped() || config.domain(&old.domain).is_some_and(|d| d.mapped()) {
+            problems.push(format!(
+                "{here}{old}: is mapped from a directory service; rename it in the directory"
+            ));
+            continue;
+        }
+        if new_domain_mapped {
+            problems.push(format!(
+                "{here}{new}: domain {} is mapped from a directory service; accounts cannot be moved into it",
+                new.domain
+            ));
+            continue;
+        }
+        if old.name == new.name && old.domain.eq_ignore_ascii_case(&new.domain) {
+            problems.push(format!("{here}{old}: the new name is the old one"));
+            continue;
+        }
+        let case_only = old.is(&new);
+        if !case_only {
+            if let Some(what) = taken(&config, &dirs, &new) {
+                problems.push(format!("{here}{new}: already exists as {what}"));
+                continue;
+            }
+            if builtin
+                .as_deref()
+                .is_some_and(|b| b.eq_ignore_ascii_case(&new.name))
+            {
+                problems.push(format!(
+                    "{here}{new}: is the name of the built-in administrator"
+                ));
+                continue;
+            }
+        }
+        let cross = !old.domain.eq_ignore_ascii_case(&new.domain);
+        let (old_addr, new_addr) = (old.to_string(), new.to_string());
+        let mut n = 0;
+
+        // users.cfg: the account, its own addresses, its password history.
+        let users = &mut config.users;
+        users.set(user_id, USER.name, &new.name)?;
+        if cross {
+            users.set(user_id, USER.domain, &new.domain)?;
+        }
+        n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
+        let extra: Vec<_> = users
+            .items(USER_ADDITIONAL_DATA.list)
+            .filter(|d| {
+                d.get(USER_ADDITIONAL_DATA.name)
+                    .is_some_and(|x| x.eq_ignore_ascii_case(&old.name))
+                    && d.get(USER_ADDITIONAL_DATA.domain)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(&old.domain))
+            })
+            .map(|d| d.id())
+            .collect();
+        for id in extra {
+            users.set(id, USER_ADDITIONAL_DATA.name, &new.name)?;
+            if cross {
+                users.set(id, USER_ADDITIONAL_DATA.domain, &new.domain)?;
+            }
+            n += 1;
+        }
+        // Groups of the old domain name the user by login.
+        let groups: Vec<_> = users
+            .items(GROUP.list)
+            .filter(|g| {
+                g.get(GROUP.domain)
+                    .is_some_and(|d| d.eq_ignore_ascii_case(&old.domain))
+            })
+            .map(|g| (g.id(), g.get(GROUP.name).unwrap_or("").to_owned()))
+            .collect();
+        for (id, group) in groups {
+            if cross {
+                let members = users.item(id).get(GROUP.members).unwrap_or("").to_owned();
+                let (kept, removed) = remove_list_token(&members, &old.name);
+                if removed > 0 {
+                    users.set(id, GROUP.members, &kept)?;
+                    n += removed;
+                    warnings.push(format!(
+                        "{old_addr} leaves group {group}@{} (groups belong to one domain); add {new_addr} to a group of {} if needed",
+                        old.domain, new.domain
+                    ));
+                }
+            } else {
+                n += users.rename_token(id, GROUP.members, &old.name, &new.name)?;
+            }
+        }
+        if cross
+            && !users
+                .item(user_id)
+                .get(USER.groups)
+                .unwrap_or("")
+                .is_empty()
+        {
+            users.set(user_id, USER.groups, "")?;
+        }
+        // Addresses in aliases, forwards (every domain: an address may point anywhere).
+        let ids: Vec<_> = users.items(ALIAS.list).map(|a| a.id()).collect();
+        for id in ids {
+            n += users.rename_token(id, ALIAS.deliver_to, &old_addr, &new_addr)?;
+        }
+        let ids: Vec<_> = users.items(USER.list).map(|u| u.id()).collect();
+        for id in ids {
+            n += users.rename_token(id, USER.forward_address, &old_addr, &new_addr)?;
+        }
+        // mailserver.cfg: mailing lists.
+        let lists: Vec<_> = config
+            .mailserver
+            .items(MAILING_LIST.list)
+            .map(|l| l.id())
+            .collect();
+        for id in lists {
+            for field in [MAILING_LIST.members, MAILING_LIST.moderators] {
+                n += config
+                    .mailserver
+                    .rename_token(id, field, &old_addr, &new_addr)?;
+            }
+        }
+        counts.config_references += n;
+
+        // The mailbox directory.
+        let (ok, nk) = (key(&old), key(&new));
+        match dir_paths.remove(&ok) {
+            Some(from) => {
+                dirs.remove(&ok);
+                let planned = create_dirs
+                    .iter()
+                    .find(|d| {
+                        d.file_name()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(&new.domain))
+                    })
+                    .cloned();
+                let domain_dir =
+                    match existing_domain_dir(install, &layout, &new.domain).or(planned) {
+                        Some(d) => d,
+                        None => {
+                            let d = layout.domain(&new.domain);
+                            create_dirs.push(d.clone());
+                            d
+                        }
+                    };
+                let to = domain_dir.join(&new.name);
+                moves.push((from, to.clone()));
+                dirs.insert(nk.clone());
+                dir_paths.insert(nk, to);
+            }
+            None => warnings.push(format!(
+                "{old_addr} has no mailbox directory (never logged in): nothing to move"
+            )),
+        }
+        audit.push(format!(
+            "Rename User '{old_addr}' -> '{new_addr}': {n} references in the configuration"
+        ));
+        done.push((old, new));
+    }
+    if !problems.is_empty() {
+        return Err(RenameError::Refused(problems));
+    }
+
+    // Aliases old -> new, unless a later rename took the old name.
+    if options.alias {
+        let reused: HashSet<_> = done.iter().map(|(_, n)| key(n)).collect();
+        for (old, new) in &done {
+            if old.is(new) {
+                continue; // case only: the old address still reaches the account
+            }
+            if reused.contains(&key(old)) {
+                warnings.push(format!(
+                    "no alias {old} -> {new}: {old} is the new name of another rename"
+                ));
+                continue;
+            }
+            config.users.add_item(
+                ALIAS.list,
+                &[
+                    (ALIAS.name, &old.name),
+                    (ALIAS.domain, &old.domain),
+                    (ALIAS.deliver_to, &new.to_string()),
+                    (ALIAS.description, &format!("Previous login of {new}")),
+                ],
+            );
+            audit.push(format!("Add Alias '{old}' -> '{new}'"));
+        }
+    }
+
+    // The store: ACL entries and folder.map owners, every rename in order.
+    let (acl, owners) = (
+        std::sync::atomic::AtomicUsize::new(0),
+        std::sync::atomic::AtomicUsize::new(0),
+    );
+    let store_files = account::edit_share_files(install, &layout, |kind, path, bytes| {
+        let mut changed = 0;
+        let out = match kind {
+            ShareFile::Status => {
+                let mut s = StatusFld::parse(bytes);
+                for (old, new) in &done {
+                    changed += s.rename(&old.to_string(), &new.to_string());
+                }
+                acl.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
+                s.into_bytes()
+            }
+            ShareFile::Map => {
+                let mut bytes = bytes;
+                for (old, new) in &done {
+                    let map = FolderMap::parse(path, bytes)
+                        .map_err(|e| AccountError::Share(e.to_string()))?;
+                    let (b, n) = map.renamed(&old.to_string(), &new.to_string());
+                    changed += n;
+                    bytes = b;
+                }
+                owners.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
+                bytes
+            }
+        };
+        Ok((changed > 0).then_some(out))
+    })?;
+    counts.acl_entries = acl.into_inner();
+    counts.folder_map_owners = owners.into_inner();
+
+    // What still names an old address is for the admin to look at.
+    for doc in [&config.users, &config.mailserver] {
+        let text = String::from_utf8_lossy(&doc.to_bytes()).into_owned();
+        for (old, _) in &done {
+            for line in mentions(&text, &old.to_string()) {
+                warnings.push(format!(
+                    "{}:{line}: still names {old}; it was not changed",
+                    file_name(doc).display()
+                ));
+            }
+        }
+    }
+
+    let mut steps = Vec::new();
+    for doc in [&config.users, &config.mailserver] {
+        if doc.is_modified() {
+            steps.push(Step::write_file(file_name(doc), doc.to_bytes()));
+        }
+    }
+    for (path, bytes) in store_files {
+        steps.push(Step::write_file(path, bytes));
+    }
+    for dir in create_dirs {
+        steps.push(Step::CreateDir { path: dir });
+    }
+    for (from, to) in moves {
+        if from.parent() == to.parent()
+            && from
+                .file_name()
+                .zip(to.file_name())
+                .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+        {
+            // Case only: through a temporary name, so a case-insensitive filesystem renames too.
+            let mut tmp = from.clone().into_os_string();
+            tmp.push(".kc-rename");
+            let tmp = PathBuf::from(tmp);
+            steps.push(Step::Rename {
+                from,
+                to: tmp.clone(),
+            });
+            steps.push(Step::Rename { from: tmp, to });
+        } else {
+            steps.push(Step::Rename { from, to });
+        }
+    }
+    audit.push(format!(
+        "Rewrite store: {} ACL entries, {} folder.map owners",
+        counts.acl_entries, counts.folder_map_owners
+    ));
+    for line in audit {
+        steps.push(Step::AppendLine {
+            path: layout.config_log(),
+            line: audit_line(TOOL, &line),
+        });
+    }
+    let description = done
+        .iter()
+        .map(|(o, n)| format!("{o} -> {n}"))
+        .collect::<Vec<_>>();
+    let description = if description.len() <= 3 {
+        format!("rename {}", description.join(", "))
+    } else {
+        format!("rename {} accounts", description.len())
+    };
+    Ok(Planned {
+        plan: Plan {
+            tool: TOOL.into(),
+            description,
+            steps,
+            warnings,
+        },
+        counts,
+    })
+}
+
+fn file_name(doc: &Document) -> PathBuf {
+    PathBuf::from(doc.path().file_name().unwrap_or_default())
+}
+
+/// The domain's directory as spelled on disk, if it exists.
+fn existing_domain_dir(install: &Install, layout: &Layout, domain: &str) -> Option<PathBuf> {
+    let mail = install.root.join(layout.mail());
+    std::fs::read_dir(&mail)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().eq_ignore_ascii_case(domain) && e.path().is_dir())
+        .map(|e| layout.mail().join(e.file_name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(old: &str, new: &str) -> Rename {
+        Rename {
+            old: Address::parse(old, None).expect("old"),
+            new: Address::parse(new, None).expect("new"),
+            origin: String::new(),
+        }
+    }
+
+    #[test]
+    fn chains_are_ordered_and_cycles_refused() {
+        let chain = [r("a@d", "b@d"), r("b@d", "c@d"), r("c@d", "e@d")];
+        assert_eq!(order(&chain).expect("ordered"), [2, 1, 0]);
+        let swap = [r("a@d", "b@d"), r("b@d", "a@d"), r("x@d", "y@d")];
+        let err = order(&swap).expect_err("cycle");
+        assert!(err[0].ends_with("a@d -> b@d; b@d -> a@d"), "{err:?}");
+        // Case-only is not a cycle with itself.
+        assert_eq!(order(&[r("a@d", "A@d")]).expect("ordered"), [0]);
+    }
+
+    #[test]
+    fn mentions_are_whole_addresses() {
+        let text =
+            "x jdoe@example.com\nxjdoe@example.com jdoe@example.comx\n<a>JDOE@example.com</a>";
+        assert_eq!(mentions(text, "jdoe@example.com"), [1, 3]);
+    }
+}

@@ -1,0 +1,480 @@
+//! kc-rename-user end to end on generated installs: what it changes (exactly), what it refuses,
+//! and that `undo` takes every rename back byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kc_core::config::Config;
+use kc_core::install::Install;
+use kc_testkit::{Options, Scratch};
+
+const BIN: &str = "kc-rename-user";
+
+fn run(s: &Scratch, args: &[&str]) -> Output {
+    s.tool(BIN).args(args).output().expect("runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn undo_last(s: &Scratch) {
+    let install = Install::locate(Some(&s.root), None).expect("install");
+    kc_core::change::undo(
+        &install,
+        None,
+        &s.root.join("kc-backups"),
+        &s.pid_file,
+        &kc_core::progress::Silent,
+    )
+    .expect("undo");
+}
+
+fn read(root: &Path, rel: &str) -> String {
+    std::fs::read_to_string(root.join(rel)).expect("read")
+}
+
+/// The alias the tool adds, as the document writes it.
+fn alias(name: &str, domain: &str, to: &str, nl: &str) -> String {
+    format!(
+        "    <listitem>{nl}      <variable name=\"Name\">{name}</variable>{nl}      <variable name=\"Domain\">{domain}</variable>{nl}      <variable name=\"DeliverTo\">{to}</variable>{nl}      <variable name=\"Description\">Previous login of {to}</variable>{nl}    </listitem>{nl}"
+    )
+}
+
+fn with_alias(users_cfg: &str, alias: &str) -> String {
+    let end_of_aliases = users_cfg
+        .find("  </list>\n  <list name=\"UserAdditionalData\">")
+        .or_else(|| users_cfg.find("  </list>\r\n  <list name=\"UserAdditionalData\">"))
+        .expect("the Alias list comes before UserAdditionalData");
+    format!(
+        "{}{alias}{}",
+        &users_cfg[..end_of_aliases],
+        &users_cfg[end_of_aliases..]
+    )
+}
+
+#[test]
+fn a_rename_rewrites_every_reference_and_nothing_else_and_undo_takes_it_back() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, &["pnelson@example.org", "peter"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("kc-rename-user: rename pnelson@example.org -> peter@example.org\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("take it back with: kc-backup undo C"),
+        "{stdout}"
+    );
+
+    // Exactly these paths changed: the configs, the shares, the log, the mailbox's name.
+    let mail = PathBuf::from("store/mail/example.org");
+    let mut expected: Vec<PathBuf> = [
+        "mailserver.cfg",
+        "store/logs/config.log",
+        "store/mail/example.org/#public/Announcements/status.fld",
+        "store/mail/example.org/#public/Company Calendar/status.fld",
+        "store/mail/example.org/hcarter/folder.map",
+        "store/mail/example.org/mwood/folder.map",
+        "users.cfg",
+    ]
+    .map(PathBuf::from)
+    .to_vec();
+    let changed = s.changed();
+    let (moved, other): (Vec<_>, Vec<_>) = changed
+        .into_iter()
+        .partition(|p| p.starts_with(mail.join("pnelson")) || p.starts_with(mail.join("peter")));
+    expected.sort();
+    assert_eq!(other, expected);
+    assert!(!moved.is_empty());
+    // Every message and file of the mailbox is byte-identical under its new name.
+    kc_testkit::compare_trees(
+        &s.before.join(mail.join("pnelson")),
+        &s.root.join(mail.join("peter")),
+        &[],
+    )
+    .expect("the mailbox moved whole");
+    assert!(!s.root.join(mail.join("pnelson")).exists());
+
+    // users.cfg: every `pnelson` is now `peter` (account, own address, groups, alias target,
+    // password history), plus the alias from the old login; nothing else moved.
+    let before = read(&s.before, "users.cfg");
+    let want = with_alias(
+        &before.replace("pnelson", "peter"),
+        &alias("pnelson", "example.org", "peter@example.org", "\n"),
+    );
+    assert_eq!(s.read("users.cfg"), want);
+    assert_eq!(
+        s.read("mailserver.cfg"),
+        read(&s.before, "mailserver.cfg").replace("pnelson@example.org", "peter@example.org")
+    );
+    for file in [
+        "store/mail/example.org/#public/Announcements/status.fld",
+        "store/mail/example.org/hcarter/folder.map",
+    ] {
+        let old = read(&s.before, file);
+        assert!(old.contains("pnelson@example.org"), "{file}");
+        assert_eq!(
+            s.read(file),
+            old.replace("pnelson@example.org", "peter@example.org"),
+            "{file}"
+        );
+    }
+    // One audit line per change, in Kerio's format.
+    let log = s.read("store/logs/config.log");
+    let old_log = read(&s.before, "store/logs/config.log");
+    let added: Vec<&str> = log[old_log.len()..].lines().collect();
+    let tails: Vec<&str> = added
+        .iter()
+        .map(|l| l.split_once("] ").expect("[date] actor - text").1)
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            "kc-rename-user - Rename User 'pnelson@example.org' -> 'peter@example.org': 7 references in the configuration",
+            "kc-rename-user - Add Alias 'pnelson@example.org' -> 'peter@example.org'",
+            "kc-rename-user - Rewrite store: 2 ACL entries, 2 folder.map owners",
+        ]
+    );
+    // The pre-change backup is there, and undo restores the install byte for byte.
+    let backups: Vec<String> = std::fs::read_dir(s.root.join("kc-backups"))
+        .expect("backups")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tar.gz"))
+        .collect();
+    assert!(
+        backups.len() == 1 && backups[0].starts_with('P'),
+        "{backups:?}"
+    );
+    undo_last(&s);
+    s.assert_unchanged();
+}
+
+#[test]
+fn a_dry_run_prints_the_whole_plan_and_changes_nothing() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, &["-n", "pnelson@example.org", "peter"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "kc-rename-user: rename pnelson@example.org -> peter@example.org (dry run: nothing is changed)",
+        "  WOULD write users.cfg (",
+        "  WOULD write store/mail/example.org/#public/Company Calendar/status.fld (",
+        "  WOULD write store/mail/example.org/mwood/folder.map (",
+        "  WOULD rename store/mail/example.org/pnelson -> store/mail/example.org/peter",
+    ] {
+        assert!(stdout.contains(line), "{line:?} not in:\n{stdout}");
+    }
+    s.assert_unchanged();
+    assert!(!s.root.join("kc-backups").exists());
+    // --json: the same plan, as data.
+    let out = run(&s, &["-n", "--json", "pnelson@example.org", "peter"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["dry_run"], true);
+    assert_eq!(v["plan"]["tool"], "kc-rename-user");
+    assert!(
+        v["plan"]["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .any(|st| st["step"] == "rename" && st["to"] == "store/mail/example.org/peter")
+    );
+    s.assert_unchanged();
+}
+
+#[test]
+fn every_refusal_exits_2_says_why_and_changes_nothing() {
+    let s = Scratch::new(&Options::demo());
+    for (args, says) in [
+        (
+            &["pnelson@example.org", "mwood"][..],
+            "mwood@example.org: already exists as a user",
+        ),
+        (
+            &["pnelson@example.org", "MWOOD"],
+            "MWOOD@example.org: already exists as a user",
+        ),
+        (
+            &["pnelson@example.org", "info"],
+            "info@example.org: already exists as an alias",
+        ),
+        (
+            &["pnelson@example.org", "support"],
+            "support@example.org: already exists as a group",
+        ),
+        (
+            &["anelson@example.com", "announce"],
+            "announce@example.com: already exists as a mailing list",
+        ),
+        (
+            &["pnelson@example.org", "olduser"],
+            "olduser@example.org: already exists as a mailbox directory",
+        ),
+        (
+            &["pnelson@example.org", "martin.wood"],
+            "martin.wood@example.org: already exists as an address of user mwood@example.org",
+        ),
+        (
+            &["nobody@example.org", "x"],
+            "nobody@example.org: no such user",
+        ),
+        (
+            &["pnelson@example.org", "pe/ter"],
+            "NEW: \"pe/ter\" is not an address: '/' is not allowed",
+        ),
+        (
+            &["pnelson@example.org", "pe..ter"],
+            "NEW: \"pe..ter\" is not an address: a name may not hold '..'",
+        ),
+        (
+            &["hnelson@corp.example.net", "helen"],
+            "hnelson@corp.example.net: is mapped from a directory service; rename it in the directory",
+        ),
+        (
+            &["Admin@example.com", "root"],
+            "Admin@example.com: is the built-in administrator; it cannot be renamed here",
+        ),
+        (
+            &["pnelson@example.org", "peter@nowhere.example"],
+            "peter@nowhere.example: domain nowhere.example is not a domain of this server",
+        ),
+        (
+            &["pnelson@example.org", "peter@corp.example.net"],
+            "domain corp.example.net is mapped from a directory service",
+        ),
+        (
+            &["pnelson@example.org", "pnelson"],
+            "pnelson@example.org: the new name is the old one",
+        ),
+    ] {
+        let out = run(&s, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("kc-rename-user: error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+        if !says.starts_with("NEW:") {
+            assert!(
+                stderr.trim_end().ends_with("nothing was changed"),
+                "{stderr}"
+            );
+        }
+        s.assert_unchanged();
+    }
+    // Another run holding the lock.
+    let _holder = kc_testkit::LockHolder::hold(&s.root, "pid 4242 kc-user");
+    let out = run(&s, &["pnelson@example.org", "peter"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("4242"), "{}", text(&out.stderr));
+    s.assert_unchanged();
+}
+
+#[test]
+fn a_case_only_rename_goes_through_a_temporary_name_and_adds_no_alias() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, &["pnelson@example.org", "PNelson"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(
+            "rename store/mail/example.org/pnelson -> store/mail/example.org/pnelson.kc-rename\n  rename store/mail/example.org/pnelson.kc-rename -> store/mail/example.org/PNelson\n"
+        ),
+        "{stdout}"
+    );
+    kc_testkit::compare_trees(
+        &s.before.join("store/mail/example.org/pnelson"),
+        &s.root.join("store/mail/example.org/PNelson"),
+        &[],
+    )
+    .expect("moved whole");
+    let config = Config::load(&s.root).expect("config");
+    assert_eq!(
+        config
+            .user("pnelson", "example.org")
+            .expect("still there")
+            .name(),
+        "PNelson"
+    );
+    assert!(!config.aliases().any(|a| a.name() == "pnelson"));
+    undo_last(&s);
+    s.assert_unchanged();
+}
+
+#[test]
+fn a_move_to_another_domain_follows_the_account_everywhere() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, &["tevans@example.org", "tevans@example.com"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: tevans@example.org leaves group sales@example.org"),
+        "{stderr}"
+    );
+    kc_testkit::compare_trees(
+        &s.before.join("store/mail/example.org/tevans"),
+        &s.root.join("store/mail/example.com/tevans"),
+        &[],
+    )
+    .expect("moved whole");
+    let config = Config::load(&s.root).expect("config");
+    let user = config.user("tevans", "example.com").expect("moved");
+    assert_eq!(user.groups(), "");
+    assert!(config.user("tevans", "example.org").is_none());
+    for g in config.groups().filter(|g| g.domain() == "example.org") {
+        assert!(
+            !g.member_names().any(|m| m == "tevans"),
+            "{} still lists tevans",
+            g.name()
+        );
+    }
+    let alias = config
+        .aliases()
+        .find(|a| a.name() == "tevans" && a.domain() == "example.org")
+        .expect("alias from the old address");
+    assert_eq!(alias.deliver_to(), "tevans@example.com");
+    let list = config
+        .mailing_lists()
+        .find(|l| l.domain() == "example.org")
+        .expect("list");
+    assert!(kc_core::config::list_contains(
+        list.members(),
+        "tevans@example.com"
+    ));
+    assert!(
+        s.read("store/mail/example.org/hcarter/folder.map")
+            .contains("owner=\"tevans@example.com\"")
+    );
+    undo_last(&s);
+    s.assert_unchanged();
+}
+
+#[test]
+fn a_map_of_a_hundred_renames_is_checked_whole_then_applied_and_undone() {
+    let s = Scratch::new(&Options {
+        users: 150,
+        domains: 3,
+        messages_per_user: 1,
+        seed: 7,
+        max_message_size: 16 << 10,
+        configs_only: false,
+    });
+    let config = Config::load(&s.root).expect("config");
+    let users: Vec<(String, String)> = config
+        .users()
+        .filter(|u| !u.mapped() && !config.domain(u.domain()).is_some_and(|d| d.mapped()))
+        .map(|u| (u.name().to_owned(), u.domain().to_owned()))
+        .take(100)
+        .collect();
+    assert_eq!(users.len(), 100);
+    let mut csv = String::from("old,new\n");
+    for (name, domain) in &users {
+        csv.push_str(&format!("{name}@{domain},{name}.x\n"));
+    }
+    let map = s.root.parent().expect("dir").join("renames.csv");
+    // One bad line refuses the whole map, naming the line.
+    std::fs::write(&map, format!("{csv}bad name@example.com,y\n")).expect("write");
+    let out = run(&s, &["--map", map.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("renames.csv:102: OLD: \"bad name@example.com\""),
+        "{}",
+        text(&out.stderr)
+    );
+    s.assert_unchanged();
+
+    std::fs::write(&map, &csv).expect("write");
+    let out = run(&s, &["--map", map.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let after = Config::load(&s.root).expect("config");
+    for (name, domain) in &users {
+        assert!(after.user(&format!("{name}.x"), domain).is_some(), "{name}");
+        assert!(after.user(name, domain).is_none(), "{name}");
+        // The server matches directories case-insensitively (the fixture plants a mismatch).
+        let had_dir = std::fs::read_dir(s.before.join(format!("store/mail/{domain}")))
+            .expect("domain dir")
+            .any(|e| {
+                e.expect("entry")
+                    .file_name()
+                    .eq_ignore_ascii_case(name.as_str())
+            });
+        assert_eq!(
+            s.root
+                .join(format!("store/mail/{domain}/{name}.x"))
+                .is_dir(),
+            had_dir,
+            "{name}"
+        );
+    }
+    undo_last(&s);
+    s.assert_unchanged();
+}
+
+#[test]
+fn chains_in_a_map_are_ordered_and_swaps_refused() {
+    let s = Scratch::new(&Options::demo());
+    let map = s.root.parent().expect("dir").join("m.csv");
+    std::fs::write(
+        &map,
+        "pnelson@example.org,mwood\nmwood@example.org,martin\n",
+    )
+    .expect("write");
+    let out = run(&s, &["--map", map.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let config = Config::load(&s.root).expect("config");
+    assert!(config.user("martin", "example.org").is_some());
+    assert!(config.user("mwood", "example.org").is_some());
+    assert!(config.user("pnelson", "example.org").is_none());
+    // mwood's old mailbox is martin's; pnelson's is the new mwood's.
+    kc_testkit::compare_trees(
+        &s.before.join("store/mail/example.org/mwood"),
+        &s.root.join("store/mail/example.org/martin"),
+        // mwood subscribed to pnelson's calendar: its owner is now the new mwood.
+        &["folder.map"],
+    )
+    .expect("mwood -> martin");
+    undo_last(&s);
+    s.assert_unchanged();
+
+    std::fs::write(
+        &map,
+        "pnelson@example.org,mwood\nmwood@example.org,pnelson\n",
+    )
+    .expect("write");
+    let out = run(&s, &["--map", map.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("form a cycle (a swap)"));
+    s.assert_unchanged();
+}
+
+#[test]
+fn crlf_comments_and_unknown_lists_pass_through() {
+    let s = Scratch::new(&Options::demo());
+    // Both the install and its pristine copy get a hand-edited users.cfg.
+    let original = read(&s.root, "users.cfg");
+    let edited = original
+        .replacen(
+            "<config>\n",
+            "<config>\n  <!-- edited by hand -->\n  <list name=\"FutureThing\" x=\"1\"><listitem><variable name=\"K\">pnelson</variable></listitem></list>\n",
+            1,
+        )
+        .replace('\n', "\r\n");
+    for root in [&s.root, &s.before] {
+        std::fs::write(root.join("users.cfg"), &edited).expect("write");
+    }
+    let out = run(&s, &["pnelson@example.org", "peter"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let after = s.read("users.cfg");
+    // The unknown list keeps its value: it is not a reference the tool knows.
+    let want = with_alias(
+        &edited.replace("pnelson", "peter").replace(
+            "<variable name=\"K\">peter</variable>",
+            "<variable name=\"K\">pnelson</variable>",
+        ),
+        &alias("pnelson", "example.org", "peter@example.org", "\r\n"),
+    );
+    assert_eq!(after, want);
+    undo_last(&s);
+    s.assert_unchanged();
+}
