@@ -14,6 +14,7 @@
 //!   rollback and undo.
 //! - [`account`] names and addresses, where a mailbox is, and the store files naming an address.
 //! - [`rename`] plans an account's rename across the configs and the store.
+//! - [`user`] plans disabling, enabling and removing accounts, and lists them.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
@@ -25,3 +26,4 @@ pub mod install;
 pub mod progress;
 pub mod rename;
 pub mod store;
+pub mod user;

@@ -300,16 +300,7 @@ pub fn plan(
             users.set(user_id, USER.domain, &new.domain)?;
         }
         n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
-        let extra: Vec<_> = users
-            .items(USER_ADDITIONAL_DATA.list)
-            .filter(|d| {
-                d.get(USER_ADDITIONAL_DATA.name)
-                    .is_some_and(|x| x.eq_ignore_ascii_case(&old.name))
-                    && d.get(USER_ADDITIONAL_DATA.domain)
-                        .is_some_and(|x| x.eq_ignore_ascii_case(&old.domain))
-            })
-            .map(|d| d.id())
-            .collect();
+        let extra = crate::config::view::additional_data_of(users, &old.name, &old.domain);
         for id in extra {
             users.set(id, USER_ADDITIONAL_DATA.name, &new.name)?;
             if cross {

@@ -146,6 +146,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn map_files_name_their_bad_lines() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.csv");

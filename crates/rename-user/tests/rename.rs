@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use kc_core::config::Config;
-use kc_core::install::Install;
 use kc_testkit::{Options, Scratch};
 
 const BIN: &str = "kc-rename-user";
@@ -16,18 +15,6 @@ fn run(s: &Scratch, args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn undo_last(s: &Scratch) {
-    let install = Install::locate(Some(&s.root), None).expect("install");
-    kc_core::change::undo(
-        &install,
-        None,
-        &s.root.join("kc-backups"),
-        &s.pid_file,
-        &kc_core::progress::Silent,
-    )
-    .expect("undo");
 }
 
 fn read(root: &Path, rel: &str) -> String {
@@ -147,7 +134,7 @@ fn a_rename_rewrites_every_reference_and_nothing_else_and_undo_takes_it_back() {
         backups.len() == 1 && backups[0].starts_with('P'),
         "{backups:?}"
     );
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 }
 
@@ -298,7 +285,7 @@ fn a_case_only_rename_goes_through_a_temporary_name_and_adds_no_alias() {
         "PNelson"
     );
     assert!(!config.aliases().any(|a| a.name() == "pnelson"));
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 }
 
@@ -346,7 +333,7 @@ fn a_move_to_another_domain_follows_the_account_everywhere() {
         s.read("store/mail/example.org/hcarter/folder.map")
             .contains("owner=\"tevans@example.com\"")
     );
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 }
 
@@ -407,7 +394,7 @@ fn a_map_of_a_hundred_renames_is_checked_whole_then_applied_and_undone() {
             "{name}"
         );
     }
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 }
 
@@ -434,7 +421,7 @@ fn chains_in_a_map_are_ordered_and_swaps_refused() {
         &["folder.map"],
     )
     .expect("mwood -> martin");
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 
     std::fs::write(
@@ -475,6 +462,6 @@ fn crlf_comments_and_unknown_lists_pass_through() {
         &alias("pnelson", "example.org", "peter@example.org", "\r\n"),
     );
     assert_eq!(after, want);
-    undo_last(&s);
+    s.undo_last();
     s.assert_unchanged();
 }

@@ -642,6 +642,20 @@ impl Scratch {
         cmd
     }
 
+    /// Takes back the newest change not yet undone, as `kc-backup undo --last` does.
+    pub fn undo_last(&self) {
+        let install = kc_core::install::Install::locate(Some(&self.root), None)
+            .expect("the install is there");
+        kc_core::change::undo(
+            &install,
+            None,
+            &self.root.join(kc_core::install::BACKUP_DIR),
+            &self.pid_file,
+            &kc_core::progress::Silent,
+        )
+        .expect("undo");
+    }
+
     pub fn read(&self, rel: impl AsRef<Path>) -> String {
         let path = self.root.join(rel);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -189,6 +189,16 @@ impl Config {
     }
 }
 
+/// The `UserAdditionalData` items of an account in a loaded users.cfg.
+pub fn additional_data_of(users: &Document, name: &str, domain: &str) -> Vec<ItemId> {
+    users
+        .items(USER_ADDITIONAL_DATA.list)
+        .map(UserAdditionalData)
+        .filter(|d| d.name().eq_ignore_ascii_case(name) && d.domain().eq_ignore_ascii_case(domain))
+        .map(|d| d.id())
+        .collect()
+}
+
 /// The `StoreDir` of a loaded mailserver.cfg, if set and not empty.
 pub fn store_dir(mailserver: &Document) -> Option<&str> {
     mailserver

@@ -1,0 +1,273 @@
+//! kc-user end to end on the demo install: each action's exact effect, the refusals, and undo
+//! taking the install back through every change byte for byte.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kc_core::config::Config;
+use kc_testkit::{Options, Scratch};
+
+fn run(s: &Scratch, args: &[&str]) -> Output {
+    s.tool("kc-user").args(args).output().expect("runs")
+}
+
+fn ok(s: &Scratch, args: &[&str]) -> Output {
+    let out = run(s, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A copy of the install as it is now, to compare with after undoing what follows.
+fn snapshot(s: &Scratch, name: &str) -> PathBuf {
+    let to = s.root.parent().expect("dir").join(name);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&s.root)
+        .arg(&to)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    to
+}
+
+fn same(a: &Path, b: &Path) {
+    if let Err(d) = kc_testkit::compare_trees(a, b, &kc_testkit::TOOLKIT_FILES) {
+        panic!("{d}");
+    }
+}
+
+fn new_log_lines(s: &Scratch, log: &str) -> Vec<String> {
+    let before = std::fs::read_to_string(s.before.join(log)).unwrap_or_default();
+    let now = s.read(log);
+    now[before.len()..]
+        .lines()
+        .map(|l| l.split_once("] ").expect("[date] text").1.to_owned())
+        .collect()
+}
+
+#[test]
+fn disable_and_enable_flip_one_variable_and_log_it() {
+    let s = Scratch::new(&Options::demo());
+    ok(&s, &["disable", "mwood@example.org"]);
+    let before = std::fs::read_to_string(s.before.join("users.cfg")).expect("read");
+    let at = before.find(">mwood<").expect("mwood's record");
+    let flag = at + before[at..].find(">1</variable>").expect("Account_enabled");
+    assert!(before[..flag].ends_with("<variable name=\"Account_enabled\""));
+    let want = format!("{}>0{}", &before[..flag], &before[flag + 2..]);
+    assert_eq!(s.read("users.cfg"), want);
+    assert_eq!(
+        s.changed(),
+        [PathBuf::from("store/logs/config.log"), "users.cfg".into()]
+    );
+    assert_eq!(
+        new_log_lines(&s, "store/logs/config.log"),
+        ["kc-user - Disable User 'mwood@example.org': Account_enabled='0'"]
+    );
+    let config = Config::load(&s.root).expect("config");
+    assert!(
+        !config
+            .user("mwood", "example.org")
+            .expect("there")
+            .enabled()
+    );
+    // Disabling again changes nothing and says so.
+    let out = ok(&s, &["disable", "MWood@example.org"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mwood@example.org is already disabled"));
+    ok(&s, &["enable", "mwood@example.org"]);
+    assert_eq!(s.read("users.cfg"), before);
+}
+
+#[test]
+fn remove_keep_delete_and_transfer_then_undo_back_through_every_change() {
+    let s = Scratch::new(&Options::demo());
+    let mail = PathBuf::from("store/mail/example.org");
+
+    // 1. Remove keeping the mailbox: the record and its password history go, the mailbox stays,
+    //    the references are listed as warnings.
+    let out = ok(&s, &["remove", "lclark@example.org", "--mailbox", "keep"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: lclark@example.org is still named: member of group sales@example.org (use --purge-settings to remove)"),
+        "{stderr}"
+    );
+    let config = Config::load(&s.root).expect("config");
+    assert!(config.user("lclark", "example.org").is_none());
+    assert!(!config.additional_data().any(|d| d.name() == "lclark"));
+    assert!(s.root.join(mail.join("lclark")).is_dir());
+    assert_eq!(
+        new_log_lines(&s, "store/logs/warning.log"),
+        ["kc-user - Remove User 'lclark@example.org' (mailbox kept)"]
+    );
+    let after_keep = snapshot(&s, "after-keep");
+
+    // 2. Remove deleting the mailbox.
+    ok(&s, &["remove", "oreed@example.org", "--mailbox", "delete"]);
+    assert!(!s.root.join(mail.join("oreed")).exists());
+    let after_delete = snapshot(&s, "after-delete");
+
+    // 3. Remove moving the mailbox to another account, purging every reference.
+    ok(
+        &s,
+        &[
+            "remove",
+            "mwood@example.org",
+            "--mailbox",
+            "transfer:pnelson@example.org",
+            "--purge-settings",
+        ],
+    );
+    let folder = s
+        .root
+        .join(mail.join("pnelson/Deleted mailbox \u{2014} mwood@example.org"));
+    // Every file of the mailbox is there, byte for byte, plus the folder's status.fld.
+    assert_eq!(
+        kc_testkit::differences(&s.before.join(mail.join("mwood")), &folder, &[]),
+        [PathBuf::from("status.fld")]
+    );
+    let status = std::fs::read_to_string(folder.join("status.fld")).expect("status.fld");
+    assert!(
+        status.starts_with("T2 G") && status.ends_with(" U00000001 C00000000 M6 D0 R0 N0 S0\n"),
+        "{status}"
+    );
+    let config = Config::load(&s.root).expect("config");
+    for g in config.groups() {
+        assert!(!g.member_names().any(|m| m == "mwood"), "{}", g.name());
+    }
+    for l in config.mailing_lists() {
+        assert!(!l.members().contains("mwood@"), "{}", l.name());
+    }
+    for f in kc_core::store::folder_level_files(
+        &s.root.join("store/mail"),
+        &["status.fld", "folder.map"],
+    )
+    .expect("walk")
+    {
+        let text = std::fs::read_to_string(&f).expect("read");
+        assert!(!text.contains("mwood@example.org"), "{}", f.display());
+    }
+    let stdout = String::from_utf8_lossy(&ok(&s, &["list", "--json", "-d", "example.org"]).stdout)
+        .into_owned();
+    assert!(!stdout.contains("\"name\":\"mwood\""));
+    assert!(
+        stdout.lines().all(|l| l.starts_with("{\"name\":")),
+        "{stdout}"
+    );
+
+    // Undo, repeated, walks back through every state.
+    s.undo_last();
+    same(&after_delete, &s.root);
+    s.undo_last();
+    same(&after_keep, &s.root);
+    s.undo_last();
+    s.assert_unchanged();
+}
+
+#[test]
+fn refusals_exit_2_and_change_nothing() {
+    let s = Scratch::new(&Options::demo());
+    for (args, says) in [
+        (
+            &["disable", "nobody@example.org"][..],
+            "nobody@example.org: no such user",
+        ),
+        (
+            &["remove", "Admin@example.com", "--mailbox", "keep"],
+            "Admin@example.com: is the built-in administrator",
+        ),
+        (
+            &["disable", "anelson@example.com", "pnelson@example.org"],
+            "anelson@example.com, pnelson@example.org: would leave no enabled account with full administration rights (Rights 3)",
+        ),
+        (
+            &["remove", "hnelson@corp.example.net", "--mailbox", "delete"],
+            "hnelson@corp.example.net: is mapped from a directory service",
+        ),
+        (
+            &[
+                "remove",
+                "mwood@example.org",
+                "--mailbox",
+                "transfer:ghost@example.org",
+            ],
+            "transfer target ghost@example.org: no such user",
+        ),
+        (
+            &[
+                "remove",
+                "mwood@example.org",
+                "--mailbox",
+                "transfer:mwood@example.org",
+            ],
+            "transfer target mwood@example.org: is one of the accounts removed",
+        ),
+    ] {
+        let out = run(&s, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("kc-user: error: ") && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.trim_end().ends_with("nothing was changed"),
+            "{stderr}"
+        );
+        s.assert_unchanged();
+    }
+    // One full admin may go while another remains.
+    let out = run(&s, &["-n", "disable", "anelson@example.com"]);
+    assert_eq!(out.status.code(), Some(0));
+    // A bad --mailbox value is a usage error.
+    let out = run(&s, &["remove", "mwood@example.org", "--mailbox", "shred"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keep, delete or transfer:USER@DOMAIN"));
+    s.assert_unchanged();
+}
+
+#[test]
+fn list_measures_every_mailbox() {
+    let s = Scratch::new(&Options::demo());
+    let out = ok(&s, &["list", "--json"]);
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(rows.len(), 15);
+    let mwood = rows
+        .iter()
+        .find(|r| r["name"] == "mwood")
+        .expect("mwood listed");
+    let du =
+        kc_core::store::mailbox_stats(&s.root.join("store/mail/example.org/mwood")).expect("stats");
+    assert_eq!(mwood["mailbox_bytes"], du.bytes);
+    assert_eq!(mwood["enabled"], true);
+    let helen = rows
+        .iter()
+        .find(|r| r["name"] == "hnelson")
+        .expect("listed");
+    assert_eq!(helen["data_source"], "mapped");
+    let never = rows.iter().find(|r| r["name"] == "tbaker").expect("listed");
+    assert!(never["mailbox_bytes"].is_null());
+    assert_eq!(
+        rows[0]
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        [
+            "data_source",
+            "domain",
+            "enabled",
+            "full_name",
+            "mailbox_bytes",
+            "name",
+            "rights"
+        ]
+    );
+}
