@@ -52,12 +52,15 @@ pub struct GlobalArgs {
     pub pid_file: PathBuf,
 }
 
-/// What writers add: `-n/--dry-run`.
+/// What writers add: `-n/--dry-run`, and `--resume` to finish a change a crash interrupted.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct WriteArgs {
     /// Print what would be done and change nothing
     #[arg(short = 'n', long, global = true)]
     pub dry_run: bool,
+    /// Finish the change a crash interrupted (instead of `kc-backup undo` of it)
+    #[arg(long, global = true, conflicts_with = "dry_run")]
+    pub resume: bool,
 }
 
 /// Whether a writer changes anything.

@@ -15,6 +15,7 @@
 //! - [`account`] names and addresses, where a mailbox is, and the store files naming an address.
 //! - [`rename`] plans an account's rename across the configs and the store.
 //! - [`user`] plans disabling, enabling and removing accounts, and lists them.
+//! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
@@ -23,6 +24,7 @@ pub mod change;
 pub mod config;
 pub mod guard;
 pub mod install;
+pub mod orphan;
 pub mod progress;
 pub mod rename;
 pub mod store;

@@ -50,9 +50,6 @@ struct Cli {
     /// Do not add an alias from the old address to the new one
     #[arg(long)]
     no_alias: bool,
-    /// Finish a rename a crash interrupted
-    #[arg(long)]
-    resume: bool,
 }
 
 /// Reads a `--map` file: `old,new` per record; blank lines and `#` comments are skipped, and a
@@ -117,7 +114,7 @@ fn main() -> ExitCode {
     kc_cli::run(rename::TOOL, || {
         let cli: Cli = kc_cli::parse()?;
         let settings = cli.global.resolve()?;
-        if cli.resume {
+        if cli.write.resume {
             return kc_cli::resume(&settings);
         }
         kc_core::change::check_unfinished(&settings.install)?;

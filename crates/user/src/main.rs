@@ -29,9 +29,6 @@ struct Cli {
     global: GlobalArgs,
     #[command(flatten)]
     write: WriteArgs,
-    /// Finish a change a crash interrupted
-    #[arg(long)]
-    resume: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -124,7 +121,7 @@ fn main() -> ExitCode {
     kc_cli::run(user::TOOL, || {
         let cli: Cli = kc_cli::parse()?;
         let settings = cli.global.resolve()?;
-        if cli.resume {
+        if cli.write.resume {
             return kc_cli::resume(&settings);
         }
         let (who, action) = match cli.command {

@@ -1,0 +1,496 @@
+//! Mailboxes without accounts, and the inconsistencies around them (kc-orphan-mailbox-finder):
+//! found by comparing the store's directories with both config files, measured in parallel, and
+//! resolved through the change protocol.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::account::{self, AccountError, Address, Layout};
+use crate::change::{Plan, Step, audit_line};
+use crate::config::schema::USER;
+use crate::config::{Config, ConfigError};
+use crate::install::Install;
+use crate::progress::Progress;
+use crate::store::{self, DELETED_MAILBOX_PREFIX, StoreError};
+
+pub const TOOL: &str = "kc-orphan-mailbox-finder";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    OrphanMailbox,
+    OrphanDomain,
+    CaseMismatch,
+    MissingMailbox,
+    DeletedMailboxFolder,
+    Unverifiable,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::OrphanMailbox => "orphan-mailbox",
+            Kind::OrphanDomain => "orphan-domain",
+            Kind::CaseMismatch => "case-mismatch",
+            Kind::MissingMailbox => "missing-mailbox",
+            Kind::DeletedMailboxFolder => "deleted-mailbox-folder",
+            Kind::Unverifiable => "unverifiable",
+        }
+    }
+}
+
+/// One finding: exactly the fields of the JSON Lines output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub domain: String,
+    /// The mailbox (or account) name; empty for an orphan domain.
+    pub name: String,
+    /// The directory, absolute; empty for a missing mailbox.
+    pub path: String,
+    pub bytes: u64,
+    pub messages: u64,
+    /// The newest message's time (RFC 3339, UTC), `null` without messages.
+    pub newest: Option<String>,
+    #[serde(skip)]
+    pub newest_time: Option<SystemTime>,
+    /// Relative to the install root, for actions.
+    #[serde(skip)]
+    pub rel: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrphanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}:{line}: {message}")]
+    Ldif {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}; nothing was changed", .0.join("\n"))]
+    Refused(Vec<String>),
+}
+
+/// The accounts of a directory export (LDIF): per domain (lower case), the names (lower case).
+/// Entries give them as `mail`, `userPrincipalName`, or `uid`/`sAMAccountName` with `mail`'s
+/// domain.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    accounts: HashMap<String, HashSet<String>>,
+}
+
+impl Directory {
+    pub fn load(path: &Path) -> Result<Directory, OrphanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| OrphanError::Ldif {
+            path: path.to_owned(),
+            line: 0,
+            message: e.to_string(),
+        })?;
+        Directory::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Directory, OrphanError> {
+        use base64::Engine;
+        // Unfold continuation lines (a line starting with one space continues the previous one).
+        let mut lines: Vec<(usize, String)> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            match (raw.strip_prefix(' '), lines.last_mut()) {
+                (Some(more), Some((_, last))) if !last.is_empty() => last.push_str(more),
+                _ => lines.push((i + 1, raw.to_owned())),
+            }
+        }
+        let mut dir = Directory::default();
+        let mut entry: Vec<(String, String)> = Vec::new();
+        let flush = |entry: &mut Vec<(String, String)>, dir: &mut Directory| {
+            let get = |k: &'static str| {
+                entry
+                    .iter()
+                    .filter(move |(a, _)| a.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.clone())
+                    .collect::<Vec<String>>()
+            };
+            let mut found: Vec<(String, String)> = Vec::new();
+            for v in get("mail").into_iter().chain(get("userPrincipalName")) {
+                if let Some((n, d)) = v.rsplit_once('@') {
+                    found.push((n.to_ascii_lowercase(), d.to_ascii_lowercase()));
+                }
+            }
+            let domains: Vec<String> = found.iter().map(|(_, d)| d.clone()).collect();
+            for v in get("uid").into_iter().chain(get("sAMAccountName")) {
+                for d in &domains {
+                    found.push((v.to_ascii_lowercase(), d.clone()));
+                }
+            }
+            for (n, d) in found {
+                dir.accounts.entry(d).or_default().insert(n);
+            }
+            entry.clear();
+        };
+        for (line, text) in lines {
+            if text.is_empty() {
+                flush(&mut entry, &mut dir);
+                continue;
+            }
+            if text.starts_with('#') {
+                continue;
+            }
+            let Some((attr, rest)) = text.split_once(':') else {
+                return Err(OrphanError::Ldif {
+                    path: path.to_owned(),
+                    line,
+                    message: format!("not an LDIF line (attribute: value): {text:?}"),
+                });
+            };
+            let value = if let Some(b64) = rest.strip_prefix(':') {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| OrphanError::Ldif {
+                        path: path.to_owned(),
+                        line,
+                        message: format!("{attr}: bad base64: {e}"),
+                    })?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                rest.trim().to_owned()
+            };
+            entry.push((attr.trim().to_owned(), value));
+        }
+        flush(&mut entry, &mut dir);
+        Ok(dir)
+    }
+
+    fn lists(&self, domain: &str) -> Option<&HashSet<String>> {
+        self.accounts.get(&domain.to_ascii_lowercase())
+    }
+}
+
+/// What to look for.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub domain: Option<String>,
+    pub name: Option<String>,
+    /// Only findings whose newest message is older than this (or that hold none).
+    pub older_than_days: Option<u64>,
+}
+
+impl Filter {
+    fn keeps(&self, f: &Finding, now: SystemTime) -> bool {
+        self.domain
+            .as_deref()
+            .is_none_or(|d| f.domain.eq_ignore_ascii_case(d))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| f.name.eq_ignore_ascii_case(n))
+            && self.older_than_days.is_none_or(|days| {
+                let limit = std::time::Duration::from_secs(days * 86_400);
+                f.newest_time
+                    .is_none_or(|t| now.duration_since(t).is_ok_and(|age| age > limit))
+            })
+    }
+}
+
+fn rfc3339(t: SystemTime) -> Option<String> {
+    jiff::Timestamp::try_from(t)
+        .ok()
+        .map(|ts| ts.round(jiff::Unit::Second).unwrap_or(ts).to_string())
+}
+
+/// Compares the store with the configs and measures what it finds, in parallel.
+pub fn scan(
+    install: &Install,
+    directory: Option<&Directory>,
+    filter: &Filter,
+    progress: &dyn Progress,
+) -> Result<Vec<Finding>, OrphanError> {
+    let config = Config::load(&install.root)?;
+    let layout = Layout::new(install).ok();
+    let mail = install.mail_dir();
+    let rel = |p: &Path| -> PathBuf {
+        match (&layout, p.strip_prefix(&install.store)) {
+            (Some(l), Ok(r)) => l.store.join(r),
+            _ => p.to_path_buf(),
+        }
+    };
+    // Accounts per domain (lower case), with their spelling.
+    let mut accounts: HashMap<String, HashMap<String, (String, bool, bool)>> = HashMap::new();
+    for u in config.users() {
+        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        accounts
+            .entry(u.domain().to_ascii_lowercase())
+            .or_default()
+            .insert(
+                u.name().to_ascii_lowercase(),
+                (u.name().to_owned(), u.enabled(), mapped),
+            );
+    }
+    let mut found: Vec<Finding> = Vec::new();
+    let blank = |kind, domain: &str, name: &str, path: &Path| Finding {
+        kind,
+        domain: domain.to_owned(),
+        name: name.to_owned(),
+        path: path.display().to_string(),
+        bytes: 0,
+        messages: 0,
+        newest: None,
+        newest_time: None,
+        rel: rel(path),
+    };
+    let mut seen_dirs: HashSet<(String, String)> = HashSet::new();
+    let mut measure: Vec<usize> = Vec::new();
+    for domain_dir in store::domains(&mail)? {
+        let dname = domain_dir.name.to_string_lossy().into_owned();
+        if store::is_server_folder(&domain_dir.name) {
+            continue;
+        }
+        let Some(domain) = config.domain(&dname) else {
+            measure.push(found.len());
+            found.push(blank(Kind::OrphanDomain, &dname, "", &domain_dir.path));
+            continue;
+        };
+        let mapped = domain.mapped();
+        let dkey = dname.to_ascii_lowercase();
+        let known = accounts.get(&dkey);
+        let listed = directory.and_then(|d| d.lists(&dname));
+        for mb in store::mailboxes(&domain_dir)? {
+            let name = mb.name.to_string_lossy().into_owned();
+            let key = name.to_ascii_lowercase();
+            seen_dirs.insert((dkey.clone(), key.clone()));
+            let account = known.and_then(|k| k.get(&key));
+            let kind = match (account, mapped, listed) {
+                // A mapped domain's accounts are the directory's: the export decides.
+                (_, true, Some(l)) if !l.contains(&key) => Some(Kind::OrphanMailbox),
+                (_, true, Some(_)) => None,
+                (_, true, None) => Some(Kind::Unverifiable),
+                (Some((spelled, ..)), _, _) if *spelled != name => Some(Kind::CaseMismatch),
+                (None, false, _) => Some(Kind::OrphanMailbox),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                measure.push(found.len());
+                found.push(blank(kind, &dname, &name, &mb.path));
+            }
+            // Folders left by a transfer, at the top of the mailbox.
+            let entries = std::fs::read_dir(&mb.path).map_err(|source| StoreError::Io {
+                path: mb.path.clone(),
+                source,
+            })?;
+            for entry in entries.flatten() {
+                let fname = entry.file_name();
+                if fname
+                    .to_str()
+                    .is_some_and(|f| f.starts_with(DELETED_MAILBOX_PREFIX))
+                    && entry.file_type().is_ok_and(|t| t.is_dir())
+                {
+                    measure.push(found.len());
+                    found.push(blank(
+                        Kind::DeletedMailboxFolder,
+                        &dname,
+                        &name,
+                        &entry.path(),
+                    ));
+                }
+            }
+        }
+    }
+    for (dkey, users) in &accounts {
+        for (key, (spelled, enabled, mapped)) in users {
+            if *enabled && !*mapped && !seen_dirs.contains(&(dkey.clone(), key.clone())) {
+                let domain = config
+                    .domain(dkey)
+                    .map_or(dkey.clone(), |d| d.name().to_owned());
+                found.push(Finding {
+                    path: String::new(),
+                    rel: PathBuf::new(),
+                    ..blank(Kind::MissingMailbox, &domain, spelled, Path::new(""))
+                });
+            }
+        }
+    }
+    // Measure what was found (and only that), on all cores.
+    let paths: Vec<PathBuf> = measure
+        .iter()
+        .map(|&i| PathBuf::from(&found[i].path))
+        .collect();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let stats = store::stats_of_all(&refs, progress);
+    for (&i, s) in measure.iter().zip(stats) {
+        let s = s?;
+        let f = &mut found[i];
+        f.bytes = s.bytes;
+        f.messages = s.messages;
+        f.newest_time = s.newest;
+        f.newest = s.newest.and_then(rfc3339);
+    }
+    let now = SystemTime::now();
+    found.retain(|f| filter.keeps(f, now));
+    found.sort_by(|a, b| {
+        (a.kind, a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
+            b.kind,
+            b.domain.to_ascii_lowercase(),
+            &b.name,
+            &b.path,
+        ))
+    });
+    Ok(found)
+}
+
+/// What to do with the orphan mailboxes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolve {
+    /// Back them up (the pre-change backup), then remove them.
+    Archive,
+    /// Move each under this account as `Deleted mailbox — <name>@<domain>`.
+    TransferTo(Address),
+    /// Create a disabled account for each, so the server re-attaches it.
+    Adopt,
+}
+
+/// Plans the resolution of the `orphan-mailbox` findings.
+pub fn plan(
+    install: &Install,
+    findings: &[Finding],
+    action: &Resolve,
+) -> Result<Plan, OrphanError> {
+    let layout = Layout::new(install)?;
+    let mut config = Config::load(&install.root)?;
+    let orphans: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanMailbox)
+        .collect();
+    let mut steps = Vec::new();
+    let mut late = Vec::new();
+    let mut lines = Vec::new();
+    let mut warning_lines = Vec::new();
+    let mut problems = Vec::new();
+    let target = match action {
+        Resolve::TransferTo(to) => match config.user(&to.name, &to.domain) {
+            Some(_) => match account::mailbox_path(install, &layout, to)? {
+                Some(p) => Some(p),
+                None => {
+                    let p = layout.domain(&to.domain).join(&to.name);
+                    steps.push(Step::CreateDir { path: p.clone() });
+                    Some(p)
+                }
+            },
+            None => {
+                problems.push(format!("--transfer-to {to}: no such user"));
+                None
+            }
+        },
+        _ => None,
+    };
+    for f in &orphans {
+        let addr = Address {
+            name: f.name.clone(),
+            domain: f.domain.clone(),
+        };
+        match action {
+            Resolve::Archive => {
+                late.push(Step::RemoveDir {
+                    path: f.rel.clone(),
+                });
+                warning_lines.push(format!(
+                    "Remove orphan mailbox '{addr}' ({} bytes, {} messages; kept in the pre-change backup)",
+                    f.bytes, f.messages
+                ));
+            }
+            Resolve::TransferTo(to) => {
+                let Some(target) = &target else { continue };
+                let (moves, folder) = account::transfer_steps(&f.rel, &addr, target);
+                if install.root.join(&folder).exists() {
+                    problems.push(format!("{}: already exists", folder.display()));
+                    continue;
+                }
+                late.extend(moves);
+                lines.push(format!("Move orphan mailbox '{addr}' to '{to}'"));
+            }
+            Resolve::Adopt => {
+                if let Err(why) = account::check_name(&addr.name) {
+                    problems.push(format!("{}: cannot become an account name: {why}", f.path));
+                    continue;
+                }
+                config.users.add_item(
+                    USER.list,
+                    &[
+                        (USER.name, &addr.name),
+                        (USER.domain, &addr.domain),
+                        (USER.full_name, ""),
+                        (USER.description, "Adopted orphan mailbox"),
+                        (USER.password, "NUL:"),
+                        (USER.enabled, "0"),
+                        (USER.auth_type, "0"),
+                        (USER.rights, "0"),
+                        (USER.data_source, "0"),
+                    ],
+                );
+                lines.push(format!(
+                    "Add User '{addr}': Account_enabled='0' (adopts an orphan mailbox)"
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(OrphanError::Refused(problems));
+    }
+    if config.users.is_modified() {
+        steps.insert(0, Step::write_file("users.cfg", config.users.to_bytes()));
+    }
+    steps.extend(late);
+    for line in lines.iter().chain(&warning_lines) {
+        steps.push(Step::AppendLine {
+            path: layout.config_log(),
+            line: audit_line(TOOL, line),
+        });
+    }
+    for line in &warning_lines {
+        steps.push(Step::AppendLine {
+            path: layout.warning_log(),
+            line: audit_line(TOOL, line),
+        });
+    }
+    let verb = match action {
+        Resolve::Archive => "archive".to_owned(),
+        Resolve::TransferTo(to) => format!("move to {to}"),
+        Resolve::Adopt => "adopt".to_owned(),
+    };
+    Ok(Plan {
+        tool: TOOL.into(),
+        description: format!("{verb} {} orphan mailboxes", orphans.len()),
+        steps,
+        warnings: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldif_lists_accounts_by_domain() {
+        let text = "# export\ndn: CN=Helen,DC=corp\nmail: HNelson@corp.example.net\nsAMAccountName: helen\n\ndn: CN=Long\nuserPrincipalName: a.very.long.na\n me@corp.example.net\n\ndn: CN=B64\nmail:: YmI2NEBjb3JwLmV4YW1wbGUubmV0\n";
+        let dir = Directory::parse(Path::new("x.ldif"), text).expect("parses");
+        let mut names: Vec<_> = dir
+            .lists("Corp.Example.Net")
+            .expect("listed")
+            .iter()
+            .cloned()
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a.very.long.name", "bb64", "helen", "hnelson"]);
+        assert!(dir.lists("example.com").is_none());
+        let err = Directory::parse(Path::new("x.ldif"), "dn: x\nnonsense\n").expect_err("bad");
+        assert_eq!(
+            err.to_string(),
+            "x.ldif:2: not an LDIF line (attribute: value): \"nonsense\""
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! kc-orphan-mailbox-finder: finds mailbox directories with no account, and the inconsistencies
+//! around them, reports them, and archives, transfers or re-adopts them through the change
+//! protocol. A thin front over `kc_core::orphan`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
+use kc_core::account::Address;
+use kc_core::guard::{self, ServerState};
+use kc_core::orphan::{self, Directory, Filter, Finding, Resolve};
+
+/// Find mailbox directories without accounts, and the inconsistencies around them.
+///
+/// Kinds: orphan-mailbox (a directory with no account), orphan-domain (a domain directory with
+/// no domain), case-mismatch (directory and account differ only by case), missing-mailbox (an
+/// enabled account with no directory: never logged in), deleted-mailbox-folder (a
+/// "Deleted mailbox — …" folder left by a transfer), unverifiable (mailboxes of a domain mapped
+/// from a directory service; give --directory-export to check them).
+///
+/// The report only reads (and runs, with a warning, while the server does). The actions change
+/// the orphan mailboxes, with the server stopped, only with --execute (else they print the plan).
+///
+/// Examples:
+///   kc-orphan-mailbox-finder --older-than 365 --csv > orphans.csv
+///   kc-orphan-mailbox-finder --domain example.com --archive --execute
+///   kc-orphan-mailbox-finder --name jdoe --transfer-to boss@example.com --execute
+///
+/// Exit codes: 0 nothing found (or the action done); 1 findings reported; 2 error or refused.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kc-orphan-mailbox-finder",
+    version,
+    about,
+    long_about,
+    verbatim_doc_comment
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(flatten)]
+    write: WriteArgs,
+    /// Only this domain
+    #[arg(long, short = 'd', value_name = "DOMAIN")]
+    domain: Option<String>,
+    /// Only this mailbox name
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Only findings whose newest message is older than DAYS (or that hold none)
+    #[arg(long, value_name = "DAYS")]
+    older_than: Option<u64>,
+    /// An LDIF export of the directory service, listing a mapped domain's accounts
+    #[arg(long, value_name = "FILE.ldif")]
+    directory_export: Option<PathBuf>,
+    /// The report as CSV, with a header row
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
+    /// Back up, then remove, the orphan mailboxes
+    #[arg(long, group = "action")]
+    archive: bool,
+    /// Move each orphan mailbox under USER@DOMAIN as folder "Deleted mailbox — <name>@<domain>"
+    #[arg(long, value_name = "USER@DOMAIN", group = "action")]
+    transfer_to: Option<String>,
+    /// Create a disabled account for each orphan mailbox, so the server re-attaches it
+    #[arg(long, group = "action")]
+    adopt: bool,
+    /// Carry out the action (without it, the plan is printed and nothing changes)
+    #[arg(long, requires = "action")]
+    execute: bool,
+}
+
+const FIELDS: [&str; 7] = [
+    "kind", "domain", "name", "path", "bytes", "messages", "newest",
+];
+
+fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Result<()> {
+    if csv_out {
+        let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+        w.write_record(FIELDS)?;
+        for f in found {
+            w.write_record([
+                f.kind.as_str(),
+                &f.domain,
+                &f.name,
+                &f.path,
+                &f.bytes.to_string(),
+                &f.messages.to_string(),
+                f.newest.as_deref().unwrap_or(""),
+            ])?;
+        }
+        w.flush().context("writing to stdout")?;
+        return Ok(());
+    }
+    match settings.format {
+        Format::Json => {
+            for f in found {
+                kc_cli::print_json(f)?;
+            }
+        }
+        Format::Human => {
+            if found.is_empty() {
+                settings.info("no findings");
+                return Ok(());
+            }
+            println!(
+                "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} PATH",
+                "KIND", "DOMAIN", "NAME", "BYTES", "MESSAGES", "NEWEST"
+            );
+            for f in found {
+                println!(
+                    "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} {}",
+                    f.kind.as_str(),
+                    f.domain,
+                    f.name,
+                    f.bytes,
+                    f.messages,
+                    f.newest.as_deref().unwrap_or("-"),
+                    f.path
+                );
+            }
+            settings.info(format!("{} findings", found.len()));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    kc_cli::run(orphan::TOOL, || {
+        let cli: Cli = kc_cli::parse()?;
+        let settings = cli.global.resolve()?;
+        if cli.write.resume {
+            return kc_cli::resume(&settings);
+        }
+        let action = match (&cli.transfer_to, cli.archive, cli.adopt) {
+            (Some(to), ..) => Some(Resolve::TransferTo(
+                Address::parse(to, None).context("--transfer-to")?,
+            )),
+            (None, true, _) => Some(Resolve::Archive),
+            (None, _, true) => Some(Resolve::Adopt),
+            _ => None,
+        };
+        if action.is_none() && guard::server_state(&settings.pid_file) != ServerState::Stopped {
+            eprintln!(
+                "{}: warning: the server is running: the store may change under the report",
+                orphan::TOOL
+            );
+        }
+        let directory = cli
+            .directory_export
+            .as_deref()
+            .map(Directory::load)
+            .transpose()?;
+        let filter = Filter {
+            domain: cli.domain.clone(),
+            name: cli.name.clone(),
+            older_than_days: cli.older_than,
+        };
+        if action.is_some() {
+            kc_core::change::check_unfinished(&settings.install)?;
+        }
+        let found = orphan::scan(
+            &settings.install,
+            directory.as_ref(),
+            &filter,
+            &settings.progress(),
+        )?;
+        let Some(action) = action else {
+            report(&settings, cli.csv, &found)?;
+            return Ok(if found.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Found
+            });
+        };
+        if !found.iter().any(|f| f.kind == orphan::Kind::OrphanMailbox) {
+            settings.info(format!(
+                "{}: no orphan mailboxes: nothing to do",
+                orphan::TOOL
+            ));
+            return Ok(Outcome::Success);
+        }
+        let plan = orphan::plan(&settings.install, &found, &action)?;
+        let dry = if cli.execute {
+            DryRun::from(cli.write)
+        } else {
+            DryRun::Enabled
+        };
+        if dry == DryRun::Enabled && !cli.write.dry_run {
+            settings.info("(add --execute to carry this out)");
+        }
+        if plan.steps.is_empty() {
+            bail!("nothing to do");
+        }
+        kc_cli::carry_out(&settings, &plan, dry)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
