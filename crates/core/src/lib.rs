@@ -16,6 +16,7 @@
 //! - [`rename`] plans an account's rename across the configs and the store.
 //! - [`user`] plans disabling, enabling and removing accounts, and lists them.
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
+//! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
@@ -23,6 +24,7 @@ pub mod archive;
 pub mod change;
 pub mod config;
 pub mod guard;
+pub mod import;
 pub mod install;
 pub mod orphan;
 pub mod progress;

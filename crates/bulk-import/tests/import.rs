@@ -1,0 +1,388 @@
+//! kc-bulk-import end to end on the demo install: the vendor's own CSV examples, TOML with
+//! templates, every bad row reported, generated passwords, a migration, and undo.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use kc_core::config::Config;
+use kc_testkit::{Options, Scratch};
+
+fn run(s: &Scratch, args: &[&str]) -> Output {
+    s.tool("kc-bulk-import").args(args).output().expect("runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn file(s: &Scratch, name: &str, text: &str) -> PathBuf {
+    let path = s.root.parent().expect("dir").join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8")
+}
+
+/// A new account's listitem as the tool writes it.
+fn user_item(fields: &[(&str, &str)]) -> String {
+    let mut out = String::from("    <listitem>\n");
+    for (k, v) in fields {
+        out.push_str(&format!("      <variable name=\"{k}\">{v}</variable>\n"));
+    }
+    out.push_str("    </listitem>\n");
+    out
+}
+
+/// `[name, domain, full name, description, password, addresses, groups, quota]`.
+fn standard(v: [&str; 8]) -> String {
+    let [
+        name,
+        domain,
+        full,
+        description,
+        password,
+        addresses,
+        groups,
+        quota,
+    ] = v;
+    user_item(&[
+        ("Name", name),
+        ("Domain", domain),
+        ("FullName", full),
+        ("Description", description),
+        ("Password", password),
+        ("Account_enabled", "1"),
+        ("Auth_type", "0"),
+        ("Rights", "0"),
+        ("ForwardMode", "0"),
+        ("ForwardAddress", ""),
+        ("EmailAddresses", addresses),
+        ("Groups", groups),
+        ("Qstorage", quota),
+        ("Qmessage", "0"),
+        ("DataSource", "0"),
+    ])
+}
+
+/// users.cfg with `items` added at the end of the User list.
+fn with_users(before: &str, items: &str) -> String {
+    let at = before
+        .find("  </list>\n  <list name=\"Group\">")
+        .expect("User list before Group list");
+    format!("{}{items}{}", &before[..at], &before[at..])
+}
+
+#[test]
+fn the_vendors_two_csv_examples_import_as_they_are() {
+    let sc = Scratch::new(&Options::demo());
+    let before = std::fs::read_to_string(sc.before.join("users.cfg")).expect("read");
+    // The second example: ',' with quoted multi-values, into a domain that requires secure
+    // passwords.
+    let v2 = file(
+        &sc,
+        "v2.csv",
+        "Name,Password,FullName,Description,MailAddress,Groups\newood,Ahdpppu4,Edward Wood,Sales,\"ewood,wood\",\"sales,all\"\n",
+    );
+    let out = run(&sc, &[s(&v2), "--domain", "example.org"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let item = standard([
+        "ewood",
+        "example.org",
+        "Edward Wood",
+        "Sales",
+        "NUL:Ahdpppu4",
+        "ewood,wood",
+        "sales,all",
+        "0",
+    ]);
+    let want = with_users(&before, &item)
+        .replace(
+            "<variable name=\"Members\">lclark,tevans</variable>",
+            "<variable name=\"Members\">lclark,tevans,ewood</variable>",
+        )
+        .replace(
+            "<variable name=\"Members\">pnelson,tbaker,mwood,lclark,hcarter,tevans,oreed</variable>",
+            "<variable name=\"Members\">pnelson,tbaker,mwood,lclark,hcarter,tevans,oreed,ewood</variable>",
+        );
+    assert_eq!(sc.read("users.cfg"), want);
+    let log = sc.read("store/logs/config.log");
+    assert!(
+        log.contains("kc-bulk-import - Add User 'ewood@example.org': FullName='Edward Wood', Password='xxxxxx', Groups='sales,all'\n"),
+        "{log}"
+    );
+    assert!(!log.contains("Ahdpppu4"), "the password is masked");
+
+    // The first example: ';' with comma multi-values; its group "read" does not exist.
+    let v1 = file(
+        &sc,
+        "v1.csv",
+        "Name;Password;FullName;Description;MailAddress;Groups\nabird;VbD66op1;Alexandra Bird;Development;abird;read,all\n",
+    );
+    let out = run(&sc, &[s(&v1), "--domain", "example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "kc-bulk-import: error: {}:2: Groups: no group read in example.com (add --create-groups to create it)\n1 problem; nothing was changed\n",
+            v1.display()
+        )
+    );
+    let out = run(&sc, &[s(&v1), "--domain", "example.com", "--create-groups"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = sc.read("users.cfg");
+    assert!(after.contains(&standard([
+        "abird",
+        "example.com",
+        "Alexandra Bird",
+        "Development",
+        "NUL:VbD66op1",
+        "abird",
+        "read,all",
+        "0"
+    ])));
+    assert!(after.contains(
+        "    <listitem>\n      <variable name=\"Name\">read</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"Description\"></variable>\n      <variable name=\"EmailAddresses\">read</variable>\n      <variable name=\"Members\">abird</variable>\n      <variable name=\"Rights\">0</variable>\n    </listitem>\n  </list>\n  <list name=\"Alias\">"
+    ));
+    // Undo, twice, takes both imports back byte for byte.
+    sc.undo_last();
+    assert_eq!(sc.read("users.cfg"), want);
+    sc.undo_last();
+    sc.assert_unchanged();
+}
+
+#[test]
+fn every_bad_row_is_reported_with_its_line_and_nothing_changes() {
+    let sc = Scratch::new(&Options::demo());
+    let bad = file(
+        &sc,
+        "bad.csv",
+        "\u{feff}Name;Password;FullName;MailAddress;Groups\r\n\
+         good.one;Str0ng-pass;Good One;;sales\r\n\
+         bad name;Str0ng-pass;Bad;;\r\n\
+         mwood;Str0ng-pass;Taken;;\r\n\
+         GOOD.ONE;Str0ng-pass;Twice;;\r\n\
+         addr;Str0ng-pass;Addr;addr,martin.wood;\r\n\
+         weak;weakpass;Weak;;\r\n\
+         nogroup;Str0ng-pass;No Group;;nosuch\r\n\
+         ;Str0ng-pass;No Name;;\r\n\
+         sneaky;Sneaky123-x;Has Name;;\r\n",
+    );
+    let out = run(&sc, &[s(&bad), "--domain", "example.org"]);
+    assert_eq!(out.status.code(), Some(2));
+    let p = bad.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "kc-bulk-import: error: {p}:3: Name: \"bad name\": ' ' is not allowed (letters, digits, '.', '_' and '-' only)\n\
+             {p}:4: Name: mwood@example.org already exists as a user\n\
+             {p}:5: Name: GOOD.ONE@example.org already exists as a user of line 2 of {p}\n\
+             {p}:6: MailAddress: martin.wood@example.org is already used as an address of user mwood@example.org\n\
+             {p}:7: Password: needs three of: lower case, upper case, digits, other characters (the domain requires secure passwords)\n\
+             {p}:8: Groups: no group nosuch in example.org (add --create-groups to create it)\n\
+             {p}:9: Name: missing (every account needs a name)\n\
+             {p}:10: Password: contains the username (the domain requires secure passwords)\n\
+             8 problems; nothing was changed\n"
+        )
+    );
+    sc.assert_unchanged();
+    assert!(!sc.root.join("kc-backups").exists());
+
+    // The licence: 15 enabled accounts count now (14 local, and the mapped one, which has a
+    // mailbox); two more are one too many for 16.
+    let two = file(
+        &sc,
+        "two.csv",
+        "Name,Password\nnew.one,Str0ng-pass\nnew.two,Str0ng-pass\n",
+    );
+    let out = run(
+        &sc,
+        &[s(&two), "--domain", "example.org", "--license-limit", "16"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:3: --license-limit: 17 enabled accounts after the import (15 now + 2 new), more than the licence's 16",
+            two.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &sc,
+        &[
+            s(&two),
+            "--domain",
+            "example.org",
+            "--license-limit",
+            "17",
+            "-n",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(dry run: nothing is changed)"));
+    sc.assert_unchanged();
+}
+
+#[test]
+fn toml_with_templates_per_user_domains_and_any_variable() {
+    let sc = Scratch::new(&Options::demo());
+    let toml = file(
+        &sc,
+        "users.toml",
+        r#"
+[[user]]
+Name = "jseller"
+FullName = "Jane Seller"
+Password = "D3S:0123456789abcdef0123456789abcdef"
+template = "Sales staff"
+
+[[user]]
+Name = "obuyer"
+FullName = "Otto Buyer"
+domain = "example.org"
+Password = "Buy3r-Otto"
+MailAddress = ["obuyer", "otto"]
+Qmessage = 5000
+"#,
+    );
+    let out = run(&sc, &[s(&toml), "--domain", "example.com"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let config = Config::load(&sc.root).expect("config");
+    let get = |name: &str, domain: &str, var: &str| {
+        config
+            .user(name, domain)
+            .expect("created")
+            .0
+            .get(var)
+            .expect(var)
+            .to_owned()
+    };
+    // The template gives groups, quota and description; the hash is copied verbatim.
+    assert_eq!(get("jseller", "example.com", "Groups"), "sales,all");
+    assert_eq!(get("jseller", "example.com", "Qstorage"), "1073741824");
+    assert_eq!(get("jseller", "example.com", "Description"), "Sales");
+    assert_eq!(
+        get("jseller", "example.com", "Password"),
+        "D3S:0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(
+        get("obuyer", "example.org", "EmailAddresses"),
+        "obuyer,otto"
+    );
+    assert_eq!(get("obuyer", "example.org", "Qmessage"), "5000");
+    assert_eq!(get("obuyer", "example.org", "Qstorage"), "0");
+    let sales = config
+        .groups()
+        .find(|g| g.name() == "sales" && g.domain() == "example.com")
+        .expect("sales");
+    assert_eq!(sales.members(), "anelson,bnelson,tnovak,jseller");
+    // A bad TOML value names its line.
+    let bad = file(&sc, "bad.toml", "[[user]]\nName = \"x\"\nQstorage = 1.5\n");
+    let out = run(&sc, &[s(&bad), "--domain", "example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}:3: Qstorage: a float is not a value a variable can hold",
+            bad.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    sc.undo_last();
+    sc.assert_unchanged();
+}
+
+#[test]
+fn generated_passwords_meet_the_policy_and_go_to_a_private_file() {
+    let sc = Scratch::new(&Options::demo());
+    let csv = file(&sc, "p.csv", "Name,FullName\nnew.a,New A\nnew.b,New B\n");
+    let creds = sc.root.parent().expect("dir").join("creds.csv");
+    let out = run(
+        &sc,
+        &[
+            s(&csv),
+            "--domain",
+            "example.org",
+            "--generate-passwords",
+            "--credentials-out",
+            s(&creds),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mode = std::fs::metadata(&creds)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&creds).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "address,password");
+    let config = Config::load(&sc.root).expect("config");
+    for line in &lines[1..] {
+        let (address, password) = line.split_once(',').expect("address,password");
+        let (name, domain) = address.split_once('@').expect("address");
+        kc_core::import::check_password(password, name).expect("meets the policy");
+        let user = config.user(name, domain).expect("created");
+        assert_eq!(user.password(), format!("NUL:{password}"));
+    }
+    assert_eq!(lines.len(), 3);
+    assert!(
+        !sc.read("store/logs/config.log")
+            .contains(lines[1].split(',').nth(1).expect("p"))
+    );
+    // Never over an existing file.
+    let again = file(&sc, "q.csv", "Name\nnew.c\n");
+    let out = run(
+        &sc,
+        &[
+            s(&again),
+            "--domain",
+            "example.org",
+            "--generate-passwords",
+            "--credentials-out",
+            s(&creds),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("exists; the credentials file is never overwritten"));
+}
+
+#[test]
+fn a_migration_keeps_hashes_groups_aliases_and_history() {
+    let sc = Scratch::new(&Options::demo());
+    let source = file(
+        &sc,
+        "old-users.cfg",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n  <list name=\"User\">\n    <listitem>\n      <variable name=\"Name\">moved</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"Password\">D3S:aaaabbbbccccdddd</variable>\n      <variable name=\"Groups\">movers</variable>\n      <variable name=\"Custom\">kept</variable>\n    </listitem>\n    <listitem>\n      <variable name=\"Name\">elsewhere</variable>\n      <variable name=\"Domain\">other.example</variable>\n    </listitem>\n  </list>\n  <list name=\"Group\">\n    <listitem>\n      <variable name=\"Name\">movers</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"Description\">From the old server</variable>\n      <variable name=\"Members\">moved,gone</variable>\n    </listitem>\n  </list>\n  <list name=\"Alias\">\n    <listitem>\n      <variable name=\"Name\">mover</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"DeliverTo\">moved@example.com</variable>\n    </listitem>\n  </list>\n  <list name=\"UserAdditionalData\">\n    <listitem>\n      <variable name=\"Name\">moved</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"PasswordHistory\">D3S:aaaabbbbccccdddd</variable>\n    </listitem>\n  </list>\n</config>\n",
+    );
+    let out = run(
+        &sc,
+        &["--from-users-cfg", s(&source), "--domain", "example.com"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let config = Config::load(&sc.root).expect("config");
+    let moved = config.user("moved", "example.com").expect("migrated");
+    assert_eq!(moved.password(), "D3S:aaaabbbbccccdddd");
+    assert_eq!(moved.0.get("Custom"), Some("kept"));
+    assert!(config.user("elsewhere", "other.example").is_none());
+    let movers = config
+        .groups()
+        .find(|g| g.name() == "movers")
+        .expect("group created from its source record");
+    assert_eq!(
+        (movers.description(), movers.members()),
+        ("From the old server", "moved")
+    );
+    assert!(
+        config
+            .aliases()
+            .any(|a| a.name() == "mover" && a.deliver_to() == "moved@example.com")
+    );
+    assert!(config.additional_data().any(|d| d.name() == "moved"));
+    sc.undo_last();
+    sc.assert_unchanged();
+}
