@@ -104,14 +104,20 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         format!("{}:{line}: {column}: {message}", path.display())
     };
     // From the byte offset, past the line break csv may count as the record's start (a CRLF's
-    // LF): its own line count is one short after a CRLF.
-    let line_at = |byte: u64| {
-        let bytes = text.as_bytes();
-        let mut at = byte as usize;
+    // LF): its own line count is one short after a CRLF. Offsets only grow, so lines are
+    // counted from the previous record on.
+    let bytes = text.as_bytes();
+    let mut counted = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
+        let mut at = (byte as usize).min(bytes.len());
         while bytes.get(at).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
             at += 1;
         }
-        crate::config::line_column(bytes, at).0
+        let (from, line) = counted;
+        let from = from.min(at);
+        let line = line + bytes[from..at].iter().filter(|&&b| b == b'\n').count();
+        counted = (at, line);
+        line
     };
     let headers = reader
         .headers()

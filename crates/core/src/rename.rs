@@ -54,14 +54,21 @@ pub struct Planned {
 }
 
 /// A name "taken" in a domain: by what, for the refusal message.
-fn taken(config: &Config, dirs: &HashSet<(String, String)>, who: &Address) -> Option<String> {
+fn taken(
+    config: &Config,
+    dirs: &HashSet<(String, String)>,
+    who: &Address,
+    renamed: &Address,
+) -> Option<String> {
     let (name, domain) = (who.name.as_str(), who.domain.as_str());
     let same = |n: &str, d: &str| n.eq_ignore_ascii_case(name) && d.eq_ignore_ascii_case(domain);
     if config.users().any(|u| same(u.name(), u.domain())) {
         return Some("a user".into());
     }
+    // The account's own addresses are not in the way: `jdoe` may become its `john.doe`.
     if let Some(u) = config.users().find(|u| {
-        u.domain().eq_ignore_ascii_case(domain)
+        !u.is(&renamed.name, &renamed.domain)
+            && u.domain().eq_ignore_ascii_case(domain)
             && crate::config::list_contains(u.email_addresses(), name)
     }) {
         return Some(format!("an address of user {}", u.address()));
@@ -275,7 +282,7 @@ pub fn plan(
         }
         let case_only = old.is(&new);
         if !case_only {
-            if let Some(what) = taken(&config, &dirs, &new) {
+            if let Some(what) = taken(&config, &dirs, &new, &old) {
                 problems.push(format!("{here}{new}: already exists as {what}"));
                 continue;
             }
@@ -299,7 +306,21 @@ pub fn plan(
         if cross {
             users.set(user_id, USER.domain, &new.domain)?;
         }
-        n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
+        let own = users
+            .item(user_id)
+            .get(USER.email_addresses)
+            .unwrap_or("")
+            .to_owned();
+        if !case_only && crate::config::list_contains(&own, &new.name) {
+            // Renamed to one of its own addresses: the old login goes (the alias keeps it).
+            let (kept, k) = remove_list_token(&own, &old.name);
+            if k > 0 {
+                users.set(user_id, USER.email_addresses, &kept)?;
+                n += k;
+            }
+        } else {
+            n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
+        }
         let extra = crate::config::view::additional_data_of(users, &old.name, &old.domain);
         for id in extra {
             users.set(id, USER_ADDITIONAL_DATA.name, &new.name)?;

@@ -465,3 +465,29 @@ fn crlf_comments_and_unknown_lists_pass_through() {
     s.undo_last();
     s.assert_unchanged();
 }
+
+#[test]
+fn an_account_may_take_one_of_its_own_addresses_as_its_name() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, &["rstewart@example.com", "robert.stewart"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let config = Config::load(&s.root).expect("config");
+    let user = config
+        .user("robert.stewart", "example.com")
+        .expect("renamed");
+    assert_eq!(user.email_addresses(), "robert.stewart");
+    // The old login still reaches it, through the alias.
+    assert!(
+        config
+            .aliases()
+            .any(|a| a.name() == "rstewart" && a.deliver_to() == "robert.stewart@example.com")
+    );
+    // The mailbox directory was spelled "Rstewart" (a planted case mismatch): it moves too.
+    assert!(
+        s.root
+            .join("store/mail/example.com/robert.stewart")
+            .is_dir()
+    );
+    s.undo_last();
+    s.assert_unchanged();
+}
