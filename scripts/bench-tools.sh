@@ -20,14 +20,14 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 mib() { python3 -c "print('%.0f' % ($1 / 1048576))"; }
 NOPID="--pid-file $W/no.pid --no-progress -q"
 
-# --- kc-rename-user: the same 1,000 users, messages of 1x and 10x the bytes.
+# --- kc-rename-user: the same 1,000 users and folders, 10x the messages (and bytes) in one.
 for x in 1 10; do
-  $T/kc-fixture --out "$W/r$x" --users 1000 --messages-per-user 8 --max-message-size $((x * 65536)) --seed 5 -j 1 > "$W/r$x.json"
+  $T/kc-fixture --out "$W/r$x" --users 1000 --messages-per-user $((x * 4)) --max-message-size 65536 --seed 5 -j 1 > "$W/r$x.json"
 done
 user=$(python3 -c "import re,sys; t=open('$W/r1/users.cfg').read(); print(re.findall(r'<variable name=\"Name\">([a-z.]+)</variable>\s*<variable name=\"Domain\">example.com</variable>', t)[3])")
 r1=$(du -sb "$W/r1/store/mail" | cut -f1); r10=$(du -sb "$W/r10/store/mail" | cut -f1)
-folders=$(find "$W/r1/store/mail" -name status.fld | wc -l)
-hyperfine --runs 5 --warmup 1 --export-json "$W/rename.json" \
+folders=$(find "$W/r1/store/mail" -name status.fld | wc -l); folders10=$(find "$W/r10/store/mail" -name status.fld | wc -l)
+hyperfine --runs 10 --warmup 2 --export-json "$W/rename.json" \
   --prepare "$T/kc-backup --server $W/r1 $NOPID undo --last || true" \
   -n 1x "$T/kc-rename-user --server $W/r1 $NOPID $user@example.com $user.renamed" \
   --prepare "$T/kc-backup --server $W/r10 $NOPID undo --last || true" \
@@ -35,7 +35,7 @@ hyperfine --runs 5 --warmup 1 --export-json "$W/rename.json" \
 read -r ren1 ren10 <<<"$(mean "$W/rename.json")"
 
 # --- kc-orphan-mailbox-finder: 2,000 mailboxes, ~400k files, against du -s.
-$T/kc-fixture --out "$W/o" --users 2000 --messages-per-user 95 --max-message-size 16384 --seed 9 -j 1 > "$W/o.json"
+$T/kc-fixture --out "$W/o" --users 2000 --messages-per-user 150 --max-message-size 16384 --seed 9 -j 1 > "$W/o.json"
 ofiles=$(find "$W/o/store" -type f | wc -l)
 hyperfine --runs 3 --warmup 1 --export-json "$W/orphan.json" \
   -i -n finder "$T/kc-orphan-mailbox-finder --server $W/o $NOPID --json" \
@@ -59,7 +59,7 @@ cat <<EOF
 Run on $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(uname -r); warm page cache; hyperfine means.
 
 ### kc-rename-user: independent of other users' message bytes (target: 10x vs 1x differ by < 10%)
-1,000 users, $folders folders; $user@example.com renamed (full change: pre-change backup, journal, steps).
+1,000 users, $folders folders (10x: $folders10); $user@example.com renamed (full change: pre-change backup, journal, steps).
 | install | message bytes | wall |
 |---|---|---|
 | 1x | $(mib "$r1") MiB | ${ren1} s |

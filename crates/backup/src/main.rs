@@ -68,7 +68,7 @@ enum Command {
     List,
     /// Check a backup: every chunk decompresses and every file matches its SHA-256
     Verify {
-        /// The backup's ID (F20261122T101500Z) or archive path
+        /// The backup's ID (F20261122T101500Z), archive path, or latest (the newest full or differential)
         backup: String,
         /// Compare the manifest with the live tree instead
         #[arg(long)]
@@ -76,7 +76,7 @@ enum Command {
     },
     /// Restore a backup (a differential brings its full backup with it)
     Restore {
-        /// The backup's ID or archive path
+        /// The backup's ID, archive path, or latest (the newest full or differential)
         backup: String,
         /// A new (or empty) directory to restore into
         #[arg(

@@ -192,6 +192,44 @@ fn apply_then_undo_gives_the_install_back_byte_for_byte() {
 }
 
 #[test]
+fn changes_are_undone_newest_first() {
+    let f = fixture();
+    let (first_plan, ..) = plan(&f.root);
+    let first = apply(&f, &first_plan).expect("applies");
+    let second_plan = Plan {
+        tool: "kc-test".into(),
+        description: "a second change".into(),
+        steps: vec![Step::AppendLine {
+            path: "store/logs/config.log".into(),
+            line: change::audit_line("kc-test", "Second"),
+        }],
+        warnings: vec![],
+    };
+    // Both write config.log: the second must go first, else its line would go with the first.
+    let second = apply(&f, &second_plan).expect("applies");
+    let early = kc_backup(&f.root)
+        .args(["undo", &first.change])
+        .assert()
+        .code(2);
+    assert_eq!(
+        String::from_utf8_lossy(&early.get_output().stderr),
+        format!(
+            "kc-backup: error: change {}, made after {}, is still in effect; changes are undone newest first: run `kc-backup undo --last` until {} is undone; nothing was changed\n",
+            second.change, first.change, first.change
+        )
+    );
+    kc_backup(&f.root)
+        .args(["undo", &second.change])
+        .assert()
+        .success();
+    kc_backup(&f.root)
+        .args(["undo", &first.change])
+        .assert()
+        .success();
+    same_tree(&f.before, &f.root).expect("back byte for byte");
+}
+
+#[test]
 fn a_failing_step_rolls_the_whole_change_back() {
     let f = fixture();
     let inst = install(&f.root);

@@ -209,10 +209,47 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCo
     }
 }
 
+/// What `--version` says after the tool's name: the version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KC_GIT_COMMIT"), ")");
+
+/// Said at the end of every tool's `--help`.
+const MORE_HELP: &str = "Shell completions and a man page are generated from these definitions:\n  \
+     <tool> completions bash|zsh|fish > FILE      <tool> man > <tool>.1\n\
+     Docs: docs/<tool>.md in the kerio-toolkit repository.";
+
+/// The tool's clap command as every binary presents it: the version with its commit, and the
+/// closing lines of `--help`.
+pub fn command<T: clap::CommandFactory>() -> clap::Command {
+    T::command().version(VERSION).after_long_help(MORE_HELP)
+}
+
 /// Parses the command line, turning a usage error into exit code 2 (clap's default, kept here so
-/// that every binary says it the same way).
+/// that every binary says it the same way). `<tool> completions SHELL` and `<tool> man` print
+/// the completion script or the man page, generated from the same definitions, and exit.
 pub fn parse<T: clap::Parser>() -> anyhow::Result<T> {
-    T::try_parse().map_err(anyhow::Error::from)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut cmd = command::<T>();
+    let mut out = std::io::stdout().lock();
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("completions") => {
+            let shell = args.get(2).and_then(|s| s.to_str()).unwrap_or("");
+            let shell: clap_complete::Shell = shell.parse().map_err(|_| {
+                anyhow::anyhow!("completions: give a shell: bash, zsh or fish (got {shell:?})")
+            })?;
+            let name = cmd.get_name().to_owned();
+            clap_complete::generate(shell, &mut cmd, name, &mut out);
+            std::process::exit(0);
+        }
+        Some("man") => {
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .context("writing the man page")?;
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+    let matches = cmd.try_get_matches_from(args)?;
+    T::from_arg_matches(&matches).map_err(anyhow::Error::from)
 }
 
 /// The end of every writer: with `--dry-run`, prints the plan (`WOULD …` lines, or `--json`) and

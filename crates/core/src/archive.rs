@@ -231,7 +231,10 @@ pub fn list(dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
     Ok(out)
 }
 
-/// Finds a backup by ID (`F20261122T101500Z`), file name, or path.
+/// The ID that names the newest full or differential backup.
+pub const LATEST: &str = "latest";
+
+/// Finds a backup by ID (`F20261122T101500Z`), file name, path, or [`LATEST`].
 pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
     let as_path = Path::new(id_or_path);
     if as_path.is_file() {
@@ -241,8 +244,19 @@ pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
         .iter()
         .find_map(|ext| id_or_path.strip_suffix(ext))
         .unwrap_or(id_or_path);
-    list(dir)?
-        .into_iter()
+    let all = list(dir)?;
+    if id == LATEST {
+        // The newest full or differential backup (pre-change ones are the changes' own).
+        return all
+            .into_iter()
+            .filter(|b| b.meta.kind != Kind::PreChange)
+            .max_by(|a, b| a.meta.id[1..].cmp(&b.meta.id[1..]))
+            .ok_or_else(|| ArchiveError::NotFound {
+                id: id_or_path.to_owned(),
+                dir: dir.to_owned(),
+            });
+    }
+    all.into_iter()
         .find(|b| b.meta.id == id)
         .ok_or_else(|| ArchiveError::NotFound {
             id: id_or_path.to_owned(),

@@ -191,6 +191,10 @@ pub enum ChangeError {
     AlreadyUndone { id: String, when: String },
     #[error("no change to undo in {dir}")]
     NothingToUndo { dir: PathBuf },
+    #[error(
+        "change {later}, made after {id}, is still in effect; changes are undone newest first: run `kc-backup undo --last` until {id} is undone; nothing was changed"
+    )]
+    LaterChange { id: String, later: String },
     #[error("the plan cannot be taken back safely: {0}; nothing was changed")]
     BadPlan(String),
 }
@@ -685,6 +689,13 @@ pub fn undo(
 ) -> Result<Undone, ChangeError> {
     let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
     let all = journals(install)?;
+    // Every change appends to the logs and most share users.cfg: taking back an older one from
+    // its backup would take the later ones' edits with it. Changes are undone newest first.
+    let in_effect: Vec<String> = all
+        .iter()
+        .filter(|j| j.status == Status::Done)
+        .map(|j| j.id.clone())
+        .collect();
     let mut journal = match which {
         Some(id) => {
             all.into_iter()
@@ -706,6 +717,12 @@ pub fn undo(
         return Err(ChangeError::AlreadyUndone {
             id: journal.id,
             when: when.clone(),
+        });
+    }
+    if let Some(later) = in_effect.iter().rfind(|id| **id > journal.id) {
+        return Err(ChangeError::LaterChange {
+            id: journal.id,
+            later: later.clone(),
         });
     }
     let backup = archive::find(backup_dir, &journal.backup)?;
