@@ -25,7 +25,8 @@ for x in 1 10; do
   $T/kc-fixture --out "$W/r$x" --users 1000 --messages-per-user $((x * 4)) --max-message-size 65536 --seed 5 -j 1 > "$W/r$x.json"
 done
 user=$(python3 -c "import re,sys; t=open('$W/r1/users.cfg').read(); print(re.findall(r'<variable name=\"Name\">([a-z.]+)</variable>\s*<variable name=\"Domain\">example.com</variable>', t)[3])")
-r1=$(du -sb "$W/r1/store/mail" | cut -f1); r10=$(du -sb "$W/r10/store/mail" | cut -f1)
+msgbytes() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['message_bytes'])" "$1"; }
+r1=$(msgbytes "$W/r1.json"); r10=$(msgbytes "$W/r10.json")
 folders=$(find "$W/r1/store/mail" -name status.fld | wc -l); folders10=$(find "$W/r10/store/mail" -name status.fld | wc -l)
 hyperfine --runs 10 --warmup 2 --export-json "$W/rename.json" \
   --prepare "$T/kc-backup --server $W/r1 $NOPID undo --last || true" \

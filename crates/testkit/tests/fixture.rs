@@ -327,6 +327,10 @@ fn compare_trees_sees_modes_contents_and_extra_paths() {
     let err = kc_testkit::compare_trees(&a, &b, &[".kc.lock"]).expect_err("differs");
     assert_eq!(
         err,
-        format!("sub/f: contents differ\nonly in {}: extra", b.display())
+        format!("only in {}: extra\nsub/f: contents differ", b.display())
+    );
+    assert_eq!(
+        kc_testkit::differences(&a, &b, &[".kc.lock"]),
+        [std::path::PathBuf::from("extra"), "sub/f".into()]
     );
 }
