@@ -109,7 +109,11 @@ fn copy(from: &Path, to: &Path) {
 fn the_readme_runbook_runs_as_written_and_undo_walks_back() {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
     let blocks = runbook_blocks(&readme);
-    assert_eq!(blocks.len(), 2, "the runbook and its undo block");
+    assert_eq!(
+        blocks.len(),
+        3,
+        "the runbook, its undo block, the backup examples"
+    );
     for tool in TOOLS {
         assert!(
             blocks[0].iter().any(|l| l.starts_with(&format!("{tool} "))),
@@ -183,6 +187,49 @@ fn the_readme_runbook_runs_as_written_and_undo_walks_back() {
     runner.run_all(&blocks[1], &mut |_| {});
     kc_testkit::compare_trees(&after_rename, &server, &kc_testkit::TOOLKIT_FILES)
         .expect("back to the state after the rename, byte for byte");
+
+    // The backup examples: a differential, one user restored elsewhere, the configs in place.
+    let restored = Path::new("/tmp/kc-restore-lhill");
+    let _ = std::fs::remove_dir_all(restored);
+    let spoil = server.join("users.cfg");
+    runner.run_all(&blocks[2], &mut |line| {
+        if line.starts_with("kc-backup create --kind diff") {
+            // Spoiled after the differential: the in-place restore must bring it back.
+            std::fs::write(&spoil, b"<config/>").expect("spoil users.cfg");
+        }
+    });
+    kc_testkit::compare_trees(
+        &after_rename.join("store/mail/example.com/lhill"),
+        &restored.join("store/mail/example.com/lhill"),
+        &[],
+    )
+    .expect("lhill's mailbox restored whole");
+    assert!(!restored.join("store/mail/example.com/tnovak").exists());
+    kc_testkit::compare_trees(&after_rename, &server, &kc_testkit::TOOLKIT_FILES)
+        .expect("the configs restored in place, the rest untouched");
+    std::fs::remove_dir_all(restored).expect("clean up");
+}
+
+#[test]
+fn the_install_commands_name_real_crates() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let line = readme
+        .lines()
+        .find(|l| {
+            l.starts_with("for t in ") && l.contains("cargo install --locked --path crates/$t")
+        })
+        .expect("the install line");
+    let list = line["for t in ".len()..line.find("; do").expect("; do")].trim();
+    let crates: Vec<&str> = list.split_whitespace().collect();
+    assert_eq!(crates.len(), TOOLS.len());
+    for c in crates {
+        let manifest = std::fs::read_to_string(repo().join(format!("crates/{c}/Cargo.toml")))
+            .expect("the crate exists");
+        assert!(
+            manifest.contains(&format!("name = \"kc-{c}\"")),
+            "crates/{c} builds kc-{c}"
+        );
+    }
 }
 
 #[test]

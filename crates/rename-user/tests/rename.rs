@@ -443,7 +443,7 @@ fn crlf_comments_and_unknown_lists_pass_through() {
     let edited = original
         .replacen(
             "<config>\n",
-            "<config>\n  <!-- edited by hand -->\n  <list name=\"FutureThing\" x=\"1\"><listitem><variable name=\"K\">pnelson</variable></listitem></list>\n",
+            "<config>\n  <!-- edited by hand -->\n  <list name=\"FutureThing\" x=\"1\"><listitem><variable name=\"K\">pnelson@example.org</variable></listitem></list>\n",
             1,
         )
         .replace('\n', "\r\n");
@@ -452,12 +452,19 @@ fn crlf_comments_and_unknown_lists_pass_through() {
     }
     let out = run(&s, &["pnelson@example.org", "peter"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The unknown list keeps its value (it is not a reference the tool knows), and is named.
+    assert!(
+        text(&out.stderr).contains(
+            "kc-rename-user: warning: users.cfg:4: still names pnelson@example.org; it was not changed"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
     let after = s.read("users.cfg");
-    // The unknown list keeps its value: it is not a reference the tool knows.
     let want = with_alias(
         &edited.replace("pnelson", "peter").replace(
-            "<variable name=\"K\">peter</variable>",
-            "<variable name=\"K\">pnelson</variable>",
+            "<variable name=\"K\">peter@example.org</variable>",
+            "<variable name=\"K\">pnelson@example.org</variable>",
         ),
         &alias("pnelson", "example.org", "peter@example.org", "\r\n"),
     );
