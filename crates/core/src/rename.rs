@@ -512,6 +512,9 @@ pub fn plan(
         steps.push(Step::CreateDir { path: dir });
     }
     for (from, to) in moves {
+        if from == to {
+            continue; // the directory already has the new spelling (a case mismatch put right)
+        }
         if from.parent() == to.parent()
             && from
                 .file_name()

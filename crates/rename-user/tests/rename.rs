@@ -498,3 +498,35 @@ fn an_account_may_take_one_of_its_own_addresses_as_its_name() {
     s.undo_last();
     s.assert_unchanged();
 }
+
+#[test]
+fn a_case_only_rename_to_the_directorys_spelling_moves_nothing() {
+    let s = Scratch::new(&Options::demo());
+    // The demo plants rstewart's mailbox as "Rstewart".
+    assert!(s.root.join("store/mail/example.com/Rstewart").is_dir());
+    let out = run(&s, &["rstewart@example.com", "Rstewart"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("rename store/"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The references take the new spelling too; the mailbox directory stays where it is.
+    assert_eq!(
+        s.changed(),
+        [
+            "mailserver.cfg",
+            "store/logs/config.log",
+            "store/mail/example.com/#public/Announcements/status.fld",
+            "store/mail/example.com/#public/Company Calendar/status.fld",
+            "users.cfg",
+        ]
+        .map(PathBuf::from)
+    );
+    assert!(
+        s.read("store/mail/example.com/#public/Announcements/status.fld")
+            .contains(" ARstewart@example.com ")
+    );
+    s.undo_last();
+    s.assert_unchanged();
+}
