@@ -1,14 +1,22 @@
 //! Creating many accounts at once (kc-bulk-import): the vendor's CSV, a TOML file, or another
-//! installation's users.cfg; every row validated before anything is planned.
+//! installation's users.cfg ([`read`]); every row validated against the file and the server,
+//! and every problem reported, before anything is planned ([`plan`]).
+
+mod password;
+mod read;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use password::{check_password, generate_password};
+pub use read::{Field, Migration, Row, read_csv, read_toml, read_users_cfg};
 
 use crate::account::check_name;
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
-use crate::config::{Config, ConfigError, Document, list_tokens, view::Template};
+use crate::config::{Config, ConfigError, list_tokens, view::Template};
 use crate::install::Install;
+use password::is_stored_form;
 
 pub const TOOL: &str = "kc-bulk-import";
 
@@ -39,320 +47,6 @@ pub enum ImportError {
     Config(#[from] ConfigError),
 }
 
-/// One value of a row, with where it came from.
-#[derive(Debug, Clone)]
-pub struct Field {
-    /// The User variable it sets.
-    pub var: String,
-    /// The column (CSV) or key (TOML) that gave it, for messages.
-    pub column: String,
-    pub value: String,
-    pub line: usize,
-}
-
-/// One account to create.
-#[derive(Debug, Clone, Default)]
-pub struct Row {
-    pub file: PathBuf,
-    pub line: usize,
-    pub fields: Vec<Field>,
-    /// Per-row domain and template (TOML), with their lines.
-    pub domain: Option<(String, usize)>,
-    pub template: Option<(String, usize)>,
-}
-
-impl Row {
-    fn get(&self, var: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.var == var)
-    }
-    fn at(&self, line: usize, column: &str, message: impl std::fmt::Display) -> String {
-        format!("{}:{line}: {column}: {message}", self.file.display())
-    }
-}
-
-fn read(path: &Path) -> Result<String, ImportError> {
-    let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        let (line, _) = crate::config::line_column(e.as_bytes(), e.utf8_error().valid_up_to());
-        ImportError::Invalid(vec![format!(
-            "{}:{line}: -: not UTF-8 (save the file as UTF-8)",
-            path.display()
-        )])
-    })
-}
-
-/// Reads the vendor's CSV: a header row naming the columns, `;` or `,` (seen in the header),
-/// UTF-8 with or without a BOM, CRLF or LF.
-pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
-    let text = read(path)?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let header_line = text.lines().next().unwrap_or("");
-    let delimiter = if header_line.contains(';') {
-        b';'
-    } else {
-        b','
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let at = |line: usize, column: &str, message: &str| {
-        format!("{}:{line}: {column}: {message}", path.display())
-    };
-    // From the byte offset, past the line break csv may count as the record's start (a CRLF's
-    // LF): its own line count is one short after a CRLF. Offsets only grow, so lines are
-    // counted from the previous record on.
-    let bytes = text.as_bytes();
-    let mut counted = (0usize, 1usize);
-    let mut line_at = |byte: u64| {
-        let mut at = (byte as usize).min(bytes.len());
-        while bytes.get(at).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-            at += 1;
-        }
-        let (from, line) = counted;
-        let from = from.min(at);
-        let line = line + bytes[from..at].iter().filter(|&&b| b == b'\n').count();
-        counted = (at, line);
-        line
-    };
-    let headers = reader
-        .headers()
-        .map_err(|e| ImportError::Invalid(vec![at(1, "-", &e.to_string())]))?
-        .clone();
-    let mut problems = Vec::new();
-    let mut vars = Vec::new();
-    for h in &headers {
-        match COLUMNS.iter().find(|(c, _)| c.eq_ignore_ascii_case(h)) {
-            Some((c, v)) => vars.push(((*c).to_owned(), (*v).to_owned())),
-            None => problems.push(at(
-                1,
-                h,
-                &format!(
-                    "unknown column (the columns are {})",
-                    COLUMNS.map(|(c, _)| c).join(", ")
-                ),
-            )),
-        }
-    }
-    if !vars.iter().any(|(c, _)| c == "Name") {
-        problems.push(at(
-            1,
-            "Name",
-            "the header has no Name column, which is required",
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
-    }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(p.byte()));
-                problems.push(at(line, "-", &e.to_string()));
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() > vars.len() {
-            problems.push(at(
-                line,
-                "-",
-                &format!(
-                    "{} fields, but the header names {}",
-                    record.len(),
-                    vars.len()
-                ),
-            ));
-            continue;
-        }
-        let fields = record
-            .iter()
-            .zip(&vars)
-            .map(|(value, (column, var))| Field {
-                var: var.clone(),
-                column: column.clone(),
-                value: value.to_owned(),
-                line,
-            })
-            .collect();
-        rows.push(Row {
-            file: path.to_owned(),
-            line,
-            fields,
-            ..Row::default()
-        });
-    }
-    if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
-    }
-    Ok(rows)
-}
-
-/// Reads a TOML file of `[[user]]` tables: the CSV's fields, any User variable, and optional
-/// `domain` and `template`.
-pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
-    use toml::Spanned;
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        user: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
-    }
-    let text = read(path)?;
-    let line_of = |offset: usize| crate::config::line_column(text.as_bytes(), offset).0;
-    let file: File = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(0, |s| line_of(s.start));
-        ImportError::Invalid(vec![format!(
-            "{}:{line}: -: {}",
-            path.display(),
-            e.message()
-        )])
-    })?;
-    let mut problems = Vec::new();
-    let mut rows = Vec::new();
-    for table in file.user {
-        let mut row = Row {
-            file: path.to_owned(),
-            line: line_of(table.span().start),
-            ..Row::default()
-        };
-        // Tables keep keys sorted; order the fields as the file wrote them.
-        let mut entries: Vec<(String, Spanned<toml::Value>)> =
-            table.into_inner().into_iter().collect();
-        entries.sort_by_key(|(_, v)| v.span().start);
-        for (key, value) in entries {
-            let line = line_of(value.span().start);
-            let text = match value.get_ref() {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => u8::from(*b).to_string(),
-                toml::Value::Array(items) => {
-                    let mut parts = Vec::new();
-                    for item in items {
-                        match item.as_str() {
-                            Some(s) => parts.push(s.to_owned()),
-                            None => problems.push(format!(
-                                "{}:{line}: {key}: a list may hold only strings",
-                                path.display()
-                            )),
-                        }
-                    }
-                    parts.join(",")
-                }
-                other => {
-                    problems.push(format!(
-                        "{}:{line}: {key}: a {} is not a value a variable can hold",
-                        path.display(),
-                        other.type_str()
-                    ));
-                    continue;
-                }
-            };
-            match key.as_str() {
-                "domain" => row.domain = Some((text, line)),
-                "template" => row.template = Some((text, line)),
-                _ => {
-                    let var = COLUMNS
-                        .iter()
-                        .find(|(c, _)| c.eq_ignore_ascii_case(&key))
-                        .map_or(key.clone(), |(_, v)| (*v).to_owned());
-                    row.fields.push(Field {
-                        var,
-                        column: key,
-                        value: text,
-                        line,
-                    });
-                }
-            }
-        }
-        rows.push(row);
-    }
-    if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
-    }
-    Ok(rows)
-}
-
-/// What a migration brings beyond the users: their groups, aliases and password history.
-#[derive(Debug, Clone, Default)]
-pub struct Migration {
-    /// Group records (variables in order) of the source, for groups to create.
-    pub groups: Vec<Vars>,
-    pub aliases: Vec<(usize, Vars)>,
-    pub additional_data: Vec<Vars>,
-}
-
-/// Reads another installation's users.cfg: its users (of `domain`, or all), verbatim, password
-/// hashes included, with their groups, the aliases delivering to them, and their password
-/// history.
-pub fn read_users_cfg(
-    path: &Path,
-    domain: Option<&str>,
-) -> Result<(Vec<Row>, Migration), ImportError> {
-    let doc = Document::load(path)?;
-    let wanted = |d: &str| domain.is_none_or(|w| w.eq_ignore_ascii_case(d));
-    let vars = |item: crate::config::ItemRef<'_>| -> Vars {
-        item.variables()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    };
-    let mut rows = Vec::new();
-    let mut addresses = Vec::new();
-    for item in doc.items(USER.list) {
-        let d = item.get(USER.domain).unwrap_or("");
-        if !wanted(d) {
-            continue;
-        }
-        let line = item.line();
-        addresses.push(format!("{}@{d}", item.get(USER.name).unwrap_or("")).to_ascii_lowercase());
-        rows.push(Row {
-            file: path.to_owned(),
-            line,
-            fields: item
-                .variables()
-                .filter(|(k, _)| *k != USER.domain)
-                .map(|(k, v)| Field {
-                    var: k.to_owned(),
-                    column: k.to_owned(),
-                    value: v.to_owned(),
-                    line,
-                })
-                .collect(),
-            domain: Some((d.to_owned(), line)),
-            template: None,
-        });
-    }
-    let mut migration = Migration::default();
-    for item in doc.items(GROUP.list) {
-        if wanted(item.get(GROUP.domain).unwrap_or("")) {
-            migration.groups.push(vars(item));
-        }
-    }
-    for item in doc.items(ALIAS.list) {
-        let d = item.get(ALIAS.domain).unwrap_or("");
-        let to = item.get(ALIAS.deliver_to).unwrap_or("");
-        if wanted(d) && list_tokens(to).any(|t| addresses.contains(&t.to_ascii_lowercase())) {
-            migration.aliases.push((item.line(), vars(item)));
-        }
-    }
-    for item in doc.items(USER_ADDITIONAL_DATA.list) {
-        let n = item.get(USER_ADDITIONAL_DATA.name).unwrap_or("");
-        let d = item.get(USER_ADDITIONAL_DATA.domain).unwrap_or("");
-        if addresses.contains(&format!("{n}@{d}").to_ascii_lowercase()) {
-            migration.additional_data.push(vars(item));
-        }
-    }
-    Ok((rows, migration))
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub domain: Option<String>,
@@ -369,63 +63,6 @@ pub struct Imported {
     pub credentials: Vars,
     pub accounts: usize,
     pub groups_created: usize,
-}
-
-/// Whether a password value is already in a server form (`D3S:…`, `NUL:…`, another `XYZ:`
-/// prefix) and is copied verbatim.
-fn is_stored_form(value: &str) -> bool {
-    value.len() >= 4
-        && value.as_bytes()[3] == b':'
-        && value.as_bytes()[..3]
-            .iter()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
-
-/// The domain policy for secure passwords (KERIO-FORMAT.md): at least 8 characters, three of
-/// lower case, upper case, digits and others, and not containing the username.
-pub fn check_password(password: &str, name: &str) -> Result<(), String> {
-    if password.chars().count() < 8 {
-        return Err("shorter than 8 characters (the domain requires secure passwords)".into());
-    }
-    let classes = [
-        password.chars().any(|c| c.is_lowercase()),
-        password.chars().any(|c| c.is_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password.chars().any(|c| !c.is_alphanumeric()),
-    ];
-    if classes.iter().filter(|&&c| c).count() < 3 {
-        return Err(
-            "needs three of: lower case, upper case, digits, other characters (the domain requires secure passwords)"
-                .into(),
-        );
-    }
-    if password.to_lowercase().contains(&name.to_lowercase()) {
-        return Err("contains the username (the domain requires secure passwords)".into());
-    }
-    Ok(())
-}
-
-/// A strong random password that meets the policy for `name`.
-pub fn generate_password(name: &str) -> String {
-    use rand::seq::IndexedRandom;
-    const LOWER: &[u8] = b"abcdefghijkmnopqrstuvwxyz";
-    const UPPER: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
-    const DIGIT: &[u8] = b"23456789";
-    const OTHER: &[u8] = b"-_.+=%#";
-    let mut rng = rand::rng();
-    loop {
-        let all: Vec<u8> = [LOWER, UPPER, DIGIT, OTHER].concat();
-        let mut chars: Vec<u8> = (0..16)
-            .map(|_| *all.choose(&mut rng).expect("not empty"))
-            .collect();
-        for (i, class) in [LOWER, UPPER, DIGIT, OTHER].iter().enumerate() {
-            chars[i * 4] = *class.choose(&mut rng).expect("not empty");
-        }
-        let password = String::from_utf8(chars).expect("ASCII");
-        if check_password(&password, name).is_ok() {
-            return password;
-        }
-    }
 }
 
 /// Names taken in a domain: users (and their addresses), aliases, groups, mailing lists.
@@ -532,8 +169,15 @@ pub fn plan(
     install: &Install,
     rows: &[Row],
     migration: &Migration,
-    options: &Options,
+    &Options {
+        ref domain,
+        ref template,
+        create_groups,
+        generate_passwords,
+        license_limit,
+    }: &Options,
 ) -> Result<Imported, ImportError> {
+    let (default_domain, default_template) = (domain, template);
     let mut config = Config::load(&install.root)?;
     let mut taken = Taken::new(&config);
     let mut problems: Vec<String> = Vec::new();
@@ -571,7 +215,7 @@ pub fn plan(
     for row in rows {
         let before = problems.len();
         // Domain.
-        let (domain_text, domain_line) = match (&row.domain, &options.domain) {
+        let (domain_text, domain_line) = match (&row.domain, default_domain) {
             (Some((d, l)), _) => (d.clone(), *l),
             (None, Some(d)) => (d.clone(), row.line),
             (None, None) => {
@@ -604,7 +248,7 @@ pub fn plan(
         };
         let (domain, secure) = domain;
         // Template.
-        let template = match (&row.template, &options.template) {
+        let template = match (&row.template, default_template) {
             (Some((t, l)), _) => Some((t.clone(), *l)),
             (None, Some(t)) => Some((t.clone(), row.line)),
             (None, None) => None,
@@ -697,7 +341,7 @@ pub fn plan(
                 continue;
             }
             let source = source_groups.get(&key).copied();
-            if options.create_groups || source.is_some() {
+            if create_groups || source.is_some() {
                 if let Err(why) = check_name(g) {
                     problems.push(row.at(gline, &gcol, format!("group {g:?}: {why}")));
                     continue;
@@ -728,7 +372,7 @@ pub fn plan(
         // Password.
         let (pline, pcol) = field_at(USER.password);
         let mut password = row.get(USER.password).map(|f| f.value.clone());
-        if password.as_deref().is_none_or(str::is_empty) && options.generate_passwords {
+        if password.as_deref().is_none_or(str::is_empty) && generate_passwords {
             let p = generate_password(&name);
             credentials.push((format!("{name}@{domain}"), p.clone()));
             password = Some(p);
@@ -777,7 +421,7 @@ pub fn plan(
     }
 
     // The licence: enabled local accounts, and mapped ones with a mailbox, after the import.
-    if let Some(limit) = options.license_limit {
+    if let Some(limit) = license_limit {
         let existing = config
             .users()
             .filter(|u| u.enabled())
@@ -924,25 +568,4 @@ pub fn plan(
         accounts,
         groups_created: created,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_password_policy() {
-        assert_eq!(check_password("VbD66op1", "abird"), Ok(()));
-        assert!(check_password("short1A", "x").is_err());
-        assert!(check_password("alllowercase1", "x").is_err());
-        assert!(check_password("Abird1234", "abird").is_err());
-        for name in ["abird", "x", "Admin"] {
-            let p = generate_password(name);
-            assert_eq!(check_password(&p, name), Ok(()), "{p}");
-            assert_eq!(p.len(), 16);
-        }
-        assert!(
-            is_stored_form("D3S:00ff") && is_stored_form("NUL:") && !is_stored_form("Secret:1")
-        );
-    }
 }
