@@ -174,18 +174,27 @@ fn find_dir(parent: &Path, name: &str) -> Result<Option<OsString>, AccountError>
     Ok(found.into_iter().next())
 }
 
-/// The mailbox directory of an account (its domain directory and its own, as they are spelled
-/// on disk), relative to the root; `None` when it has none.
+/// The mailbox directory of an account, absolute, as it is spelled on disk (domain and name are
+/// matched case-insensitively, as the server does); `None` when it has none.
+pub fn mailbox_dir(install: &Install, address: &Address) -> Result<Option<PathBuf>, AccountError> {
+    let mail = install.mail_dir();
+    let Some(domain) = find_dir(&mail, &address.domain)? else {
+        return Ok(None);
+    };
+    let domain = mail.join(domain);
+    Ok(find_dir(&domain, &address.name)?.map(|n| domain.join(n)))
+}
+
+/// [`mailbox_dir`], relative to the install root (the form of change steps).
 pub fn mailbox_path(
     install: &Install,
     layout: &Layout,
     address: &Address,
 ) -> Result<Option<PathBuf>, AccountError> {
-    let Some(domain) = find_dir(&install.root.join(layout.mail()), &address.domain)? else {
-        return Ok(None);
-    };
-    let domain = layout.domain(&domain);
-    Ok(find_dir(&install.root.join(&domain), &address.name)?.map(|n| domain.join(n)))
+    Ok(mailbox_dir(install, address)?.map(|dir| {
+        let inside = dir.strip_prefix(&install.store).unwrap_or(&dir);
+        layout.store.join(inside)
+    }))
 }
 
 /// The kind of a store file that names addresses.

@@ -425,7 +425,6 @@ pub fn list(
     domain: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Vec<Row>, UserError> {
-    let layout = Layout::new(install)?;
     let config = Config::load(&install.root)?;
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
@@ -438,7 +437,7 @@ pub fn list(
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),
         };
-        dirs.push(account::mailbox_path(install, &layout, &a)?);
+        dirs.push(account::mailbox_dir(install, &a)?);
         rows.push(Row {
             name: a.name,
             domain: a.domain,
@@ -452,7 +451,7 @@ pub fn list(
     let present: Vec<(usize, PathBuf)> = dirs
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| d.as_ref().map(|d| (i, install.root.join(d))))
+        .filter_map(|(i, d)| d.clone().map(|d| (i, d)))
         .collect();
     let paths: Vec<&Path> = present.iter().map(|(_, p)| p.as_path()).collect();
     let stats = crate::store::stats_of_all(&paths, progress);
