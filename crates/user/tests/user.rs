@@ -271,3 +271,27 @@ fn list_measures_every_mailbox() {
         ]
     );
 }
+
+#[test]
+fn a_store_outside_the_root_is_listed_and_writers_say_why_they_refuse() {
+    let s = Scratch::new(&Options::demo());
+    let elsewhere = s.root.parent().expect("dir").join("data-store");
+    std::fs::rename(s.root.join("store"), &elsewhere).expect("move the store");
+    let store = elsewhere.to_str().expect("utf-8");
+    let out = ok(&s, &["--store", store, "list", "--json"]);
+    let mwood: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|r| r["name"] == "mwood")
+        .expect("mwood listed");
+    let du =
+        kc_core::store::mailbox_stats(&elsewhere.join("mail/example.org/mwood")).expect("stats");
+    assert_eq!(mwood["mailbox_bytes"], du.bytes);
+    let out = run(&s, &["--store", store, "disable", "mwood@example.org"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is outside the install root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
