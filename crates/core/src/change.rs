@@ -115,11 +115,21 @@ impl Plan {
     /// The plan as lines, `WOULD …` when nothing will be done.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let lead = if dry_run { "WOULD " } else { "" };
-        let mut out: Vec<String> = self
-            .steps
-            .iter()
-            .map(|s| format!("{lead}{}", s.describe()))
-            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for step in &self.steps {
+            match step {
+                // Many audit lines at once (an import): one line each, under a heading.
+                Step::AppendLine { path, line } if line.contains('\n') => {
+                    out.push(format!(
+                        "{lead}append {} lines to {}:",
+                        line.lines().count(),
+                        path.display()
+                    ));
+                    out.extend(line.lines().map(|l| format!("  {l}")));
+                }
+                _ => out.push(format!("{lead}{}", step.describe())),
+            }
+        }
         out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
         out
     }
