@@ -418,6 +418,9 @@ pub fn plan(
                     problems.push(format!("{}: cannot become an account name: {why}", f.path));
                     continue;
                 }
+                // Never an empty password: an admin who enables the account later without setting
+                // one would open it to anyone. A random one nobody knows.
+                let password = format!("NUL:{}", crate::import::generate_password(&addr.name));
                 config.users.add_item(
                     USER.list,
                     &[
@@ -425,7 +428,7 @@ pub fn plan(
                         (USER.domain, &addr.domain),
                         (USER.full_name, ""),
                         (USER.description, "Adopted orphan mailbox"),
-                        (USER.password, "NUL:"),
+                        (USER.password, &password),
                         (USER.enabled, "0"),
                         (USER.auth_type, "0"),
                         (USER.rights, "0"),
@@ -433,7 +436,7 @@ pub fn plan(
                     ],
                 );
                 lines.push(format!(
-                    "Add User '{addr}': Account_enabled='0' (adopts an orphan mailbox)"
+                    "Add User '{addr}': Account_enabled='0', Password='xxxxxx' (adopts an orphan mailbox; set a password before enabling it)"
                 ));
             }
         }
