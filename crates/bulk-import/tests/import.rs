@@ -299,6 +299,16 @@ Qmessage = 5000
 fn generated_passwords_meet_the_policy_and_go_to_a_private_file() {
     let sc = Scratch::new(&Options::demo());
     let csv = file(&sc, "p.csv", "Name,FullName\nnew.a,New A\nnew.b,New B\n");
+    // Without passwords, in a domain that does not require them: said plainly.
+    let out = run(&sc, &[s(&csv), "--domain", "example.com", "-n"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "  warning: 2 accounts get an empty password (anyone may log in to them): new.a, new.b; give passwords, or --generate-passwords\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let creds = sc.root.parent().expect("dir").join("creds.csv");
     let out = run(
         &sc,

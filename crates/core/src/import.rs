@@ -211,6 +211,7 @@ pub fn plan(
     let mut credentials = Vec::new();
     let mut audit = Vec::new();
     let mut enabled_new = Vec::new();
+    let mut empty_passwords: Vec<String> = Vec::new();
 
     for row in rows {
         let before = problems.len();
@@ -395,6 +396,9 @@ pub fn plan(
             ));
         }
         set(&mut values, USER.password, &stored);
+        if stored == "NUL:" {
+            empty_passwords.push(name.clone());
+        }
         if problems.len() > before {
             continue;
         }
@@ -562,7 +566,15 @@ pub fn plan(
             tool: TOOL.into(),
             description: format!("import {accounts} accounts ({created} groups created)"),
             steps,
-            warnings: Vec::new(),
+            warnings: if empty_passwords.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!(
+                    "{} accounts get an empty password (anyone may log in to them): {}; give passwords, or --generate-passwords",
+                    empty_passwords.len(),
+                    empty_passwords.join(", ")
+                )]
+            },
         },
         credentials,
         accounts,
