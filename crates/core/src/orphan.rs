@@ -354,7 +354,8 @@ pub enum Resolve {
     Adopt,
 }
 
-/// Plans the resolution of the `orphan-mailbox` findings.
+/// Plans the resolution of the `orphan-mailbox` findings (and, for `--archive`, of the
+/// `orphan-domain` ones).
 pub fn plan(
     install: &Install,
     findings: &[Finding],
@@ -371,6 +372,19 @@ pub fn plan(
     let mut lines = Vec::new();
     let mut warning_lines = Vec::new();
     let mut problems = Vec::new();
+    // An orphan domain has no account to move its mailboxes to or create in it: it can only be
+    // archived.
+    if *action == Resolve::Archive {
+        for f in findings.iter().filter(|f| f.kind == Kind::OrphanDomain) {
+            late.push(Step::RemoveDir {
+                path: f.rel.clone(),
+            });
+            warning_lines.push(format!(
+                "Remove orphan domain directory '{}' ({} bytes, {} messages; kept in the pre-change backup)",
+                f.domain, f.bytes, f.messages
+            ));
+        }
+    }
     let target = match action {
         Resolve::TransferTo(to) => match config.user(&to.name, &to.domain) {
             Some(_) => match account::mailbox_path(install, &layout, to)? {
@@ -460,7 +474,12 @@ pub fn plan(
             line: audit_line(TOOL, line),
         });
     }
+    let domains = findings
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanDomain)
+        .count();
     let verb = match action {
+        Resolve::Archive if domains > 0 => format!("archive {domains} orphan domains and"),
         Resolve::Archive => "archive".to_owned(),
         Resolve::TransferTo(to) => format!("move to {to}"),
         Resolve::Adopt => "adopt".to_owned(),

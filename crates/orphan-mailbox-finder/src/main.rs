@@ -174,7 +174,11 @@ fn main() -> ExitCode {
                 Outcome::Found
             });
         };
-        if !found.iter().any(|f| f.kind == orphan::Kind::OrphanMailbox) {
+        let resolvable = |k: orphan::Kind| {
+            k == orphan::Kind::OrphanMailbox
+                || (k == orphan::Kind::OrphanDomain && action == Resolve::Archive)
+        };
+        if !found.iter().any(|f| resolvable(f.kind)) {
             settings.info(format!(
                 "{}: no orphan mailboxes: nothing to do",
                 orphan::TOOL

@@ -233,8 +233,17 @@ fn orphan_paths(s: &Scratch) -> Vec<PathBuf> {
 #[test]
 fn archive_removes_the_orphans_after_a_backup_and_undo_brings_them_back() {
     let s = Scratch::new(&Options::demo());
-    let orphans = orphan_paths(&s);
+    // The orphan mailboxes, and the orphan domain directory: archiving is all it can have.
+    let mut orphans = orphan_paths(&s);
     assert_eq!(orphans.len(), 2);
+    orphans.extend(
+        s.summary
+            .planted
+            .orphan_domains
+            .iter()
+            .map(|d| PathBuf::from(format!("store/mail/{d}"))),
+    );
+    assert_eq!(orphans.len(), 3);
     // Without --execute: the plan, nothing changed.
     let out = run(&s, &["--archive"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -265,7 +274,12 @@ fn archive_removes_the_orphans_after_a_backup_and_undo_brings_them_back() {
     assert_eq!(changed, want);
     // The report no longer finds them.
     let after = keys(&findings(&run(&s, &["--json"])));
-    assert!(!after.iter().any(|k| k.0 == "orphan-mailbox"), "{after:?}");
+    assert!(
+        !after
+            .iter()
+            .any(|k| k.0 == "orphan-mailbox" || k.0 == "orphan-domain"),
+        "{after:?}"
+    );
     s.undo_last();
     s.assert_unchanged();
 }
