@@ -21,7 +21,8 @@ use kc_core::orphan::{self, Directory, Filter, Finding, Resolve};
 /// from a directory service; give --directory-export to check them).
 ///
 /// The report only reads (and runs, with a warning, while the server does). The actions change
-/// the orphan mailboxes, with the server stopped, only with --execute (else they print the plan).
+/// the orphan mailboxes (--archive also orphan domains), with the server stopped, and only with
+/// --execute (else they print the plan).
 ///
 /// Examples:
 ///   kc-orphan-mailbox-finder --older-than 365 --csv > orphans.csv
@@ -57,7 +58,7 @@ struct Cli {
     /// The report as CSV, with a header row
     #[arg(long, conflicts_with = "json")]
     csv: bool,
-    /// Back up, then remove, the orphan mailboxes
+    /// Back up, then remove, the orphan mailboxes and orphan domain directories
     #[arg(long, group = "action")]
     archive: bool,
     /// Move each orphan mailbox under USER@DOMAIN as folder "Deleted mailbox — <name>@<domain>"
