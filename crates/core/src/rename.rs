@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::account::{self, AccountError, Address, Layout, ShareFile};
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DATA};
-use crate::config::{Config, ConfigError, Document, remove_list_token};
+use crate::config::view::User;
+use crate::config::{Config, ConfigError, Document, ItemId, list_tokens, remove_list_token};
 use crate::install::Install;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
 
@@ -53,43 +54,104 @@ pub struct Planned {
     pub counts: Counts,
 }
 
-/// A name "taken" in a domain: by what, for the refusal message.
-fn taken(
-    config: &Config,
-    dirs: &HashSet<(String, String)>,
-    who: &Address,
-    renamed: &Address,
-) -> Option<String> {
-    let (name, domain) = (who.name.as_str(), who.domain.as_str());
-    let same = |n: &str, d: &str| n.eq_ignore_ascii_case(name) && d.eq_ignore_ascii_case(domain);
-    if config.users().any(|u| same(u.name(), u.domain())) {
-        return Some("a user".into());
+/// Who holds which name in which domain, built once, so that each rename of a long `--map` costs
+/// lookups rather than scans of users.cfg (keys are lower case `(name, domain)`).
+struct Index {
+    users: HashMap<(String, String), ItemId>,
+    /// The users' extra addresses (`EmailAddresses`), with their owners.
+    addresses: HashMap<(String, String), Vec<ItemId>>,
+    /// Aliases, groups (names and addresses) and mailing lists.
+    others: HashMap<(String, String), &'static str>,
+    /// Password history items by account.
+    history: HashMap<(String, String), Vec<ItemId>>,
+    /// Users that forward somewhere: the only ones whose `ForwardAddress` can name anyone.
+    forwarders: Vec<ItemId>,
+}
+
+fn lower(name: &str, domain: &str) -> (String, String) {
+    (name.to_ascii_lowercase(), domain.to_ascii_lowercase())
+}
+
+impl Index {
+    fn new(config: &Config) -> Index {
+        let mut index = Index {
+            users: HashMap::new(),
+            addresses: HashMap::new(),
+            others: HashMap::new(),
+            history: HashMap::new(),
+            forwarders: Vec::new(),
+        };
+        for u in config.users() {
+            index.users.insert(lower(u.name(), u.domain()), u.id());
+            index.add_addresses(u.id(), u.email_addresses(), u.domain());
+            if !u.forward_address().trim().is_empty() {
+                index.forwarders.push(u.id());
+            }
+        }
+        for a in config.aliases() {
+            index.others.insert(lower(a.name(), a.domain()), "an alias");
+        }
+        for g in config.groups() {
+            index.others.insert(lower(g.name(), g.domain()), "a group");
+            for t in list_tokens(g.email_addresses()) {
+                index.others.insert(lower(t, g.domain()), "a group");
+            }
+        }
+        for l in config.mailing_lists() {
+            index
+                .others
+                .insert(lower(l.name(), l.domain()), "a mailing list");
+        }
+        for d in config.additional_data() {
+            index
+                .history
+                .entry(lower(d.name(), d.domain()))
+                .or_default()
+                .push(d.id());
+        }
+        index
     }
-    // The account's own addresses are not in the way: `jdoe` may become its `john.doe`.
-    if let Some(u) = config.users().find(|u| {
-        !u.is(&renamed.name, &renamed.domain)
-            && u.domain().eq_ignore_ascii_case(domain)
-            && crate::config::list_contains(u.email_addresses(), name)
-    }) {
-        return Some(format!("an address of user {}", u.address()));
+
+    fn add_addresses(&mut self, id: ItemId, list: &str, domain: &str) {
+        for t in list_tokens(list) {
+            self.addresses.entry(lower(t, domain)).or_default().push(id);
+        }
     }
-    if config.aliases().any(|a| same(a.name(), a.domain())) {
-        return Some("an alias".into());
+
+    fn remove_addresses(&mut self, id: ItemId, list: &str, domain: &str) {
+        for t in list_tokens(list) {
+            if let Some(owners) = self.addresses.get_mut(&lower(t, domain)) {
+                owners.retain(|o| *o != id);
+            }
+        }
     }
-    if config.groups().any(|g| {
-        same(g.name(), g.domain())
-            || (g.domain().eq_ignore_ascii_case(domain)
-                && crate::config::list_contains(g.email_addresses(), name))
-    }) {
-        return Some("a group".into());
+
+    /// By what `who` is taken, if it is; the renamed account's own addresses are not in its way
+    /// (`jdoe` may become its `john.doe`).
+    fn taken(
+        &self,
+        config: &Config,
+        dirs: &HashSet<(String, String)>,
+        who: &Address,
+        renamed: ItemId,
+    ) -> Option<String> {
+        let k = key(who);
+        if self.users.get(&k).is_some_and(|id| *id != renamed) {
+            return Some("a user".into());
+        }
+        if let Some(owner) = self
+            .addresses
+            .get(&k)
+            .and_then(|o| o.iter().find(|id| **id != renamed))
+        {
+            let u = User(config.users.item(*owner));
+            return Some(format!("an address of user {}", u.address()));
+        }
+        if let Some(what) = self.others.get(&k) {
+            return Some((*what).into());
+        }
+        dirs.contains(&k).then(|| "a mailbox directory".into())
     }
-    if config.mailing_lists().any(|l| same(l.name(), l.domain())) {
-        return Some("a mailing list".into());
-    }
-    if dirs.contains(&key(who)) {
-        return Some("a mailbox directory".into());
-    }
-    None
 }
 
 fn key(a: &Address) -> (String, String) {
@@ -146,25 +208,36 @@ fn prefix(origin: &str) -> String {
     }
 }
 
-/// Whether `text` holds `address` as a whole address (not inside a longer one).
-fn mentions(text: &str, address: &str) -> Vec<usize> {
-    let lower = text.to_ascii_lowercase();
-    let needle = address.to_ascii_lowercase();
-    let part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
-    let bytes = lower.as_bytes();
-    let mut lines = Vec::new();
-    let mut from = 0;
-    while let Some(at) = lower[from..].find(&needle) {
-        let start = from + at;
-        let end = start + needle.len();
-        let before_ok = start == 0 || !part(bytes[start - 1]);
-        let after_ok = end == bytes.len() || !part(bytes[end]);
-        if before_ok && after_ok {
-            lines.push(crate::config::line_column(text.as_bytes(), start).0);
+/// Where `text` names one of `addresses` (lower case) as a whole address, not inside a longer
+/// one: `(line, address)` in text order. One pass, whatever the number of addresses (a `--map`
+/// of thousands over a users.cfg of 60 MiB).
+fn mentions(text: &str, addresses: &HashSet<String>) -> Vec<(usize, String)> {
+    let part = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@');
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut line, mut i) = (1, 0);
+    while i < bytes.len() {
+        if !part(bytes[i]) {
+            if bytes[i] == b'\n' {
+                line += 1;
+            }
+            i += 1;
+            continue;
         }
-        from = end;
+        let start = i;
+        while i < bytes.len() && part(bytes[i]) {
+            i += 1;
+        }
+        // ASCII bytes bound the token, so these are character boundaries.
+        let token = &text[start..i];
+        if token.contains('@') {
+            let lower = token.to_ascii_lowercase();
+            if addresses.contains(&lower) {
+                out.push((line, lower));
+            }
+        }
     }
-    lines
+    out
 }
 
 /// Plans the renames. Every refusal is collected and returned together.
@@ -222,6 +295,7 @@ pub fn plan(
         }
     };
     let builtin = config.builtin_admin().map(str::to_owned);
+    let mut index = Index::new(&config);
 
     // Each rename against the model as the earlier ones left it.
     let mut done: Vec<(Address, Address)> = Vec::new();
@@ -243,7 +317,11 @@ pub fn plan(
             ));
             continue;
         }
-        let Some(user) = config.user(&r.old.name, &r.old.domain) else {
+        let Some(user) = index
+            .users
+            .get(&key(&r.old))
+            .map(|id| User(config.users.item(*id)))
+        else {
             problems.push(format!("{here}{}: no such user", r.old));
             continue;
         };
@@ -282,7 +360,7 @@ pub fn plan(
         }
         let case_only = old.is(&new);
         if !case_only {
-            if let Some(what) = taken(&config, &dirs, &new, &old) {
+            if let Some(what) = index.taken(&config, &dirs, &new, user_id) {
                 problems.push(format!("{here}{new}: already exists as {what}"));
                 continue;
             }
@@ -311,6 +389,7 @@ pub fn plan(
             .get(USER.email_addresses)
             .unwrap_or("")
             .to_owned();
+        index.remove_addresses(user_id, &own, &old.domain);
         if !case_only && crate::config::list_contains(&own, &new.name) {
             // Renamed to one of its own addresses: the old login goes (the alias keeps it).
             let (kept, k) = remove_list_token(&own, &old.name);
@@ -321,7 +400,12 @@ pub fn plan(
         } else {
             n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
         }
-        let extra = crate::config::view::additional_data_of(users, &old.name, &old.domain);
+        index.users.remove(&key(&old));
+        index.users.insert(key(&new), user_id);
+        let now = users.item(user_id).get(USER.email_addresses).unwrap_or("");
+        index.add_addresses(user_id, now, &new.domain);
+        let extra = index.history.remove(&key(&old)).unwrap_or_default();
+        index.history.insert(key(&new), extra.clone());
         for id in extra {
             users.set(id, USER_ADDITIONAL_DATA.name, &new.name)?;
             if cross {
@@ -368,9 +452,8 @@ pub fn plan(
         for id in ids {
             n += users.rename_token(id, ALIAS.deliver_to, &old_addr, &new_addr)?;
         }
-        let ids: Vec<_> = users.items(USER.list).map(|u| u.id()).collect();
-        for id in ids {
-            n += users.rename_token(id, USER.forward_address, &old_addr, &new_addr)?;
+        for id in &index.forwarders {
+            n += users.rename_token(*id, USER.forward_address, &old_addr, &new_addr)?;
         }
         // mailserver.cfg: mailing lists.
         let lists: Vec<_> = config
@@ -487,15 +570,17 @@ pub fn plan(
     counts.folder_map_owners = owners.into_inner();
 
     // What still names an old address is for the admin to look at.
+    let olds: HashSet<String> = done
+        .iter()
+        .map(|(old, _)| old.to_string().to_ascii_lowercase())
+        .collect();
     for doc in [&config.users, &config.mailserver] {
         let text = String::from_utf8_lossy(&doc.to_bytes()).into_owned();
-        for (old, _) in &done {
-            for line in mentions(&text, &old.to_string()) {
-                warnings.push(format!(
-                    "{}:{line}: still names {old}; it was not changed",
-                    file_name(doc).display()
-                ));
-            }
+        for (line, old) in mentions(&text, &olds) {
+            warnings.push(format!(
+                "{}:{line}: still names {old}; it was not changed",
+                file_name(doc).display()
+            ));
         }
     }
 
@@ -605,6 +690,13 @@ mod tests {
     fn mentions_are_whole_addresses() {
         let text =
             "x jdoe@example.com\nxjdoe@example.com jdoe@example.comx\n<a>JDOE@example.com</a>";
-        assert_eq!(mentions(text, "jdoe@example.com"), [1, 3]);
+        let olds = HashSet::from(["jdoe@example.com".to_owned(), "x@y.z".to_owned()]);
+        assert_eq!(
+            mentions(text, &olds),
+            [
+                (1, "jdoe@example.com".to_owned()),
+                (3, "jdoe@example.com".to_owned())
+            ]
+        );
     }
 }
