@@ -223,6 +223,24 @@ fn every_bad_row_is_reported_with_its_line_and_nothing_changes() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(dry run: nothing is changed)"));
+    // Disabled accounts do not count against the licence, even one already over its limit.
+    let disabled = file(
+        &sc,
+        "disabled.toml",
+        "[[user]]\nName = \"dormant\"\nPassword = \"Dorm4nt-pass\"\nAccount_enabled = 0\n",
+    );
+    let out = run(
+        &sc,
+        &[
+            s(&disabled),
+            "--domain",
+            "example.org",
+            "--license-limit",
+            "1",
+            "-n",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     sc.assert_unchanged();
 }
 

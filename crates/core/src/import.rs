@@ -434,7 +434,8 @@ pub fn plan(
                 !mapped || install.mail_dir().join(u.domain()).join(u.name()).is_dir()
             })
             .count();
-        if existing + enabled_new.len() > limit {
+        // Disabled accounts do not count: importing only those never goes over the limit.
+        if !enabled_new.is_empty() && existing + enabled_new.len() > limit {
             let over = enabled_new[limit.saturating_sub(existing).min(enabled_new.len() - 1)];
             problems.push(over.at(
                 over.line,
