@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub use password::{check_password, generate_password};
 pub use read::{Field, Migration, Row, read_csv, read_toml, read_users_cfg};
 
-use crate::account::check_name;
+use crate::account::{Names, check_name};
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Config, ConfigError, list_tokens, view::Template};
@@ -63,50 +63,6 @@ pub struct Imported {
     pub credentials: Vars,
     pub accounts: usize,
     pub groups_created: usize,
-}
-
-/// Names taken in a domain: users (and their addresses), aliases, groups, mailing lists.
-struct Taken(HashMap<(String, String), String>);
-
-impl Taken {
-    fn new(config: &Config) -> Taken {
-        let mut map = HashMap::new();
-        let mut put = |n: &str, d: &str, what: String| {
-            map.entry((n.to_ascii_lowercase(), d.to_ascii_lowercase()))
-                .or_insert(what);
-        };
-        for u in config.users() {
-            put(u.name(), u.domain(), "a user".into());
-            for a in list_tokens(u.email_addresses()) {
-                put(a, u.domain(), format!("an address of user {}", u.address()));
-            }
-        }
-        for a in config.aliases() {
-            put(a.name(), a.domain(), "an alias".into());
-        }
-        for g in config.groups() {
-            put(g.name(), g.domain(), "a group".into());
-            for a in list_tokens(g.email_addresses()) {
-                put(a, g.domain(), format!("an address of group {}", g.name()));
-            }
-        }
-        for l in config.mailing_lists() {
-            put(l.name(), l.domain(), "a mailing list".into());
-        }
-        Taken(map)
-    }
-
-    fn get(&self, name: &str, domain: &str) -> Option<&String> {
-        self.0
-            .get(&(name.to_ascii_lowercase(), domain.to_ascii_lowercase()))
-    }
-
-    fn take(&mut self, name: &str, domain: &str, what: String) {
-        self.0.insert(
-            (name.to_ascii_lowercase(), domain.to_ascii_lowercase()),
-            what,
-        );
-    }
 }
 
 /// The defaults a template gives: its variables but Name and Domain; its own description is
@@ -179,7 +135,7 @@ pub fn plan(
 ) -> Result<Imported, ImportError> {
     let (default_domain, default_template) = (domain, template);
     let mut config = Config::load(&install.root)?;
-    let mut taken = Taken::new(&config);
+    let mut names = Names::new(&config);
     let mut problems: Vec<String> = Vec::new();
     let mut groups_here: HashMap<(String, String), String> = config
         .groups()
@@ -284,7 +240,7 @@ pub fn plan(
             problems.push(row.at(name_line, name_col, format!("{name:?}: {why}")));
             continue;
         }
-        if let Some(what) = taken.get(&name, &domain) {
+        if let Some(what) = names.taken(&config, &name, &domain, None) {
             problems.push(row.at(
                 name_line,
                 name_col,
@@ -322,7 +278,7 @@ pub fn plan(
             }
             if let Err(why) = check_name(a) {
                 problems.push(row.at(aline, &acol, format!("{a:?}: {why}")));
-            } else if let Some(what) = taken.get(a, &domain) {
+            } else if let Some(what) = names.taken(&config, a, &domain, None) {
                 problems.push(row.at(
                     aline,
                     &acol,
@@ -347,7 +303,7 @@ pub fn plan(
                     problems.push(row.at(gline, &gcol, format!("group {g:?}: {why}")));
                     continue;
                 }
-                if let Some(what) = taken.get(g, &domain) {
+                if let Some(what) = names.taken(&config, g, &domain, None) {
                     problems.push(row.at(
                         gline,
                         &gcol,
@@ -356,7 +312,7 @@ pub fn plan(
                     continue;
                 }
                 groups_here.insert(key, g.clone());
-                taken.take(
+                names.take(
                     g,
                     &domain,
                     format!("group {g} (created by line {})", row.line),
@@ -405,7 +361,7 @@ pub fn plan(
         // Taken from here on, for the rows below.
         let here = format!("a user of line {} of {}", row.line, row.file.display());
         for a in &addresses {
-            taken.take(a, &domain, here.clone());
+            names.take(a, &domain, here.clone());
         }
         for g in &groups {
             members
@@ -460,7 +416,7 @@ pub fn plan(
         if config.domain(d).is_none() {
             continue;
         }
-        if let Some(what) = taken.get(n, d) {
+        if let Some(what) = names.taken(&config, n, d, None) {
             let file = rows.first().map_or(PathBuf::new(), |r| r.file.clone());
             problems.push(format!(
                 "{}:{line}: Alias: {n}@{d} already exists here as {what}",

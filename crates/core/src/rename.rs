@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::account::{self, AccountError, Address, Layout, ShareFile};
+use crate::account::{self, AccountError, Address, Layout, NameKey, Names, ShareFile, name_key};
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DATA};
 use crate::config::view::User;
-use crate::config::{Config, ConfigError, Document, ItemId, list_tokens, remove_list_token};
+use crate::config::{Config, ConfigError, Document, ItemId, remove_list_token};
 use crate::install::Install;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
 
@@ -54,108 +54,38 @@ pub struct Planned {
     pub counts: Counts,
 }
 
-/// Who holds which name in which domain, built once, so that each rename of a long `--map` costs
-/// lookups rather than scans of users.cfg (keys are lower case `(name, domain)`).
+/// What a rename looks up, built once, so that each rename of a long `--map` costs lookups
+/// rather than scans of users.cfg: who holds which name, password history by account, and the
+/// users that forward anywhere (the only ones whose `ForwardAddress` can name anyone).
 struct Index {
-    users: HashMap<(String, String), ItemId>,
-    /// The users' extra addresses (`EmailAddresses`), with their owners.
-    addresses: HashMap<(String, String), Vec<ItemId>>,
-    /// Aliases, groups (names and addresses) and mailing lists.
-    others: HashMap<(String, String), &'static str>,
-    /// Password history items by account.
-    history: HashMap<(String, String), Vec<ItemId>>,
-    /// Users that forward somewhere: the only ones whose `ForwardAddress` can name anyone.
+    names: Names,
+    history: HashMap<NameKey, Vec<ItemId>>,
     forwarders: Vec<ItemId>,
-}
-
-fn lower(name: &str, domain: &str) -> (String, String) {
-    (name.to_ascii_lowercase(), domain.to_ascii_lowercase())
 }
 
 impl Index {
     fn new(config: &Config) -> Index {
-        let mut index = Index {
-            users: HashMap::new(),
-            addresses: HashMap::new(),
-            others: HashMap::new(),
-            history: HashMap::new(),
-            forwarders: Vec::new(),
-        };
-        for u in config.users() {
-            index.users.insert(lower(u.name(), u.domain()), u.id());
-            index.add_addresses(u.id(), u.email_addresses(), u.domain());
-            if !u.forward_address().trim().is_empty() {
-                index.forwarders.push(u.id());
-            }
-        }
-        for a in config.aliases() {
-            index.others.insert(lower(a.name(), a.domain()), "an alias");
-        }
-        for g in config.groups() {
-            index.others.insert(lower(g.name(), g.domain()), "a group");
-            for t in list_tokens(g.email_addresses()) {
-                index.others.insert(lower(t, g.domain()), "a group");
-            }
-        }
-        for l in config.mailing_lists() {
-            index
-                .others
-                .insert(lower(l.name(), l.domain()), "a mailing list");
-        }
+        let mut history: HashMap<NameKey, Vec<ItemId>> = HashMap::new();
         for d in config.additional_data() {
-            index
-                .history
-                .entry(lower(d.name(), d.domain()))
+            history
+                .entry(name_key(d.name(), d.domain()))
                 .or_default()
                 .push(d.id());
         }
-        index
-    }
-
-    fn add_addresses(&mut self, id: ItemId, list: &str, domain: &str) {
-        for t in list_tokens(list) {
-            self.addresses.entry(lower(t, domain)).or_default().push(id);
+        Index {
+            names: Names::new(config),
+            history,
+            forwarders: config
+                .users()
+                .filter(|u| !u.forward_address().trim().is_empty())
+                .map(|u| u.id())
+                .collect(),
         }
-    }
-
-    fn remove_addresses(&mut self, id: ItemId, list: &str, domain: &str) {
-        for t in list_tokens(list) {
-            if let Some(owners) = self.addresses.get_mut(&lower(t, domain)) {
-                owners.retain(|o| *o != id);
-            }
-        }
-    }
-
-    /// By what `who` is taken, if it is; the renamed account's own addresses are not in its way
-    /// (`jdoe` may become its `john.doe`).
-    fn taken(
-        &self,
-        config: &Config,
-        dirs: &HashSet<(String, String)>,
-        who: &Address,
-        renamed: ItemId,
-    ) -> Option<String> {
-        let k = key(who);
-        if self.users.get(&k).is_some_and(|id| *id != renamed) {
-            return Some("a user".into());
-        }
-        if let Some(owner) = self
-            .addresses
-            .get(&k)
-            .and_then(|o| o.iter().find(|id| **id != renamed))
-        {
-            let u = User(config.users.item(*owner));
-            return Some(format!("an address of user {}", u.address()));
-        }
-        if let Some(what) = self.others.get(&k) {
-            return Some((*what).into());
-        }
-        dirs.contains(&k).then(|| "a mailbox directory".into())
     }
 }
 
-fn key(a: &Address) -> (String, String) {
-    (a.name.to_ascii_lowercase(), a.domain.to_ascii_lowercase())
+fn key(a: &Address) -> NameKey {
+    name_key(&a.name, &a.domain)
 }
 
 /// Orders the renames so that a name is vacated before it is reused (a chain `b -> c, a -> b`);
@@ -250,8 +180,8 @@ pub fn plan(
     let mut config = Config::load(&install.root)?;
     let mut problems = Vec::new();
 
-    // The mailbox directories of every domain, as keys, for the "already exists" check.
-    let mut dirs: HashSet<(String, String)> = HashSet::new();
+    // The mailbox directories of every domain, by lower-case (name, domain): where each one is,
+    // and for the "already exists" check.
     let mut dir_paths: HashMap<(String, String), PathBuf> = HashMap::new();
     let mail = install.root.join(layout.mail());
     for mb in crate::store::all_mailboxes(&mail).map_err(AccountError::from)? {
@@ -264,7 +194,6 @@ pub fn plan(
             .strip_prefix(&install.root)
             .map(Path::to_path_buf)
             .unwrap_or(mb.path.clone());
-        dirs.insert(a.clone());
         dir_paths.insert(a, rel);
     }
 
@@ -318,9 +247,9 @@ pub fn plan(
             continue;
         }
         let Some(user) = index
-            .users
-            .get(&key(&r.old))
-            .map(|id| User(config.users.item(*id)))
+            .names
+            .user(&r.old.name, &r.old.domain)
+            .map(|id| User(config.users.item(id)))
         else {
             problems.push(format!("{here}{}: no such user", r.old));
             continue;
@@ -360,7 +289,15 @@ pub fn plan(
         }
         let case_only = old.is(&new);
         if !case_only {
-            if let Some(what) = index.taken(&config, &dirs, &new, user_id) {
+            let what = index
+                .names
+                .taken(&config, &new.name, &new.domain, Some(user_id))
+                .or_else(|| {
+                    dir_paths
+                        .contains_key(&key(&new))
+                        .then(|| "a mailbox directory".to_owned())
+                });
+            if let Some(what) = what {
                 problems.push(format!("{here}{new}: already exists as {what}"));
                 continue;
             }
@@ -389,7 +326,6 @@ pub fn plan(
             .get(USER.email_addresses)
             .unwrap_or("")
             .to_owned();
-        index.remove_addresses(user_id, &own, &old.domain);
         if !case_only && crate::config::list_contains(&own, &new.name) {
             // Renamed to one of its own addresses: the old login goes (the alias keeps it).
             let (kept, k) = remove_list_token(&own, &old.name);
@@ -400,10 +336,12 @@ pub fn plan(
         } else {
             n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
         }
-        index.users.remove(&key(&old));
-        index.users.insert(key(&new), user_id);
         let now = users.item(user_id).get(USER.email_addresses).unwrap_or("");
-        index.add_addresses(user_id, now, &new.domain);
+        index.names.rename_user(
+            user_id,
+            (&old.name, &old.domain, &own),
+            (&new.name, &new.domain, now),
+        );
         let extra = index.history.remove(&key(&old)).unwrap_or_default();
         index.history.insert(key(&new), extra.clone());
         for id in extra {
@@ -474,7 +412,6 @@ pub fn plan(
         let (ok, nk) = (key(&old), key(&new));
         match dir_paths.remove(&ok) {
             Some(from) => {
-                dirs.remove(&ok);
                 let planned = create_dirs
                     .iter()
                     .find(|d| {
@@ -493,7 +430,6 @@ pub fn plan(
                     };
                 let to = domain_dir.join(&new.name);
                 moves.push((from, to.clone()));
-                dirs.insert(nk.clone());
                 dir_paths.insert(nk, to);
             }
             None => warnings.push(format!(
