@@ -414,6 +414,24 @@ impl Document {
         Ok(count)
     }
 
+    /// Removes every token of a comma-list variable equal to `token` (case-insensitively),
+    /// keeping the others and their spacing. Returns how many were removed.
+    pub fn remove_token(
+        &mut self,
+        id: ItemId,
+        name: &str,
+        token: &str,
+    ) -> Result<usize, ConfigError> {
+        let Some(value) = self.item(id).get(name) else {
+            return Ok(0);
+        };
+        let (kept, count) = remove_list_token(value, token);
+        if count > 0 {
+            self.set(id, name, &kept)?;
+        }
+        Ok(count)
+    }
+
     /// Whether any edit is pending, i.e. [`Document::to_bytes`] differs from the input.
     pub fn is_modified(&self) -> bool {
         !self.patches().is_empty()

@@ -8,7 +8,7 @@ use crate::account::{self, AccountError, Address, Layout, NameKey, Names, ShareF
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DATA};
 use crate::config::view::User;
-use crate::config::{Config, ConfigError, Document, ItemId, remove_list_token};
+use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
 
@@ -328,11 +328,7 @@ pub fn plan(
             .to_owned();
         if !case_only && crate::config::list_contains(&own, &new.name) {
             // Renamed to one of its own addresses: the old login goes (the alias keeps it).
-            let (kept, k) = remove_list_token(&own, &old.name);
-            if k > 0 {
-                users.set(user_id, USER.email_addresses, &kept)?;
-                n += k;
-            }
+            n += users.remove_token(user_id, USER.email_addresses, &old.name)?;
         } else {
             n += users.rename_token(user_id, USER.email_addresses, &old.name, &new.name)?;
         }
@@ -352,20 +348,10 @@ pub fn plan(
             n += 1;
         }
         // Groups of the old domain name the user by login.
-        let groups: Vec<_> = users
-            .items(GROUP.list)
-            .filter(|g| {
-                g.get(GROUP.domain)
-                    .is_some_and(|d| d.eq_ignore_ascii_case(&old.domain))
-            })
-            .map(|g| (g.id(), g.get(GROUP.name).unwrap_or("").to_owned()))
-            .collect();
-        for (id, group) in groups {
+        for (id, group) in crate::config::view::groups_of(users, &old.domain) {
             if cross {
-                let members = users.item(id).get(GROUP.members).unwrap_or("").to_owned();
-                let (kept, removed) = remove_list_token(&members, &old.name);
+                let removed = users.remove_token(id, GROUP.members, &old.name)?;
                 if removed > 0 {
-                    users.set(id, GROUP.members, &kept)?;
                     n += removed;
                     warnings.push(format!(
                         "{old_addr} leaves group {group}@{} (groups belong to one domain); add {new_addr} to a group of {} if needed",

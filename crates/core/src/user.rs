@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use crate::account::{self, AccountError, Address, Layout, ShareFile};
 use crate::change::{Plan, Step, audit_line};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
-use crate::config::{Config, ConfigError, list_tokens, remove_list_token};
+use crate::config::{Config, ConfigError, list_tokens};
 use crate::install::Install;
 use crate::progress::Progress;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
@@ -47,99 +47,43 @@ pub enum UserError {
 fn purge_config(config: &mut Config, who: &Address) -> Result<Vec<String>, ConfigError> {
     let addr = who.to_string();
     let mut said = Vec::new();
-    let users = &mut config.users;
-    let groups: Vec<_> = users
-        .items(GROUP.list)
-        .filter(|g| {
-            g.get(GROUP.domain)
-                .is_some_and(|d| d.eq_ignore_ascii_case(&who.domain))
-        })
-        .map(|g| (g.id(), g.get(GROUP.name).unwrap_or("").to_owned()))
-        .collect();
-    for (id, name) in groups {
-        let members = users.item(id).get(GROUP.members).unwrap_or("").to_owned();
-        let (kept, n) = remove_list_token(&members, &who.name);
-        if n > 0 {
-            users.set(id, GROUP.members, &kept)?;
+    for (id, name) in crate::config::view::groups_of(&config.users, &who.domain) {
+        if config.users.remove_token(id, GROUP.members, &who.name)? > 0 {
             said.push(format!("member of group {name}@{}", who.domain));
         }
     }
-    let aliases: Vec<_> = users
-        .items(ALIAS.list)
-        .map(|a| {
-            (
-                a.id(),
-                format!(
-                    "{}@{}",
-                    a.get(ALIAS.name).unwrap_or(""),
-                    a.get(ALIAS.domain).unwrap_or("")
-                ),
-                a.get(ALIAS.deliver_to).unwrap_or("").to_owned(),
-            )
-        })
+    let aliases: Vec<_> = config
+        .aliases()
+        .map(|a| (a.id(), format!("{}@{}", a.name(), a.domain())))
         .collect();
-    for (id, name, to) in aliases {
-        let (kept, n) = remove_list_token(&to, &addr);
-        if n == 0 {
+    for (id, name) in aliases {
+        if config.users.remove_token(id, ALIAS.deliver_to, &addr)? == 0 {
             continue;
         }
-        if list_tokens(&kept).next().is_none() {
-            users.remove_item(id);
+        let left = config.users.item(id).get(ALIAS.deliver_to).unwrap_or("");
+        if list_tokens(left).next().is_none() {
+            config.users.remove_item(id);
             said.push(format!("alias {name} delivers only to it"));
         } else {
-            users.set(id, ALIAS.deliver_to, &kept)?;
             said.push(format!("alias {name} delivers to it among others"));
         }
     }
-    let forwards: Vec<_> = users
-        .items(USER.list)
-        .map(|u| {
-            (
-                u.id(),
-                format!(
-                    "{}@{}",
-                    u.get(USER.name).unwrap_or(""),
-                    u.get(USER.domain).unwrap_or("")
-                ),
-                u.get(USER.forward_address).unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    for (id, name, to) in forwards {
-        let (kept, n) = remove_list_token(&to, &addr);
-        if n > 0 {
-            users.set(id, USER.forward_address, &kept)?;
+    let users: Vec<_> = config.users().map(|u| (u.id(), u.address())).collect();
+    for (id, name) in users {
+        if config.users.remove_token(id, USER.forward_address, &addr)? > 0 {
             said.push(format!("user {name} forwards to it"));
         }
     }
     let lists: Vec<_> = config
-        .mailserver
-        .items(MAILING_LIST.list)
-        .map(|l| {
-            (
-                l.id(),
-                format!(
-                    "{}@{}",
-                    l.get(MAILING_LIST.name).unwrap_or(""),
-                    l.get(MAILING_LIST.domain).unwrap_or("")
-                ),
-            )
-        })
+        .mailing_lists()
+        .map(|l| (l.id(), format!("{}@{}", l.name(), l.domain())))
         .collect();
     for (id, name) in lists {
         for (field, role) in [
             (MAILING_LIST.members, "member"),
             (MAILING_LIST.moderators, "moderator"),
         ] {
-            let value = config
-                .mailserver
-                .item(id)
-                .get(field)
-                .unwrap_or("")
-                .to_owned();
-            let (kept, n) = remove_list_token(&value, &addr);
-            if n > 0 {
-                config.mailserver.set(id, field, &kept)?;
+            if config.mailserver.remove_token(id, field, &addr)? > 0 {
                 said.push(format!("{role} of mailing list {name}"));
             }
         }

@@ -201,6 +201,17 @@ fn rename_token_matches_case_insensitively_and_keeps_spacing() {
 }
 
 #[test]
+fn remove_token_matches_case_insensitively_and_keeps_the_rest() {
+    let mut doc = parse(AWKWARD);
+    let id = first_user(&doc);
+    assert_eq!(doc.remove_token(id, "Groups", "ALL").expect("removable"), 1);
+    assert_eq!(doc.item(id).get("Groups"), Some("sales,dev"));
+    assert_eq!(doc.remove_token(id, "Groups", "nobody").expect("ok"), 0);
+    assert_eq!(doc.remove_token(id, "Missing", "a").expect("ok"), 0);
+    assert!(doc.is_modified());
+}
+
+#[test]
 fn list_token_helpers() {
     assert_eq!(list_tokens(" a, ,b ,").collect::<Vec<_>>(), ["a", "b"]);
     assert!(list_contains("Sales,ALL", "all"));

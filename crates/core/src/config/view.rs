@@ -189,6 +189,16 @@ impl Config {
     }
 }
 
+/// The groups of a domain in a loaded users.cfg: id and name.
+pub fn groups_of(users: &Document, domain: &str) -> Vec<(ItemId, String)> {
+    users
+        .items(GROUP.list)
+        .map(Group)
+        .filter(|g| g.domain().eq_ignore_ascii_case(domain))
+        .map(|g| (g.id(), g.name().to_owned()))
+        .collect()
+}
+
 /// The `UserAdditionalData` items of an account in a loaded users.cfg.
 pub fn additional_data_of(users: &Document, name: &str, domain: &str) -> Vec<ItemId> {
     users
