@@ -387,14 +387,11 @@ pub fn plan(
     }
     let target = match action {
         Resolve::TransferTo(to) => match config.user(&to.name, &to.domain) {
-            Some(_) => match account::mailbox_path(install, &layout, to)? {
-                Some(p) => Some(p),
-                None => {
-                    let p = layout.domain(&to.domain).join(&to.name);
-                    steps.push(Step::CreateDir { path: p.clone() });
-                    Some(p)
-                }
-            },
+            Some(_) => {
+                let (dir, create) = account::transfer_target(install, &layout, to)?;
+                steps.extend(create);
+                Some(dir)
+            }
             None => {
                 problems.push(format!("--transfer-to {to}: no such user"));
                 None
@@ -419,12 +416,13 @@ pub fn plan(
             }
             Resolve::TransferTo(to) => {
                 let Some(target) = &target else { continue };
-                let (moves, folder) = account::transfer_steps(&f.rel, &addr, target);
-                if install.root.join(&folder).exists() {
-                    problems.push(format!("{}: already exists", folder.display()));
-                    continue;
+                match account::transfer_steps(install, &f.rel, &addr, target) {
+                    Ok(moves) => late.extend(moves),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        continue;
+                    }
                 }
-                late.extend(moves);
                 lines.push(format!("Move orphan mailbox '{addr}' to '{to}'"));
             }
             Resolve::Adopt => {

@@ -190,6 +190,11 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             }
         }
         Action::Remove { mailbox, purge } => {
+            // The target's mailbox, and the step creating it (taken when a mailbox moves there).
+            let mut target = match mailbox {
+                MailboxFate::Transfer(to) => Some(account::transfer_target(install, &layout, to)?),
+                _ => None,
+            };
             for (a, id, _) in &targets {
                 config.users.remove_item(*id);
                 let extra =
@@ -225,28 +230,13 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                     (MailboxFate::Keep, _) => {}
                     (_, None) => warnings.push(format!("{a} has no mailbox directory")),
                     (MailboxFate::Delete, Some(dir)) => late.push(Step::RemoveDir { path: dir }),
-                    (MailboxFate::Transfer(to), Some(dir)) => {
-                        let target = match account::mailbox_path(install, &layout, to)? {
-                            Some(t) => t,
-                            None => {
-                                let t = layout.domain(&to.domain).join(&to.name);
-                                if !steps
-                                    .iter()
-                                    .any(|s| matches!(s, Step::CreateDir { path } if *path == t))
-                                {
-                                    steps.push(Step::CreateDir { path: t.clone() });
-                                }
-                                t
-                            }
-                        };
-                        let (moves, folder) = account::transfer_steps(&dir, a, &target);
-                        if install.root.join(&folder).exists() {
-                            return Err(UserError::Refused(vec![format!(
-                                "{}: already exists; nothing was moved",
-                                folder.display()
-                            )]));
-                        }
-                        late.extend(moves);
+                    (MailboxFate::Transfer(_), Some(dir)) => {
+                        let (target, create) = target.as_mut().expect("resolved for a transfer");
+                        steps.extend(create.take());
+                        late.extend(
+                            account::transfer_steps(install, &dir, a, target)
+                                .map_err(|e| UserError::Refused(vec![e.to_string()]))?,
+                        );
                     }
                 }
             }
