@@ -462,28 +462,31 @@ pub fn plan(
         std::sync::atomic::AtomicUsize::new(0),
         std::sync::atomic::AtomicUsize::new(0),
     );
+    // Every rename at once, by lower-case old address: the order makes a name vacated before it
+    // is reused, so no new address is also an old one and one pass equals the renames in turn.
+    let new_of: HashMap<String, String> = done
+        .iter()
+        .map(|(old, new)| (old.to_string().to_ascii_lowercase(), new.to_string()))
+        .collect();
+    let lookup = |address: &str| {
+        new_of
+            .get(&address.to_ascii_lowercase())
+            .map(String::as_str)
+    };
     let store_files = account::edit_share_files(install, &layout, |kind, path, bytes| {
-        let mut changed = 0;
-        let out = match kind {
+        let (out, changed) = match kind {
             ShareFile::Status => {
                 let mut s = StatusFld::parse(bytes);
-                for (old, new) in &done {
-                    changed += s.rename(&old.to_string(), &new.to_string());
-                }
-                acl.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
-                s.into_bytes()
+                let n = s.rename_with(lookup);
+                acl.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                (s.into_bytes(), n)
             }
             ShareFile::Map => {
-                let mut bytes = bytes;
-                for (old, new) in &done {
-                    let map = FolderMap::parse(path, bytes)
-                        .map_err(|e| AccountError::Share(e.to_string()))?;
-                    let (b, n) = map.renamed(&old.to_string(), &new.to_string());
-                    changed += n;
-                    bytes = b;
-                }
-                owners.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
-                bytes
+                let map = FolderMap::parse(path, bytes)
+                    .map_err(|e| AccountError::Share(e.to_string()))?;
+                let (out, n) = map.renamed_with(lookup);
+                owners.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                (out, n)
             }
         };
         Ok((changed > 0).then_some(out))
@@ -492,10 +495,7 @@ pub fn plan(
     counts.folder_map_owners = owners.into_inner();
 
     // What still names an old address is for the admin to look at.
-    let olds: HashSet<String> = done
-        .iter()
-        .map(|(old, _)| old.to_string().to_ascii_lowercase())
-        .collect();
+    let olds: HashSet<String> = new_of.keys().cloned().collect();
     for doc in [&config.users, &config.mailserver] {
         let text = String::from_utf8_lossy(&doc.to_bytes()).into_owned();
         for (line, old) in mentions(&text, &olds) {

@@ -90,13 +90,20 @@ impl FolderMap {
     /// The file with every `owner` equal to `old` (case-insensitively) set to `new`, and how many
     /// entries changed.
     pub fn renamed(&self, old: &str, new: &str) -> (Vec<u8>, usize) {
-        let new = escape_attr(new);
-        let edits: Vec<(Range<usize>, &str)> = self
+        self.renamed_with(|owner| owner.eq_ignore_ascii_case(old).then_some(new))
+    }
+
+    /// The file with every `owner` that `new_of` gives a new address for set to it, in one pass
+    /// (many renames at once), and how many entries changed.
+    pub fn renamed_with<'n>(&self, new_of: impl Fn(&str) -> Option<&'n str>) -> (Vec<u8>, usize) {
+        let escaped: Vec<(Range<usize>, String)> = self
             .entries
             .iter()
-            .filter(|e| e.owner.eq_ignore_ascii_case(old))
-            .filter_map(|e| e.owner_value.clone())
-            .map(|r| (r, new.as_str()))
+            .filter_map(|e| Some((e.owner_value.clone()?, escape_attr(new_of(&e.owner)?))))
+            .collect();
+        let edits: Vec<(Range<usize>, &str)> = escaped
+            .iter()
+            .map(|(r, new)| (r.clone(), new.as_str()))
             .collect();
         let n = edits.len();
         (self.spliced(edits), n)
@@ -182,6 +189,21 @@ mod tests {
         );
         let (bytes, n) = map().renamed("nobody@example.com", "x@y");
         assert_eq!((bytes, n), (MAP.as_bytes().to_vec(), 0));
+    }
+
+    #[test]
+    fn renamed_with_renames_many_in_one_pass_and_escapes() {
+        let (bytes, n) = map().renamed_with(|owner| match owner {
+            "asmith@example.com" => Some("a&b@example.com"),
+            "bwhite@example.com" => Some("asmith@example.com"),
+            _ => None,
+        });
+        assert_eq!(n, 2);
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            MAP.replace("\"asmith@example.com\"", "\"a&amp;b@example.com\"")
+                .replace("'bwhite@example.com'", "'asmith@example.com'")
+        );
     }
 
     #[test]
