@@ -427,6 +427,53 @@ fn differential_holds_changes_and_deletions_and_its_chain_restores_the_tree() {
 }
 
 #[test]
+fn latest_is_the_newest_backup_even_within_one_second() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).arg("create"));
+    stdout(kc_backup(&inst.root).args(["create", "--kind", "diff"]));
+    // Taken within one second, the two would share their time stamp: make it so, renaming the
+    // differential's files and ID to the full backup's stamp.
+    let dir = inst.root.join("kc-backups");
+    let all = kc_core::archive::list(&dir).expect("list");
+    let (full, diff) = (&all[1].meta.id, &all[0].meta.id);
+    assert!(
+        full.starts_with('F') && diff.starts_with('D'),
+        "{full} {diff}"
+    );
+    let same = format!("D{}", &full[1..]);
+    for ext in [".tar.gz", ".tar.gz.sha256", ".tar.gz.json"] {
+        let from = dir.join(format!("{diff}{ext}"));
+        let to = dir.join(format!("{same}{ext}"));
+        let text = std::fs::read(&from).expect("read");
+        std::fs::remove_file(&from).expect("rm");
+        let text = if ext.ends_with("json") {
+            String::from_utf8_lossy(&text)
+                .replace(diff.as_str(), &same)
+                .into_bytes()
+        } else {
+            text
+        };
+        std::fs::write(&to, text).expect("write");
+    }
+    let latest = kc_core::archive::find(&inst.root.join("kc-backups"), "latest").expect("found");
+    assert_eq!(
+        latest.meta.kind,
+        kc_core::archive::Kind::Diff,
+        "{}",
+        latest.meta.id
+    );
+    let out = kc_backup(&inst.root)
+        .args(["verify", "latest"])
+        .output()
+        .expect("runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.starts_with(&format!("{}: OK", latest.meta.id)),
+        "{said}"
+    );
+}
+
+#[test]
 fn a_malicious_archive_cannot_write_outside_the_target() {
     let inst = install();
     let dir = inst.root.join("kc-backups");

@@ -246,11 +246,14 @@ pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
         .unwrap_or(id_or_path);
     let all = list(dir)?;
     if id == LATEST {
-        // The newest full or differential backup (pre-change ones are the changes' own).
+        // The newest full or differential backup (pre-change ones are the changes' own), by when
+        // it was made: IDs name the second only, and a full backup and a differential taken in
+        // the same second share it.
+        let made = |b: &Backup| b.meta.created.parse::<jiff::Timestamp>().ok();
         return all
             .into_iter()
             .filter(|b| b.meta.kind != Kind::PreChange)
-            .max_by(|a, b| a.meta.id[1..].cmp(&b.meta.id[1..]))
+            .max_by(|a, b| (made(a), &a.meta.id[1..]).cmp(&(made(b), &b.meta.id[1..])))
             .ok_or_else(|| ArchiveError::NotFound {
                 id: id_or_path.to_owned(),
                 dir: dir.to_owned(),
