@@ -19,10 +19,6 @@ use crate::store::{self, FOLDER_MAP, STATUS_FLD, StoreError};
 pub enum AccountError {
     #[error("{text:?} is not an address: {why}")]
     BadAddress { text: String, why: String },
-    #[error(
-        "the store {store} is outside the install root {root}; the writers need it inside (a backup of its paths is made relative to the root)"
-    )]
-    StoreOutsideRoot { store: PathBuf, root: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{path}: {source}")]
@@ -218,21 +214,16 @@ impl Names {
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub store: PathBuf,
+    pub logs: PathBuf,
 }
 
 impl Layout {
-    pub fn new(install: &Install) -> Result<Layout, AccountError> {
-        let outside = || AccountError::StoreOutsideRoot {
-            store: install.store.clone(),
-            root: install.root.clone(),
-        };
-        let root = std::fs::canonicalize(&install.root).map_err(|_| outside())?;
-        let store = std::fs::canonicalize(&install.store).map_err(|_| outside())?;
-        match store.strip_prefix(&root) {
-            Ok(rel) if !rel.as_os_str().is_empty() => Ok(Layout {
-                store: rel.to_path_buf(),
-            }),
-            _ => Err(outside()),
+    /// The store's logical prefix (see [`Install::store_prefix`]); its logs where the install
+    /// says. Never fails: a store outside the root is named `store` in plans and backups.
+    pub fn new(install: &Install) -> Layout {
+        Layout {
+            store: install.store_prefix.clone(),
+            logs: install.logs.clone(),
         }
     }
 
@@ -245,11 +236,11 @@ impl Layout {
     }
 
     pub fn config_log(&self) -> PathBuf {
-        self.store.join("logs/config.log")
+        self.logs.join("config.log")
     }
 
     pub fn warning_log(&self) -> PathBuf {
-        self.store.join("logs/warning.log")
+        self.logs.join("warning.log")
     }
 }
 
@@ -325,7 +316,7 @@ pub fn edit_share_files<F>(
 where
     F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
 {
-    let mail = install.root.join(layout.mail());
+    let mail = install.resolve(&layout.mail());
     let mut tops = Vec::new();
     for domain in store::domains(&mail)? {
         for entry in std::fs::read_dir(&domain.path).map_err(|source| AccountError::Io {
@@ -356,14 +347,7 @@ where
                     source,
                 })?;
                 if let Some(new) = edit(kind, &file, bytes)? {
-                    let rel = file
-                        .strip_prefix(&install.root)
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|_| {
-                            layout
-                                .store
-                                .join(file.strip_prefix(&install.store).unwrap_or(&file))
-                        });
+                    let rel = install.logical(&file).unwrap_or_else(|| file.clone());
                     out.push((rel, new));
                 }
             }
@@ -402,7 +386,7 @@ pub fn transfer_steps(
     target_mailbox: &Path,
 ) -> Result<Vec<Step>, AccountError> {
     let folder = target_mailbox.join(format!("{}{address}", store::DELETED_MAILBOX_PREFIX));
-    if install.root.join(&folder).exists() {
+    if install.resolve(&folder).exists() {
         return Err(AccountError::FolderExists(folder));
     }
     let status = mailbox.join(STATUS_FLD);

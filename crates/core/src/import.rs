@@ -498,7 +498,7 @@ pub fn plan(
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         config.users.add_item(USER_ADDITIONAL_DATA.list, &refs);
     }
-    let layout = crate::account::Layout::new(install).ok();
+    let layout = crate::account::Layout::new(install);
     let mut steps = Vec::new();
     if config.users.is_modified() {
         steps.push(Step::write_file(
@@ -507,10 +507,7 @@ pub fn plan(
         ));
     }
     if !audit.is_empty() {
-        let log = layout.map_or_else(
-            || PathBuf::from("store/logs/config.log"),
-            |l| l.config_log(),
-        );
+        let log = layout.config_log();
         let lines: Vec<String> = audit.iter().map(|l| audit_line(TOOL, l)).collect();
         steps.push(Step::AppendLine {
             path: log,

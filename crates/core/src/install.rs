@@ -1,18 +1,25 @@
 //! Where a Kerio Connect install lives: its root, its two config files, and its store.
 //!
 //! The root comes from `--server` (or `KC_SERVER`, resolved by the command line), else the OS's
-//! default (KERIO-FORMAT.md §1). The store is `--store` when given, else the `StoreDir` of
-//! mailserver.cfg (relative to the root when relative), else `<root>/store`.
+//! default (KERIO-FORMAT.md §1). The store is `--store` when given, else the `StoreDir` of the
+//! `Directories` table of mailserver.cfg (absolute, or relative to the root), else `<root>/store`.
+//! The store is often elsewhere: on another disk, or a Docker volume behind a symlink.
+//!
+//! The change protocol and the backups name every path in one space of *logical* paths: config
+//! files relative to the root, and the store under its prefix ([`Install::store_prefix`]): its
+//! path below the root when it is inside, else `store`. [`Install::resolve`] maps them back.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use crate::config::schema::{MAILSERVER_CFG, USERS_CFG};
+use crate::config::schema::{DIRECTORIES, LOG_ROOT, MAILSERVER_CFG, USERS_CFG};
 use crate::config::{ConfigError, Document, view};
 
 /// The toolkit's journal of changes, in the install root (see `change`).
 pub const JOURNAL_DIR: &str = "kc-journal";
 /// Where backups go unless `--backup-dir` says otherwise, in the install root.
 pub const BACKUP_DIR: &str = "kc-backups";
+/// The logical prefix of a store outside the root (in plans, journals and archives).
+pub const OUTSIDE_STORE_PREFIX: &str = "store";
 
 /// What can go wrong finding an install.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +28,18 @@ pub enum InstallError {
     NoRoot { root: PathBuf },
     #[error("{root} is not a Kerio Connect install: it has no {file}")]
     NotAnInstall { root: PathBuf, file: &'static str },
-    #[error("{store}: the store directory does not exist ({why})")]
-    NoStore { store: PathBuf, why: &'static str },
+    #[error("{store}: the store directory {why} ({origin}); give the right one with --store")]
+    BadStore {
+        store: PathBuf,
+        why: &'static str,
+        origin: StoreSource,
+    },
+    #[error("{path}: cannot resolve the install's paths")]
+    Resolve {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -36,6 +53,16 @@ pub enum StoreSource {
     Default,
 }
 
+impl std::fmt::Display for StoreSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreSource::Flag => "given with --store",
+            StoreSource::StoreDir => "Directories/StoreDir of mailserver.cfg",
+            StoreSource::Default => "the default <root>/store: mailserver.cfg sets no StoreDir",
+        })
+    }
+}
+
 /// A located install.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Install {
@@ -44,6 +71,15 @@ pub struct Install {
     pub users_cfg: PathBuf,
     pub store: PathBuf,
     pub store_source: StoreSource,
+    /// The store's logical prefix: its path below the root, or `store` when it is outside.
+    pub store_prefix: PathBuf,
+    /// Whether the store is outside the root (through a symlink, or configured so).
+    pub store_outside: bool,
+    /// The log directory, logical (`LogGlobal/RelativePathsRoot` when it is inside the root or
+    /// the store, else `<store>/logs`).
+    pub logs: PathBuf,
+    /// What the admin should hear once about how the install was read (stderr).
+    pub notes: Vec<String>,
 }
 
 /// The install root a fresh server of this OS has (KERIO-FORMAT.md §1 [C]).
@@ -57,9 +93,22 @@ pub fn default_root() -> PathBuf {
     }
 }
 
+/// A `D:\...` or `\\server\share` path, which means nothing on a Unix host.
+fn is_windows_path(text: &str) -> bool {
+    let b = text.as_bytes();
+    (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || text.starts_with("\\\\")
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, InstallError> {
+    fs_err::canonicalize(path).map_err(|e| InstallError::Resolve {
+        path: path.to_owned(),
+        source: e.into(),
+    })
+}
+
 impl Install {
-    /// Finds the install at `root` (the OS default when `None`), reading `StoreDir` from its
-    /// mailserver.cfg unless `store` overrides it.
+    /// Finds the install at `root` (the OS default when `None`), reading `Directories/StoreDir`
+    /// from its mailserver.cfg unless `store` overrides it.
     pub fn locate(root: Option<&Path>, store: Option<&Path>) -> Result<Install, InstallError> {
         let root = root.map_or_else(default_root, Path::to_path_buf);
         if !root.is_dir() {
@@ -72,31 +121,85 @@ impl Install {
                 return Err(InstallError::NotAnInstall { root, file });
             }
         }
+        let doc = Document::load(&mailserver_cfg)?;
         let (store, store_source) = match store {
             Some(store) => (store.to_path_buf(), StoreSource::Flag),
-            None => {
-                let doc = Document::load(&mailserver_cfg)?;
-                match view::store_dir(&doc) {
-                    Some(dir) => (root.join(dir), StoreSource::StoreDir),
-                    None => (root.join("store"), StoreSource::Default),
+            None => match view::store_dir(&doc) {
+                Some(dir) => {
+                    if is_windows_path(dir) && !cfg!(windows) {
+                        return Err(InstallError::BadStore {
+                            store: PathBuf::from(dir),
+                            why: "is a Windows path, and this host is not Windows",
+                            origin: StoreSource::StoreDir,
+                        });
+                    }
+                    (root.join(dir), StoreSource::StoreDir)
                 }
-            }
+                None => (root.join("store"), StoreSource::Default),
+            },
         };
-        if !store.is_dir() {
-            let why = match store_source {
-                StoreSource::Flag => "given with --store",
-                StoreSource::StoreDir => "StoreDir of mailserver.cfg; override it with --store",
-                StoreSource::Default => "the default <root>/store; give it with --store",
-            };
-            return Err(InstallError::NoStore { store, why });
+        let bad = |why| InstallError::BadStore {
+            store: store.clone(),
+            why,
+            origin: store_source,
+        };
+        if !store.exists() {
+            return Err(bad("does not exist"));
         }
-        Ok(Install {
+        if !store.is_dir() {
+            return Err(bad("is not a directory"));
+        }
+        let real_root = canonical(&root)?;
+        let real_store = canonical(&store)?;
+        if real_store.parent().is_none() {
+            return Err(bad("is the filesystem's root /"));
+        }
+        if real_root.starts_with(&real_store) {
+            return Err(bad("holds the install root itself"));
+        }
+        let mut notes = Vec::new();
+        let (store_prefix, store_outside) = match real_store.strip_prefix(&real_root) {
+            Ok(rel) => (rel.to_path_buf(), false),
+            Err(_) => (PathBuf::from(OUTSIDE_STORE_PREFIX), true),
+        };
+        let stale = root.join("store");
+        if store_source != StoreSource::Default
+            && stale.is_dir()
+            && canonical(&stale).is_ok_and(|s| s != real_store)
+        {
+            notes.push(format!(
+                "using the store {} ({store_source}); {} is another directory and is left alone",
+                store.display(),
+                stale.display()
+            ));
+        }
+        let mut install = Install {
             root,
             mailserver_cfg,
             users_cfg,
             store,
             store_source,
-        })
+            store_prefix,
+            store_outside,
+            logs: PathBuf::new(),
+            notes,
+        };
+        install.logs = install.store_prefix.join("logs");
+        if let Some(dir) = view::location(&doc, LOG_ROOT) {
+            let full = install.root.join(dir);
+            match full.canonicalize().ok().and_then(|r| install.logical(&r)) {
+                Some(logical) => install.logs = logical,
+                None => install.notes.push(format!(
+                    "the log directory {dir} ({}/{}) is outside the install and its store; \
+                     audit lines go to {}",
+                    LOG_ROOT.0,
+                    LOG_ROOT.1,
+                    install.resolve(&install.logs).display()
+                )),
+            }
+        }
+        let _ = DIRECTORIES; // ArchiveDir and BackupDir are read by the archive's exclusions.
+        Ok(install)
     }
 
     /// `store/mail`: one directory per domain.
@@ -104,10 +207,55 @@ impl Install {
         self.store.join("mail")
     }
 
-    /// `store/logs`.
+    /// The log directory, as it is on disk.
     pub fn logs_dir(&self) -> PathBuf {
-        self.store.join("logs")
+        self.resolve(&self.logs)
     }
+
+    /// The real path of a logical one (see the module's doc). Logical paths are relative and
+    /// never hold `..`: the callers make them from names checked for that.
+    pub fn resolve(&self, logical: &Path) -> PathBuf {
+        if self.store_outside {
+            if let Ok(rest) = logical.strip_prefix(&self.store_prefix) {
+                return self.store.join(rest);
+            }
+        }
+        self.root.join(logical)
+    }
+
+    /// The logical path of a real one under the store or the root (as given, or resolved).
+    pub fn logical(&self, real: &Path) -> Option<PathBuf> {
+        let plain = |p: &Path| -> Option<PathBuf> {
+            if let Ok(rest) = p.strip_prefix(&self.store) {
+                return Some(self.store_prefix.join(rest));
+            }
+            let rel = p.strip_prefix(&self.root).ok()?;
+            (!(self.store_outside && rel.starts_with(OUTSIDE_STORE_PREFIX)))
+                .then(|| rel.to_path_buf())
+        };
+        if let Some(found) = plain(real) {
+            return Some(found);
+        }
+        let (root, store) = (
+            self.root.canonicalize().ok()?,
+            self.store.canonicalize().ok()?,
+        );
+        if let Ok(rest) = real.strip_prefix(&store) {
+            return Some(self.store_prefix.join(rest));
+        }
+        let rel = real.strip_prefix(&root).ok()?;
+        (!(self.store_outside && rel.starts_with(OUTSIDE_STORE_PREFIX))).then(|| rel.to_path_buf())
+    }
+
+    /// The logical path of the store's `mail/`.
+    pub fn mail_prefix(&self) -> PathBuf {
+        self.store_prefix.join("mail")
+    }
+}
+
+/// Whether a logical path is well formed: relative, and only plain names.
+pub fn is_plain_relative(path: &Path) -> bool {
+    !path.as_os_str().is_empty() && path.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 #[cfg(test)]
@@ -117,7 +265,9 @@ mod tests {
     fn install(store_dir: Option<&str>) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let table = store_dir.map_or(String::new(), |d| {
-            format!("<table name=\"Store\"><variable name=\"StoreDir\">{d}</variable></table>")
+            format!(
+                "<table name=\"Directories\"><variable name=\"StoreDir\">{d}</variable></table>"
+            )
         });
         std::fs::write(
             dir.path().join("mailserver.cfg"),
@@ -164,7 +314,7 @@ mod tests {
         let err = Install::locate(Some(dir.path()), None).expect_err("no store");
         assert_eq!(
             err.to_string(),
-            "/nonexistent/kc-store: the store directory does not exist (StoreDir of mailserver.cfg; override it with --store)"
+            "/nonexistent/kc-store: the store directory does not exist (Directories/StoreDir of mailserver.cfg); give the right one with --store"
         );
         std::fs::remove_file(dir.path().join("users.cfg")).expect("rm");
         let err = Install::locate(Some(dir.path()), None).expect_err("no users.cfg");

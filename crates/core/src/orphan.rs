@@ -212,14 +212,8 @@ pub fn scan(
     progress: &dyn Progress,
 ) -> Result<Vec<Finding>, OrphanError> {
     let config = Config::load(&install.root)?;
-    let layout = Layout::new(install).ok();
     let mail = install.mail_dir();
-    let rel = |p: &Path| -> PathBuf {
-        match (&layout, p.strip_prefix(&install.store)) {
-            (Some(l), Ok(r)) => l.store.join(r),
-            _ => p.to_path_buf(),
-        }
-    };
+    let rel = |p: &Path| -> PathBuf { install.logical(p).unwrap_or_else(|| p.to_path_buf()) };
     // Accounts per domain (lower case), with their spelling.
     let mut accounts: HashMap<String, HashMap<String, (String, bool, bool)>> = HashMap::new();
     for u in config.users() {
@@ -361,7 +355,7 @@ pub fn plan(
     findings: &[Finding],
     action: &Resolve,
 ) -> Result<Plan, OrphanError> {
-    let layout = Layout::new(install)?;
+    let layout = Layout::new(install);
     let mut config = Config::load(&install.root)?;
     let orphans: Vec<&Finding> = findings
         .iter()

@@ -2,7 +2,7 @@
 //! account, in both config files and in the store, as a pure function of the install.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::account::{self, AccountError, Address, Layout, NameKey, Names, ShareFile, name_key};
 use crate::change::{Plan, Step, audit_line};
@@ -176,24 +176,20 @@ pub fn plan(
     renames: &[Rename],
     options: Options,
 ) -> Result<Planned, RenameError> {
-    let layout = Layout::new(install)?;
+    let layout = Layout::new(install);
     let mut config = Config::load(&install.root)?;
     let mut problems = Vec::new();
 
     // The mailbox directories of every domain, by lower-case (name, domain): where each one is,
     // and for the "already exists" check.
     let mut dir_paths: HashMap<(String, String), PathBuf> = HashMap::new();
-    let mail = install.root.join(layout.mail());
+    let mail = install.resolve(&layout.mail());
     for mb in crate::store::all_mailboxes(&mail).map_err(AccountError::from)? {
         let a = (
             mb.name.to_string_lossy().to_ascii_lowercase(),
             mb.domain.to_string_lossy().to_ascii_lowercase(),
         );
-        let rel = mb
-            .path
-            .strip_prefix(&install.root)
-            .map(Path::to_path_buf)
-            .unwrap_or(mb.path.clone());
+        let rel = install.logical(&mb.path).unwrap_or(mb.path.clone());
         dir_paths.insert(a, rel);
     }
 
@@ -577,7 +573,7 @@ fn file_name(doc: &Document) -> PathBuf {
 
 /// The domain's directory as spelled on disk, if it exists.
 fn existing_domain_dir(install: &Install, layout: &Layout, domain: &str) -> Option<PathBuf> {
-    let mail = install.root.join(layout.mail());
+    let mail = install.resolve(&layout.mail());
     std::fs::read_dir(&mail)
         .ok()?
         .flatten()

@@ -93,7 +93,7 @@ fn purge_config(config: &mut Config, who: &Address) -> Result<Vec<String>, Confi
 
 /// Plans an action on some accounts. Every refusal is collected and returned together.
 pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan, UserError> {
-    let layout = Layout::new(install)?;
+    let layout = Layout::new(install);
     let mut config = Config::load(&install.root)?;
     let builtin = config.builtin_admin().map(str::to_owned);
     let mut problems = Vec::new();
@@ -251,7 +251,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                 .collect();
             let found = Mutex::new(Vec::new());
             let files = account::edit_share_files(install, &layout, |kind, path, bytes| {
-                let rel = path.strip_prefix(&install.root).unwrap_or(path);
+                let rel = install.logical(path).unwrap_or_else(|| path.to_path_buf());
                 if deleted.iter().any(|d| rel.starts_with(d)) {
                     return Ok(None);
                 }

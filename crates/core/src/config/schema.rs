@@ -183,17 +183,29 @@ pub const MAILING_LIST: MailingListNames = MailingListNames {
     moderators: "Moderators",
 };
 
-/// `<table name="Store">` in mailserver.cfg: where the store lives [A].
+/// `<table name="Directories">` in mailserver.cfg: where the store and its siblings live
+/// [C: the vendor's staff script reads `.//table[@name='Directories']/variable[@name='StoreDir']`,
+/// `ArchiveDir` and `BackupDir`]. Absolute, or relative to the install root; often outside it.
 #[derive(Debug)]
-pub struct StoreNames {
+pub struct DirectoriesNames {
     pub table: &'static str,
     pub store_dir: &'static str,
+    pub archive_dir: &'static str,
+    pub backup_dir: &'static str,
 }
 
-pub const STORE: StoreNames = StoreNames {
-    table: "Store",
+pub const DIRECTORIES: DirectoriesNames = DirectoriesNames {
+    table: "Directories",
     store_dir: "StoreDir",
+    archive_dir: "ArchiveDir",
+    backup_dir: "BackupDir",
 };
+
+/// Other locations the same script reads [T]: `(table, variable)` of the instant-messaging
+/// files, the full-text search index and the log directory.
+pub const IM_STORE_PATH: (&str, &str) = ("InstantMessaging", "StorePath");
+pub const FULL_TEXT_SEARCH_PATH: (&str, &str) = ("FullTextSearch", "Path");
+pub const LOG_ROOT: (&str, &str) = ("LogGlobal", "RelativePathsRoot");
 
 /// `<table name="Administration">` in mailserver.cfg: the built-in admin [C names, A table].
 #[derive(Debug)]

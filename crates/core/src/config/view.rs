@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::schema::{
-    ADMINISTRATION, ALIAS, DOMAIN, GROUP, MAILING_LIST, MAILSERVER_CFG, STORE, TEMPLATE, USER,
-    USER_ADDITIONAL_DATA, USERS_CFG,
+    ADMINISTRATION, ALIAS, DIRECTORIES, DOMAIN, GROUP, MAILING_LIST, MAILSERVER_CFG, TEMPLATE,
+    USER, USER_ADDITIONAL_DATA, USERS_CFG,
 };
 use super::{ConfigError, Document, ItemId, ItemRef, list_tokens};
 
@@ -211,9 +211,14 @@ pub fn additional_data_of(users: &Document, name: &str, domain: &str) -> Vec<Ite
 
 /// The `StoreDir` of a loaded mailserver.cfg, if set and not empty.
 pub fn store_dir(mailserver: &Document) -> Option<&str> {
+    location(mailserver, (DIRECTORIES.table, DIRECTORIES.store_dir))
+}
+
+/// A location variable of mailserver.cfg (`(table, variable)`), if set and not empty.
+pub fn location<'d>(mailserver: &'d Document, (table, variable): (&str, &str)) -> Option<&'d str> {
     mailserver
-        .table(STORE.table)
-        .and_then(|t| t.get(STORE.store_dir))
+        .table(table)
+        .and_then(|t| t.get(variable))
         .map(str::trim)
         .filter(|s| !s.is_empty())
 }
