@@ -482,6 +482,8 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
         ("F20200101T000000Z", 0),
         ("F20200102T000000Z", 1),
         ("F20200103T000000Z", 2),
+        ("F20200104T000000Z", 3),
+        ("F20200105T000000Z", 4),
     ] {
         // Hand-made tar entries: `../escaped`, or a symlink out followed by a file through it.
         let mut raw = Vec::new();
@@ -507,12 +509,21 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
         } else if build == 1 {
             entry(b"link", b'2', b"/tmp", b"");
             entry(b"link/escaped", b'0', b"", b"pwned");
-        } else {
+        } else if build == 2 {
             // Each link looks inside on its own; together they lead out of the target.
             entry(b"d/", b'5', b"", b"");
             entry(b"d/a", b'2', b"..", b"");
             entry(b"d/b", b'2', b"a/..", b"");
             entry(b"d/b/escaped", b'0', b"", b"pwned");
+        } else {
+            // The reproduction of the safety issue: a link to the target's top, a second link
+            // through it to a victim outside, then a directory entry (mode 0777) at the second
+            // link (build 3), or a deletion below it (build 4).
+            entry(b"a/b/c/up", b'2', b"../../..", b"");
+            entry(b"x", b'2', b"a/b/c/up/../../../../victim", b"");
+            if build == 3 {
+                entry(b"x/", b'5', b"", b"");
+            }
         }
         raw.extend_from_slice(&[0u8; 1024]);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -525,12 +536,16 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
             "format": 1, "id": name, "kind": "full", "base": null, "created": "2020-01-01T00:00:00Z",
             "scan_started": 0, "tool": "evil", "compression": "gzip", "level": 6, "mask": ["all"],
             "store_prefix": "store", "files": 1, "dirs": 0, "symlinks": 0, "bytes": 5, "archive_bytes": gz.len(),
-            "chunks": [{"offset": 0, "length": gz.len(), "tar_offset": 0, "tar_length": raw.len(), "lead": 0}]
+            "chunks": [{"offset": 0, "length": gz.len(), "tar_offset": 0, "tar_length": raw.len(), "lead": 0}],
+            "deleted": if build == 4 { vec!["x/f"] } else { vec![] }
         });
         std::fs::write(format!("{}.json", archive.display()), meta.to_string()).expect("write");
 
         let to = tempfile::tempdir().expect("tempdir");
         let target = to.path().join("inner/r");
+        let victim = to.path().join("inner/victim");
+        std::fs::create_dir_all(&victim).expect("victim");
+        std::fs::write(victim.join("f"), b"keep").expect("victim's file");
         let refused = kc_backup(&inst.root)
             .args(["restore", name, "--to"])
             .arg(&target)
@@ -542,6 +557,18 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
             "{err}"
         );
         assert!(!to.path().join("inner/escaped").exists() && !Path::new("/tmp/escaped").exists());
+        assert_eq!(
+            std::fs::read(victim.join("f")).expect("still there"),
+            b"keep"
+        );
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&victim)
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_ne!(mode & 0o777, 0o777, "the victim was not chmodded");
+        }
         // verify calls the archive damaged too.
         let verify = kc_backup(&inst.root)
             .args(["verify", name])

@@ -26,6 +26,9 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Each problem, first found first; empty when the backup is whole.
     pub damage: Vec<String>,
+    /// Symbolic links whose target is outside the install (absolute, or `..` past the root).
+    /// Not damage: restore puts them back as links and never writes through one.
+    pub links_out: Vec<String>,
 }
 
 /// One chunk, checked by a worker.
@@ -37,16 +40,31 @@ struct Checked {
     /// A file that goes on past this chunk: path, size, its bytes so far.
     tail: Option<(Vec<u8>, u64, Vec<u8>)>,
     damage: Vec<String>,
+    links_out: Vec<String>,
+    /// Every entry's path in order, and whether it is a symbolic link: for the check that no
+    /// entry lies below a link of the same archive.
+    order: Vec<(Vec<u8>, bool)>,
 }
 
+/// The most tar one chunk may declare: chunks are cut at a few MiB, and a chunk that says more
+/// is not one of ours (a hostile `.json` must not make us allocate what it likes).
+const MAX_CHUNK_TAR: u64 = 256 << 20;
+
+/// Decompresses a chunk, reading at most one byte more than `expected`: a chunk that inflates
+/// to more than its index says is damage, found without inflating it whole.
 fn decompress(data: &[u8], compression: Compression, expected: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(expected as usize);
+    let mut out = Vec::with_capacity(expected.min(MAX_CHUNK_TAR) as usize);
+    let limit = expected + 1;
     match compression {
         Compression::Gzip => {
-            flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out)?;
+            flate2::read::MultiGzDecoder::new(data)
+                .take(limit)
+                .read_to_end(&mut out)?;
         }
         Compression::Zstd => {
-            zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?;
+            zstd::stream::read::Decoder::new(data)?
+                .take(limit)
+                .read_to_end(&mut out)?;
         }
     }
     Ok(out)
@@ -76,12 +94,31 @@ fn read_chunk(
         format!(
             "chunk {i} (bytes {}..{} of the archive): {what}",
             chunk.offset,
-            chunk.offset + chunk.length
+            chunk.offset.saturating_add(chunk.length)
         )
     };
+    let file = std::fs::File::open(archive).map_err(|e| damaged(format!("cannot read: {e}")))?;
+    let size = file
+        .metadata()
+        .map_err(|e| damaged(format!("cannot read: {e}")))?
+        .len();
+    if chunk
+        .offset
+        .checked_add(chunk.length)
+        .is_none_or(|end| end > size)
+    {
+        return Err(damaged(format!(
+            "the index places it past the archive's end ({size} bytes)"
+        )));
+    }
+    if chunk.tar_length > MAX_CHUNK_TAR || chunk.length > MAX_CHUNK_TAR {
+        return Err(damaged(format!(
+            "the index declares {} bytes of tar, more than a chunk ever holds",
+            chunk.tar_length
+        )));
+    }
     let mut data = vec![0u8; chunk.length as usize];
-    std::fs::File::open(archive)
-        .and_then(|f| f.read_exact_at(&mut data, chunk.offset))
+    file.read_exact_at(&mut data, chunk.offset)
         .map_err(|e| damaged(format!("cannot read: {e}")))?;
     match decompress(&data, compression, chunk.tar_length) {
         Ok(t) if t.len() as u64 == chunk.tar_length => Ok(t),
@@ -171,7 +208,26 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
                 String::from_utf8_lossy(&path)
             ));
         }
-        if !entry.header().entry_type().is_file() {
+        let kind = entry.header().entry_type();
+        checked.order.push((path.clone(), kind.is_symlink()));
+        if kind.is_hard_link() {
+            checked.damage.push(format!(
+                "{}: a hard link (kc-backup never writes them)",
+                String::from_utf8_lossy(&path)
+            ));
+        }
+        if kind.is_symlink() {
+            let target = entry.link_name_bytes().map(|t| t.into_owned());
+            let target = target.as_deref().unwrap_or_default();
+            if !link_stays_inside(&path, Path::new(OsStr::from_bytes(target))) {
+                checked.links_out.push(format!(
+                    "{}: a symbolic link that leads out of the install (-> {})",
+                    String::from_utf8_lossy(&path),
+                    String::from_utf8_lossy(target)
+                ));
+            }
+        }
+        if !kind.is_file() {
             continue;
         }
         let size = entry.size();
@@ -195,6 +251,16 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     let listed = manifest::read(&backup.manifest_path())?;
     let mut expected: HashMap<Vec<u8>, String> = listed.into_iter().map(|(h, p)| (p, h)).collect();
     let mut report = VerifyReport::default();
+    // The archive's symbolic links, to find entries (and deletions) below one: restoring them
+    // would write through the link.
+    let mut links: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
+    let below_link = |links: &std::collections::HashSet<Vec<u8>>, path: &[u8]| {
+        !links.is_empty()
+            && path
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'/' && links.contains(&path[..i]))
+    };
     progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
     let jobs = chunk_jobs(backup, check_chunk).into_iter();
     // A file split across chunks: path, size, bytes still to come, hasher.
@@ -220,6 +286,19 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
         |(length, checked)| -> Result<(), ArchiveError> {
             progress.advance(length);
             report.damage.extend(checked.damage);
+            report.links_out.extend(checked.links_out);
+            for (path, is_link) in checked.order {
+                let trimmed = path.strip_suffix(b"/").unwrap_or(&path).to_vec();
+                if below_link(&links, &path) || (!is_link && links.contains(&trimmed)) {
+                    report.damage.push(format!(
+                        "{}: lies at or below a symbolic link of the same archive",
+                        String::from_utf8_lossy(&path)
+                    ));
+                }
+                if is_link {
+                    links.insert(trimmed);
+                }
+            }
             if let Some((path, size, remaining, mut hasher)) = pending.take() {
                 let take = (remaining as usize).min(checked.lead.len());
                 hasher.update(&checked.lead[..take]);
@@ -246,6 +325,15 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
             "{}: the archive ends inside it",
             String::from_utf8_lossy(&path)
         ));
+    }
+    for encoded in &backup.meta.deleted {
+        let path = decode_path(encoded);
+        if unsafe_path(&path) || below_link(&links, &path) {
+            report.damage.push(format!(
+                "{}: a deletion outside the install or below a symbolic link",
+                String::from_utf8_lossy(&path)
+            ));
+        }
     }
     let mut missing: Vec<_> = expected.into_keys().collect();
     missing.sort();
@@ -360,15 +448,24 @@ fn open_stream(backup: &Backup) -> Result<Box<dyn Read>, ArchiveError> {
 }
 
 /// Whether a symlink at `path` pointing at `target` stays inside the tree it is restored into.
-fn link_stays_inside(path: &[u8], target: &Path) -> bool {
+/// The target must be relative and normal: its `..` all come first, and stay below the tree. A
+/// `..` after a name (`a/up/../..`) is refused, since `a/up` may itself be a link restored earlier
+/// and the lexical reading would then not be where it leads; with that rule, a chain of such
+/// links can only ever lead inside.
+pub(crate) fn link_stays_inside(path: &[u8], target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
     let mut depth: i64 = Path::new(OsStr::from_bytes(path)).components().count() as i64 - 1;
+    let mut named = false;
     for c in target.components() {
         match c {
+            Component::ParentDir if named => return false,
             Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
+            Component::Normal(_) => {
+                named = true;
+                depth += 1;
+            }
             Component::CurDir => {}
             _ => return false,
         }
@@ -377,6 +474,26 @@ fn link_stays_inside(path: &[u8], target: &Path) -> bool {
         }
     }
     true
+}
+
+/// The first existing component of `rel` below `dest` (the last one too, when `last` is set)
+/// that is a symbolic link: a write or a deletion must never go through one, wherever it leads.
+fn link_on_the_way(dest: &Path, rel: &[u8], last: bool) -> Option<PathBuf> {
+    let rel = Path::new(OsStr::from_bytes(rel));
+    let count = rel.components().count();
+    let mut at = dest.to_path_buf();
+    for (i, c) in rel.components().enumerate() {
+        at.push(c);
+        if i + 1 == count && !last {
+            break;
+        }
+        match at.symlink_metadata() {
+            Ok(m) if m.file_type().is_symlink() => return Some(at),
+            Ok(_) => {}
+            Err(_) => return None, // nothing further exists
+        }
+    }
+    None
 }
 
 /// Restores a backup (with its base, for a differential) under `options.to`.
@@ -442,19 +559,8 @@ pub fn restore(
                     entry: format!("{shown} (a hard link)"),
                 });
             }
-            if kind.is_symlink() {
-                let target = entry
-                    .link_name()
-                    .map_err(io_err(&backup.archive))?
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default();
-                if !link_stays_inside(&path, &target) {
-                    return Err(ArchiveError::Escapes {
-                        path: target,
-                        entry: shown,
-                    });
-                }
-            }
+            // A link is restored as a link, whatever it points at: nothing below is ever
+            // written through one (`link_on_the_way`).
             let (dest, real_dest, rel) = target_of(&path);
             if rel.is_empty() {
                 fs_err::create_dir_all(dest).map_err(io_err(dest))?;
@@ -462,6 +568,21 @@ pub fn restore(
             }
             let size = entry.size();
             let full = dest.join(OsStr::from_bytes(&rel));
+            // A directory entry over a link would chmod (or fill) wherever the link leads; a file
+            // or link entry replaces the link itself, so only the components before it count.
+            if let Some(link) = link_on_the_way(dest, &rel, kind.is_dir()) {
+                return Err(ArchiveError::Escapes {
+                    path: link,
+                    entry: format!("{shown}: a symbolic link is on its way"),
+                });
+            }
+            if !kind.is_dir()
+                && full
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                fs_err::remove_file(&full).map_err(io_err(&full))?;
+            }
             if let Some(parent) = full.parent() {
                 // Resolved, the parent must be inside: a chain of symlinks restored earlier could
                 // otherwise lead a write (or the creation of a directory) outside.
@@ -499,6 +620,15 @@ pub fn restore(
             }
             let (dest, _, rel) = target_of(&path);
             let full = dest.join(OsStr::from_bytes(&rel));
+            if let Some(link) = link_on_the_way(dest, &rel, false) {
+                return Err(ArchiveError::Escapes {
+                    path: link,
+                    entry: format!(
+                        "{} (deleted): a symbolic link is on its way",
+                        String::from_utf8_lossy(&path)
+                    ),
+                });
+            }
             match std::fs::remove_file(&full) {
                 Ok(()) => report.deleted += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
