@@ -114,6 +114,13 @@ enum Command {
         /// The newest change not yet undone
         #[arg(long)]
         last: bool,
+        /// Undo even though a path was edited since the change (what is there now is backed up
+        /// first, and named)
+        #[arg(long)]
+        force: bool,
+        /// Say which change would be taken back, and whether it can be, and change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
     },
 }
 
@@ -147,7 +154,12 @@ fn main() -> ExitCode {
                 skip_unreadable,
             ),
             Command::List => list(&settings),
-            Command::Undo { change, .. } => undo(&settings, change.as_deref()),
+            Command::Undo {
+                change,
+                force,
+                dry_run,
+                ..
+            } => undo(&settings, change.as_deref(), force, dry_run),
             Command::Verify {
                 backup,
                 against_live,
@@ -263,20 +275,63 @@ fn create(
     Ok(Outcome::Success)
 }
 
-fn undo(settings: &Settings, change: Option<&str>) -> anyhow::Result<Outcome> {
-    let undone = kc_core::change::undo(
+fn undo(
+    settings: &Settings,
+    change: Option<&str>,
+    force: bool,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    use kc_core::change::{self, UndoOptions};
+    if dry_run {
+        let journal = change::undo_target(&settings.install, change)?;
+        let edited = change::edited_since(&settings.install, &journal)?;
+        match settings.format {
+            Format::Json => kc_cli::print_json(&serde_json::json!({
+                "dry_run": true,
+                "change": journal.id,
+                "tool": journal.tool,
+                "description": journal.description,
+                "backup": journal.backup,
+                "paths": journal.touched,
+                "edited_since": edited,
+            }))?,
+            Format::Human => {
+                println!(
+                    "WOULD undo {} ({}: {}) from backup {}",
+                    journal.id, journal.tool, journal.description, journal.backup
+                );
+                for path in &journal.touched {
+                    println!("  WOULD put back {}", path.display());
+                }
+                for e in &edited {
+                    println!("  edited since the change: {e} (undo refuses without --force)");
+                }
+            }
+        }
+        return Ok(Outcome::Success);
+    }
+    let undone = change::undo_with(
         &settings.install,
         change,
+        UndoOptions { force },
         &settings.backup_dir,
         &settings.pid_file,
         &settings.progress(),
     )?;
+    for w in &undone.warnings {
+        eprintln!("kc-backup: warning: {w}");
+    }
     match settings.format {
         Format::Json => kc_cli::print_json(&undone)?,
-        Format::Human => println!(
-            "undone {}: {} paths put back as backup {} had them",
-            undone.change, undone.paths, undone.backup
-        ),
+        Format::Human => {
+            println!(
+                "undone {} ({}: {}): {} paths put back as backup {} had them",
+                undone.change, undone.tool, undone.description, undone.paths, undone.backup
+            );
+            if let Some(b) = &undone.replaced_backup {
+                println!("what the undo replaced is kept in backup {b}");
+            }
+        }
     }
     Ok(Outcome::Success)
 }
@@ -314,6 +369,9 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
                 println!("{problem}");
             }
         }
+    }
+    for link in &report.links_out {
+        eprintln!("kc-backup: warning: {link}; restore puts it back as a link, never follows it");
     }
     let what = if against_live {
         "differences from the live tree"

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 
 use assert_cmd::Command;
-use kc_core::change::{self, ChangeError, Plan, Status, Step};
+use kc_core::change::{self, ChangeError, Expect, Plan, Status, Step};
 use kc_core::config::Config;
 use kc_core::install::Install;
 use kc_core::progress::Silent;
@@ -74,11 +74,11 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
         tool: "kc-test".into(),
         description: format!("rename {name}@{domain}"),
         steps: vec![
-            Step::write_file("users.cfg", users_cfg.clone()),
+            Step::write_file("users.cfg", users_cfg.clone(), Expect::Any),
             Step::CreateDir {
                 path: folder.clone(),
             },
-            Step::write_file(folder.join("status.fld"), b"T2 S0\n".to_vec()),
+            Step::write_file(folder.join("status.fld"), b"T2 S0\n".to_vec(), Expect::Any),
             Step::Rename {
                 from: from.clone(),
                 to: to.clone(),
@@ -102,6 +102,18 @@ fn apply(f: &Fixture, plan: &Plan) -> Result<change::Applied, ChangeError> {
         &no_pid(&f.root),
         &Silent,
     )
+}
+
+/// An error with its causes, as `kc-<tool>: error:` prints it.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn kc_backup(root: &Path) -> Command {
@@ -170,8 +182,9 @@ fn apply_then_undo_gives_the_install_back_byte_for_byte() {
     assert_eq!(
         line,
         format!(
-            "undone {}: {} paths put back as backup {} had them\n",
+            "undone {} (kc-test: {}): {} paths put back as backup {} had them\n",
             applied.change,
+            plan.description,
             plan.touched().len(),
             applied.backup
         )
@@ -250,14 +263,15 @@ fn a_failing_step_rolls_the_whole_change_back() {
     );
     assert!(
         message.starts_with(
-            "step 3 (rename store/mail/nowhere/ghost -> store/mail/nowhere/ghost2) failed: "
-        ),
+            "step 3 (rename store/mail/nowhere/ghost -> store/mail/nowhere/ghost2) failed; the change was rolled back from backup P"
+        ) && message.ends_with(", nothing changed"),
         "{message}"
     );
     assert!(
-        message.contains("; the change was rolled back from backup P")
-            && message.ends_with(", nothing changed"),
-        "{message}"
+        chain(&err)
+            .ends_with("/kerio/store/mail/nowhere/ghost: No such file or directory (os error 2)"),
+        "{}",
+        chain(&err)
     );
     same_tree(&f.before, &f.root).expect("unchanged after the rollback");
     let journal = change::journals(&inst)
@@ -375,7 +389,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
     };
     let err = change::apply(&inst, &plan, small.0.path(), &no_pid(&f.root), &Silent)
         .expect_err("no room");
-    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert!(chain(&err).contains("No space left on device"), "{err}");
     same_tree(&f.before, &f.root).expect("unchanged");
     assert!(
         std::fs::read_dir(small.0.path())
@@ -410,7 +424,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
                 path: "store/logs/config.log".into(),
                 line: change::audit_line("kc-test", "Big"),
             },
-            Step::write_file("store/big.bin", vec![7u8; bytes]),
+            Step::write_file("store/big.bin", vec![7u8; bytes], Expect::Any),
         ],
         warnings: vec![],
     };
@@ -422,13 +436,13 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         &Silent,
     )
     .expect_err("no room");
-    let message = err.to_string();
+    let message = chain(&err);
     assert!(
-        message.starts_with("the change could not start: ")
+        message.starts_with("the change could not start; nothing was changed: ")
             && message.contains("No space left on device"),
         "{message}"
     );
-    assert!(message.ends_with("; nothing was changed"), "{message}");
+
     same_tree(&f.before, &root).expect("unchanged");
 
     // Room for the kept copy but not for the write itself: step 2 fails, step 1 is rolled back.
@@ -453,15 +467,16 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         &Silent,
     )
     .expect_err("disk full");
-    let message = err.to_string();
+    let message = chain(&err);
     assert!(
         message.starts_with(&format!(
-            "step 2 (write store/big.bin ({bytes} bytes)) failed: "
+            "step 2 (write store/big.bin ({bytes} bytes)) failed; the change was rolled back from backup P"
         )),
         "{message}"
     );
     assert!(
-        message.contains("No space left on device") && message.ends_with(", nothing changed"),
+        message.contains(", nothing changed: ")
+            && message.contains("store/big.bin: No space left on device (os error 28)"),
         "{message}"
     );
     same_tree(&f.before, &root).expect("unchanged after the rollback");
@@ -525,5 +540,471 @@ fn renaming_a_dangling_symlink_is_a_change_not_a_failure() {
             .join("store/mail/example.com/old-link")
             .symlink_metadata()
             .is_err()
+    );
+}
+
+// ---- The promise under a second writer, later edits, hostile journals and links (#14) ----
+
+fn kc_user(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kc-user").expect("binary");
+    cmd.arg("--server")
+        .arg(root)
+        .arg("--pid-file")
+        .arg(no_pid(root))
+        .arg("--no-progress");
+    cmd
+}
+
+fn stderr(out: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+}
+
+/// Some enabled local account of the fixture.
+fn some_user(root: &Path) -> String {
+    let config = Config::load(root).expect("config");
+    let u = config
+        .users()
+        .find(|u| {
+            u.enabled() && !u.mapped() && config.domain(u.domain()).is_some_and(|d| !d.mapped())
+        })
+        .expect("a local enabled user");
+    format!("{}@{}", u.name(), u.domain())
+}
+
+#[test]
+fn a_plan_made_from_a_file_written_since_is_refused_and_changes_nothing() {
+    // The interleaving of a lost update, forced: plan, then another writer, then apply.
+    let f = fixture();
+    let inst = install(&f.root);
+    let who = kc_core::account::Address::parse(&some_user(&f.root), None).expect("address");
+    let plan = kc_core::user::plan(&inst, &[who], &kc_core::user::Action::Disable).expect("plan");
+    let mut other = Config::load(&f.root).expect("config");
+    let id = other.users().nth(1).expect("a user").id();
+    other
+        .users
+        .set(id, "FullName", "Written Meanwhile")
+        .expect("set");
+    std::fs::write(f.root.join("users.cfg"), other.users.to_bytes()).expect("write");
+    let meanwhile = std::fs::read(f.root.join("users.cfg")).expect("read");
+
+    let err = apply(&f, &plan).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "users.cfg changed since the plan was made (another program wrote it); nothing was changed, run the tool again"
+    );
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        meanwhile
+    );
+    assert!(!f.root.join("kc-journal").exists() && !f.root.join("kc-backups").exists());
+}
+
+#[test]
+fn a_writer_holds_the_lock_before_it_reads_anything() {
+    let f = fixture();
+    let inst = install(&f.root);
+    let _held = change::lock(&inst, &no_pid(&f.root), "kc-test").expect("lock");
+    // Even a request that planning would refuse is stopped at the lock: nothing was read yet.
+    let out = kc_user(&f.root)
+        .args(["disable", "nobody@example.com"])
+        .assert()
+        .code(2);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "kc-user: error: {} is held by another kerio-toolkit run (pid {} kc-test)",
+            f.root.join(".kc.lock").display(),
+            std::process::id()
+        )),
+        "{err}"
+    );
+    same_tree(&f.before, &f.root).expect("unchanged");
+}
+
+#[test]
+fn undo_refuses_over_a_later_hand_edit_unless_forced_and_keeps_later_log_lines() {
+    let f = fixture();
+    let who = some_user(&f.root);
+    kc_user(&f.root).args(["disable", &who]).assert().success();
+    let disabled = std::fs::read(f.root.join("users.cfg")).expect("read");
+
+    // The server ran between windows: its log lines come after ours.
+    let log = f.root.join("store/logs/config.log");
+    let mut later = std::fs::read(&log).expect("log");
+    let server_line = b"[23/Nov/2026 08:00:00] Admin - update User set FullName='X'\n";
+    later.extend_from_slice(server_line);
+    std::fs::write(&log, &later).expect("append");
+
+    // And the admin edited users.cfg by hand.
+    let mut edited = disabled.clone();
+    edited.extend_from_slice(b"<!-- edited by hand -->\n");
+    std::fs::write(f.root.join("users.cfg"), &edited).expect("edit");
+    let out = kc_backup(&f.root).args(["undo", "--last"]).assert().code(2);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("kc-backup: error: change C")
+            && err.contains(" cannot be undone as it is: users.cfg (changed) since; "),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        edited
+    );
+
+    // `-n` says what it would do and that it would refuse.
+    let out = kc_backup(&f.root)
+        .args(["undo", "--last", "-n"])
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        said.starts_with("WOULD undo C") && said.contains("(kc-user: "),
+        "{said}"
+    );
+    assert!(
+        said.contains("  edited since the change: users.cfg (changed)"),
+        "{said}"
+    );
+
+    // Forced: the hand edit is backed up first, and named.
+    let out = kc_backup(&f.root)
+        .args(["undo", "--last", "--force"])
+        .assert()
+        .success();
+    let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let kept = said
+        .lines()
+        .find_map(|l| l.strip_prefix("what the undo replaced is kept in backup "))
+        .expect("names the backup")
+        .to_owned();
+    assert_eq!(
+        std::fs::read(f.before.join("users.cfg")).expect("read"),
+        std::fs::read(f.root.join("users.cfg")).expect("read")
+    );
+    let backup = kc_core::archive::find(&f.root.join("kc-backups"), &kept).expect("kept backup");
+    let to = f._dir.path().join("kept");
+    kc_backup(&f.root)
+        .args(["restore", &backup.meta.id, "--to"])
+        .arg(&to)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(to.join("users.cfg")).expect("read"), edited);
+
+    // The log lost exactly our line and kept the server's.
+    let mut expected = std::fs::read(f.before.join("store/logs/config.log")).expect("log");
+    expected.extend_from_slice(server_line);
+    assert_eq!(std::fs::read(&log).expect("log"), expected);
+}
+
+#[test]
+fn a_full_disk_during_undo_leaves_the_change_in_place_and_a_later_undo_finishes() {
+    let f = fixture();
+    let Some(disk) = Tmpfs::mount("24m") else {
+        eprintln!("cannot mount a tmpfs here (not root?): skipped");
+        return;
+    };
+    let root = disk.0.path().join("kerio");
+    assert!(
+        Std::new("cp")
+            .arg("-a")
+            .arg(&f.before)
+            .arg(&root)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    // A mailbox with a big message, removed by the change; backups on another disk.
+    let who = some_user(&root);
+    let (name, domain) = who.split_once('@').expect("address");
+    let mailbox = root.join("store/mail").join(domain).join(name);
+    std::fs::write(mailbox.join("INBOX/big.eml"), vec![b'x'; 6 << 20]).expect("big");
+    let before = f._dir.path().join("before-big");
+    assert!(
+        Std::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&before)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    let backups = f._dir.path().join("backups");
+    kc_user(&root)
+        .arg("--backup-dir")
+        .arg(&backups)
+        .args(["remove", &who, "--mailbox", "delete"])
+        .assert()
+        .success();
+    let after = f._dir.path().join("after-remove");
+    assert!(
+        Std::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&after)
+            .status()
+            .expect("cp")
+            .success()
+    );
+    // Fill the disk so that the mailbox cannot be staged back.
+    let filler = disk.0.path().join("filler");
+    let _ = Std::new("fallocate")
+        .args(["-l", "100m"])
+        .arg(&filler)
+        .status();
+    let free = Std::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(&root)
+        .output()
+        .expect("df");
+    let free: u64 = String::from_utf8_lossy(&free.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("bytes");
+    if free > 1 << 20 {
+        // fallocate could not take the rest: write it.
+        let _ = std::fs::write(&filler, vec![0u8; (free - (512 << 10)) as usize]);
+    }
+    let out = kc_backup(&root)
+        .arg("--backup-dir")
+        .arg(&backups)
+        .args(["undo", "--last"])
+        .assert()
+        .code(2);
+    assert!(
+        stderr(&out).contains("No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    kc_testkit::compare_trees(&after, &root, &["kc-journal", ".kc.lock"])
+        .expect("as after the change: the undo changed nothing");
+
+    std::fs::remove_file(&filler).expect("room again");
+    kc_backup(&root)
+        .arg("--backup-dir")
+        .arg(&backups)
+        .args(["undo", "--last"])
+        .assert()
+        .success();
+    kc_testkit::compare_trees(&before, &root, &["kc-journal", ".kc.lock"])
+        .expect("back as before the change");
+}
+
+#[test]
+fn a_journal_that_names_more_than_its_steps_is_refused() {
+    let f = fixture();
+    let who = some_user(&f.root);
+    kc_user(&f.root).args(["disable", &who]).assert().success();
+    let journal = std::fs::read_dir(f.root.join("kc-journal"))
+        .expect("journals")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a journal");
+    let text = std::fs::read_to_string(&journal).expect("read");
+    let tampered = text.replacen(
+        "\"touched\": [",
+        "\"touched\": [\n    \"mailserver.cfg\",",
+        1,
+    );
+    assert_ne!(text, tampered);
+    std::fs::write(&journal, tampered).expect("write");
+    let out = kc_backup(&f.root).args(["undo", "--last"]).assert().code(2);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "kc-backup: error: the journal is not trustworthy: {}: its touched paths are not those of its steps",
+            journal.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(f.before.join("mailserver.cfg")).expect("read"),
+        std::fs::read(f.root.join("mailserver.cfg")).expect("read")
+    );
+}
+
+#[test]
+fn links_out_of_the_install_are_never_written_through() {
+    let f = fixture();
+    let outside = f._dir.path().join("victim");
+    std::fs::write(&outside, b"precious\n").expect("victim");
+    // A planted lock file.
+    std::os::unix::fs::symlink(&outside, f.root.join(".kc.lock")).expect("link");
+    let who = some_user(&f.root);
+    let out = kc_user(&f.root).args(["disable", &who]).assert().code(2);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "kc-user: error: cannot take the lock {}: it is a symbolic link",
+            f.root.join(".kc.lock").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(f.root.join(".kc.lock")).expect("rm");
+    // A config.log that leads out.
+    let log = f.root.join("store/logs/config.log");
+    std::fs::remove_file(&log).expect("rm");
+    std::os::unix::fs::symlink(&outside, &log).expect("link");
+    let users = std::fs::read(f.root.join("users.cfg")).expect("read");
+    let out = kc_user(&f.root).args(["disable", &who]).assert().code(2);
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "kc-user: error: {} is a symbolic link; the toolkit never writes through one; nothing was changed",
+            log.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&outside).expect("read"), b"precious\n");
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        users
+    );
+}
+
+#[test]
+fn backups_and_journals_are_private_and_edited_files_keep_their_owner() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let f = fixture();
+    let users = f.root.join("users.cfg");
+    std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let owned = std::os::unix::fs::chown(&users, Some(4321), Some(4322)).is_ok();
+    let who = some_user(&f.root);
+    kc_user(&f.root).args(["disable", &who]).assert().success();
+    let meta = std::fs::metadata(&users).expect("meta");
+    assert_eq!(meta.mode() & 0o7777, 0o640);
+    if owned {
+        assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+    }
+    for dir in ["kc-backups", "kc-journal"] {
+        let d = f.root.join(dir);
+        assert_eq!(
+            std::fs::metadata(&d).expect("dir").mode() & 0o777,
+            0o700,
+            "{dir}"
+        );
+        for e in std::fs::read_dir(&d).expect("list").flatten() {
+            if e.path().is_file() {
+                let mode = e.metadata().expect("meta").mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", e.path().display());
+            }
+        }
+    }
+}
+
+// ---- Installs in real shapes (#13): the store elsewhere, symlinked configs ----
+
+#[test]
+fn a_store_outside_the_root_and_a_symlinked_users_cfg_are_changed_and_undone_in_place() {
+    let f = fixture();
+    let base = f._dir.path();
+    // The store on another "disk", a stale copy left in the root, users.cfg in a "volume".
+    let store = base.join("disk2/kerio-store");
+    std::fs::create_dir_all(store.parent().expect("parent")).expect("mkdir");
+    std::fs::rename(f.root.join("store"), &store).expect("move the store");
+    std::fs::create_dir_all(f.root.join("store/mail/stale.test/ghost/INBOX")).expect("stale");
+    let volume = base.join("volume");
+    std::fs::create_dir_all(&volume).expect("volume");
+    std::fs::rename(f.root.join("users.cfg"), volume.join("users.cfg")).expect("move");
+    std::os::unix::fs::symlink(volume.join("users.cfg"), f.root.join("users.cfg")).expect("link");
+    let cfg = std::fs::read_to_string(f.root.join("mailserver.cfg")).expect("read");
+    let cfg = cfg.replace(
+        "<variable name=\"StoreDir\">store</variable>",
+        &format!("<variable name=\"StoreDir\">{}</variable>", store.display()),
+    );
+    std::fs::write(f.root.join("mailserver.cfg"), cfg).expect("write");
+    let snapshot = |tag: &str| {
+        let to = base.join(tag);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        for (from, name) in [(&f.root, "root"), (&store, "store"), (&volume, "volume")] {
+            assert!(
+                Std::new("cp")
+                    .arg("-a")
+                    .arg(from)
+                    .arg(to.join(name))
+                    .status()
+                    .expect("cp")
+                    .success()
+            );
+        }
+        to
+    };
+    let before = snapshot("snap-before");
+
+    let who = some_user(&f.root);
+    let out = kc_user(&f.root).args(["disable", &who]).assert().success();
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "kc-user: note: using the store {} (Directories/StoreDir of mailserver.cfg); {} is another directory and is left alone",
+            store.display(),
+            f.root.join("store").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // users.cfg is still a link, and its target got the change.
+    assert!(
+        f.root
+            .join("users.cfg")
+            .symlink_metadata()
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+    let now = std::fs::read_to_string(volume.join("users.cfg")).expect("read");
+    assert_ne!(
+        now,
+        std::fs::read_to_string(before.join("volume/users.cfg")).expect("read")
+    );
+    // The audit line went to the real store's log; the stale tree was never touched.
+    let log = std::fs::read_to_string(store.join("logs/config.log")).expect("log");
+    assert!(
+        log.lines().last().is_some_and(|l| l.contains("kc-user")),
+        "{log}"
+    );
+    kc_testkit::compare_trees(&before.join("root/store"), &f.root.join("store"), &[])
+        .expect("stale");
+    // The pre-change backup holds users.cfg's content, not the link.
+    let listing = Std::new("tar")
+        .arg("-tvzf")
+        .arg(
+            std::fs::read_dir(f.root.join("kc-backups"))
+                .expect("backups")
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+                .expect("a backup"),
+        )
+        .output()
+        .expect("tar");
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with('-') && l.ends_with(" users.cfg")),
+        "{listing}"
+    );
+
+    kc_backup(&f.root)
+        .args(["undo", "--last"])
+        .assert()
+        .success();
+    let after = snapshot("snap-after");
+    for part in ["root", "store", "volume"] {
+        kc_testkit::compare_trees(
+            &before.join(part),
+            &after.join(part),
+            &["kc-backups", "kc-journal", ".kc.lock"],
+        )
+        .unwrap_or_else(|e| panic!("{part}: {e}"));
+    }
+    assert!(
+        f.root
+            .join("users.cfg")
+            .symlink_metadata()
+            .expect("meta")
+            .file_type()
+            .is_symlink()
     );
 }

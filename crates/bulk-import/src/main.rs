@@ -94,7 +94,8 @@ fn main() -> ExitCode {
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }
-        kc_core::change::check_unfinished(&settings.install)?;
+        let dry = DryRun::from(cli.write);
+        let guard = kc_cli::guard(&settings, import::TOOL, dry)?;
         if let Some(out) = &cli.credentials_out
             && out.exists()
         {
@@ -130,14 +131,13 @@ fn main() -> ExitCode {
             settings.info("kc-bulk-import: no accounts to import");
             return Ok(kc_cli::Outcome::Success);
         }
-        let dry = DryRun::from(cli.write);
         if dry == DryRun::Enabled {
-            return kc_cli::carry_out(&settings, &imported.plan, dry);
+            return kc_cli::carry_out(&settings, &imported.plan, dry, &guard);
         }
         if let Some(out) = &cli.credentials_out {
             write_credentials(out, &imported.credentials)?;
         }
-        match kc_cli::carry_out(&settings, &imported.plan, dry) {
+        match kc_cli::carry_out(&settings, &imported.plan, dry, &guard) {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 // The passwords of accounts that were not created are of no use.

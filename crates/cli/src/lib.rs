@@ -111,6 +111,11 @@ impl GlobalArgs {
     /// Locates the install and fills in every default. Sizes rayon's global pool.
     pub fn resolve(&self) -> anyhow::Result<Settings> {
         let install = Install::locate(self.server.as_deref(), self.store.as_deref())?;
+        if !self.quiet {
+            for note in &install.notes {
+                eprintln!("{}: note: {note}", tool_name());
+            }
+        }
         let settings = self.resolve_with(install, std::io::stderr().is_terminal());
         if let Some(n) = self.threads {
             // Fails only if the pool was already built, when the first size stands.
@@ -187,6 +192,15 @@ impl Outcome {
     }
 }
 
+/// The running binary's name (`kc-user`), for messages printed before a tool says who it is.
+fn tool_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "kerio-toolkit".into())
+}
+
 /// The line printed for an error: `kc-<tool>: error: <cause>: <cause>…`.
 pub fn error_line(tool: &str, err: &anyhow::Error) -> String {
     format!("{tool}: error: {err:#}")
@@ -252,13 +266,32 @@ pub fn parse<T: clap::Parser>() -> anyhow::Result<T> {
     T::from_arg_matches(&matches).map_err(anyhow::Error::from)
 }
 
-/// The end of every writer: with `--dry-run`, prints the plan (`WOULD …` lines, or `--json`) and
-/// changes nothing; otherwise carries it out through the change protocol and says what it did
-/// and how to take it back.
+/// The guard a writer holds from before it reads what it plans from until its change is done:
+/// the server is stopped and the install's lock is ours (none for a dry run, which only reads).
+/// Refuses while an earlier change is unfinished.
+#[derive(Debug)]
+pub struct Guard(Option<kc_core::guard::InstallLock>);
+
+/// Takes the [`Guard`] for `tool`.
+pub fn guard(settings: &Settings, tool: &str, dry_run: DryRun) -> anyhow::Result<Guard> {
+    let lock = match dry_run {
+        DryRun::Enabled => None,
+        DryRun::Disabled => Some(kc_core::change::lock(
+            &settings.install,
+            &settings.pid_file,
+            tool,
+        )?),
+    };
+    kc_core::change::check_unfinished(&settings.install)?;
+    Ok(Guard(lock))
+}
+
+/// Prints a dry run's plan, or carries the plan out through the change protocol under `guard`.
 pub fn carry_out(
     settings: &Settings,
     plan: &kc_core::change::Plan,
     dry_run: DryRun,
+    guard: &Guard,
 ) -> anyhow::Result<Outcome> {
     let tool = plan.tool.as_str();
     if dry_run == DryRun::Enabled {
@@ -279,13 +312,16 @@ pub fn carry_out(
     for warning in &plan.warnings {
         eprintln!("{tool}: warning: {warning}");
     }
-    let applied = kc_core::change::apply(
-        &settings.install,
-        plan,
-        &settings.backup_dir,
-        &settings.pid_file,
-        &settings.progress(),
-    )?;
+    let applied = match &guard.0 {
+        Some(lock) => kc_core::change::apply_locked(
+            &settings.install,
+            lock,
+            plan,
+            &settings.backup_dir,
+            &settings.progress(),
+        )?,
+        None => anyhow::bail!("internal: a change was carried out without the install's lock"),
+    };
     print_applied(settings, plan, &applied)
 }
 
@@ -368,6 +404,10 @@ mod tests {
             users_cfg: "/srv/kerio/users.cfg".into(),
             store: "/srv/kerio/store".into(),
             store_source: kc_core::install::StoreSource::Default,
+            store_prefix: "store".into(),
+            store_outside: false,
+            logs: "store/logs".into(),
+            notes: Vec::new(),
         }
     }
 

@@ -21,7 +21,7 @@ pub enum AccountError {
     BadAddress { text: String, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -312,7 +312,7 @@ pub fn edit_share_files<F>(
     install: &Install,
     layout: &Layout,
     edit: F,
-) -> Result<Vec<(PathBuf, Vec<u8>)>, AccountError>
+) -> Result<Vec<(PathBuf, Vec<u8>, crate::change::Expect)>, AccountError>
 where
     F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
 {
@@ -332,7 +332,7 @@ where
             }
         }
     }
-    let per_top: Vec<Vec<(PathBuf, Vec<u8>)>> = tops
+    let per_top: Vec<Vec<(PathBuf, Vec<u8>, crate::change::Expect)>> = tops
         .par_iter()
         .map(|top| {
             let mut out = Vec::new();
@@ -346,9 +346,10 @@ where
                     path: file.clone(),
                     source,
                 })?;
+                let read = crate::change::Expect::read(&bytes);
                 if let Some(new) = edit(kind, &file, bytes)? {
                     let rel = install.logical(&file).unwrap_or_else(|| file.clone());
-                    out.push((rel, new));
+                    out.push((rel, new, read));
                 }
             }
             Ok(out)
@@ -394,6 +395,7 @@ pub fn transfer_steps(
         Step::write_file(
             status,
             store::status_fld::new_folder(&format!("{address} {}", target_mailbox.display())),
+            crate::change::Expect::Any,
         ),
         Step::Rename {
             from: mailbox.to_path_buf(),

@@ -13,18 +13,61 @@
 //! [`undo`] takes it back or [`resume`] finishes it (the contents it writes are kept beside the
 //! journal until it is done). With the `fault-injection` feature (tests only), the process can be
 //! made to die after any step.
+//!
+//! The lock is taken before the tool reads what it plans from ([`lock`], then [`apply_locked`]),
+//! and every file a step replaces must still hold the bytes the plan read ([`Expect`]), so a
+//! second writer can never have its work overwritten by a plan made from an older copy.
+//! Paths are logical (see `install`) and are checked by `place` before anything acts on them.
+
+mod place;
+mod undo;
 
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::archive::{
-    self, ArchiveError, Backup, CreateOptions, Kind, RestoreOptions, Selection, decode_path,
-};
-use crate::guard::{self, GuardError};
+pub use place::{NewFile, private_dir, write_atomic};
+pub use undo::{After, Appended, State, Swap, SwapEntry};
+
+use crate::archive::{self, ArchiveError, Backup, CreateOptions, Kind};
+use crate::guard::{self, GuardError, InstallLock};
 use crate::install::{Install, JOURNAL_DIR};
 use crate::progress::Progress;
+use place::{Act, place, place_for};
+
+/// What a file must hold when a step replaces it: the bytes the plan was made from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// Not checked (a file the plan did not read).
+    #[default]
+    Any,
+    /// The file must not exist.
+    Absent,
+    /// The file must hold bytes with this SHA-256.
+    Sha256(String),
+}
+
+impl Expect {
+    /// The expectation for a file the plan read as `bytes`.
+    pub fn read(bytes: &[u8]) -> Expect {
+        Expect::Sha256(crate::archive::sha256_hex(bytes))
+    }
+
+    /// Whether `real` holds what is expected.
+    fn holds(&self, real: &Path) -> std::io::Result<bool> {
+        Ok(match self {
+            Expect::Any => true,
+            Expect::Absent => real.symlink_metadata().is_err(),
+            Expect::Sha256(want) => match std::fs::read(real) {
+                Ok(bytes) => crate::archive::sha256_hex(&bytes) == *want,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            },
+        })
+    }
+}
 
 /// One step of a change. Paths are relative to the install root.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,6 +80,9 @@ pub enum Step {
         content: Vec<u8>,
         sha256: String,
         bytes: u64,
+        /// What the file must hold when the step runs.
+        #[serde(default)]
+        expect: Expect,
     },
     /// Rename a file or a directory (a mailbox, a folder). Its contents are not backed up: taking
     /// the change back renames it back. A plan writes inside a renamed tree before the rename.
@@ -50,13 +96,34 @@ pub enum Step {
 }
 
 impl Step {
-    pub fn write_file(path: impl Into<PathBuf>, content: Vec<u8>) -> Step {
+    /// Writes a file, which must hold what `expect` says when the step runs.
+    pub fn write_file(path: impl Into<PathBuf>, content: Vec<u8>, expect: Expect) -> Step {
         Step::WriteFile {
             path: path.into(),
             sha256: crate::archive::sha256_hex(&content),
             bytes: content.len() as u64,
             content,
+            expect,
         }
+    }
+
+    /// Replaces a file the plan read as `read` (refused at apply if it changed since).
+    pub fn replace_file(path: impl Into<PathBuf>, read: &[u8], content: Vec<u8>) -> Step {
+        Step::write_file(path, content, Expect::read(read))
+    }
+
+    /// Creates a file that must not exist yet.
+    pub fn create_file(path: impl Into<PathBuf>, content: Vec<u8>) -> Step {
+        Step::write_file(path, content, Expect::Absent)
+    }
+
+    /// Saves an edited config document over the file it was read from.
+    pub fn save_document(path: impl Into<PathBuf>, doc: &crate::config::Document) -> Step {
+        Step::write_file(
+            path,
+            doc.to_bytes(),
+            Expect::Sha256(doc.read_sha256().to_owned()),
+        )
     }
 
     /// The paths the step touches (a rename's two ends included).
@@ -172,13 +239,15 @@ pub enum ChangeError {
     #[error(transparent)]
     Guard(#[from] GuardError),
     #[error(transparent)]
+    Install(#[from] crate::install::InstallError),
+    #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(
         "change {id} was interrupted and is unfinished; run `kc-backup undo {id}` to take it back (or re-run the tool with --resume), then try again; nothing was changed"
     )]
     Unfinished { id: String },
     #[error(
-        "step {step} ({what}) failed: {source}; the change was rolled back from backup {backup}, nothing changed"
+        "step {step} ({what}) failed; the change was rolled back from backup {backup}, nothing changed"
     )]
     RolledBack {
         step: usize,
@@ -187,26 +256,42 @@ pub enum ChangeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("the change could not start: {0}; nothing was changed")]
-    NotStarted(Box<ChangeError>),
+    #[error("the change could not start; nothing was changed")]
+    NotStarted(#[source] Box<ChangeError>),
     #[error("no change {id} in {dir}")]
     NoSuchChange { id: String, dir: PathBuf },
     #[error("change {id} was already undone at {when}")]
     AlreadyUndone { id: String, when: String },
     #[error("no change to undo in {dir}")]
     NothingToUndo { dir: PathBuf },
+    #[error("no interrupted change to resume in {dir}; nothing was changed")]
+    NothingToResume { dir: PathBuf },
     #[error(
         "change {later}, made after {id}, is still in effect; changes are undone newest first: run `kc-backup undo --last` until {id} is undone; nothing was changed"
     )]
     LaterChange { id: String, later: String },
     #[error("the plan cannot be taken back safely: {0}; nothing was changed")]
     BadPlan(String),
+    #[error(
+        "{} changed since the plan was made (another program wrote it); nothing was changed, run the tool again",
+        .paths.join(", ")
+    )]
+    ChangedSincePlan { paths: Vec<String> },
+    #[error(
+        "change {id} cannot be undone as it is: {} since; undoing it would lose that. Take those edits back first, or undo with --force (what it replaces is backed up first); nothing was changed",
+        .paths.join(", ")
+    )]
+    EditedSince { id: String, paths: Vec<String> },
+    #[error("{path} {why}; nothing was changed")]
+    Escapes { path: PathBuf, why: String },
+    #[error("the journal is not trustworthy: {0}")]
+    BadJournal(String),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
@@ -223,7 +308,16 @@ pub enum Status {
     Applying,
     Done,
     RolledBack,
+    /// Being taken back (an undo, or a rollback): the journal's `swap` says how far.
+    Undoing,
     Undone,
+}
+
+impl Status {
+    /// Whether the install is half-way: every writer refuses until it is finished or undone.
+    pub fn unfinished(self) -> bool {
+        matches!(self, Status::Applying | Status::Undoing)
+    }
 }
 
 /// `<root>/kc-journal/<change-id>.json`.
@@ -244,6 +338,21 @@ pub struct Journal {
     /// A log's length before the append of step N, so that a resumed append is not doubled.
     #[serde(default)]
     pub append_base: Option<(usize, u64)>,
+    /// Each log's length before the change's first line in it.
+    #[serde(default)]
+    pub log_bases: Vec<(PathBuf, u64)>,
+    /// What each touched path held when the change was done (undo checks it).
+    #[serde(default)]
+    pub after: Vec<After>,
+    /// The lines the change appended to each log (undo cuts exactly them out).
+    #[serde(default)]
+    pub appended: Vec<Appended>,
+    /// A take-back under way (status `undoing`).
+    #[serde(default)]
+    pub swap: Option<Swap>,
+    /// What a forced undo replaced, backed up first.
+    #[serde(default)]
+    pub undo_backup: Option<String>,
 }
 
 fn journal_dir(install: &Install) -> PathBuf {
@@ -265,7 +374,7 @@ struct Event<'a> {
 
 fn record(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
     let dir = journal_dir(install);
-    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    private_dir(&dir).map_err(io_at(&dir))?;
     let path = dir.join("journal.jsonl");
     let event = Event {
         time: jiff::Timestamp::now().to_string(),
@@ -278,28 +387,36 @@ fn record(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
     };
     let mut line = serde_json::to_vec(&event).expect("events serialise");
     line.push(b'\n');
-    let mut f = fs_err::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io_at(&path))?;
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io_at(&path))?
+    };
     f.write_all(&line).map_err(io_at(&path))?;
     f.sync_all().map_err(io_at(&path))
 }
 
 fn save(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
     let dir = journal_dir(install);
-    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    private_dir(&dir).map_err(io_at(&dir))?;
     let path = dir.join(format!("{}.json", journal.id));
     let bytes = serde_json::to_vec_pretty(journal).expect("the journal serialises");
-    write_atomic(&path, &bytes)
+    write_atomic(&path, &bytes, NewFile::Private)
 }
 
 /// The journals of the install, oldest first.
 pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
     let dir = journal_dir(install);
-    let Ok(entries) = fs_err::read_dir(&dir) else {
-        return Ok(Vec::new());
+    let entries = match fs_err::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        // Unreadable is not empty: a writer must not run over an unfinished change it cannot see.
+        Err(e) => return Err(io_at(&dir)(e)),
     };
     let mut out = Vec::new();
     for entry in entries {
@@ -310,6 +427,8 @@ pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
                 path: path.clone(),
                 source: std::io::Error::other(e),
             })?;
+            check_journal(&journal)
+                .map_err(|why| ChangeError::BadJournal(format!("{}: {why}", path.display())))?;
             out.push(journal);
         }
     }
@@ -317,27 +436,43 @@ pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
     Ok(out)
 }
 
-/// Temp files of atomic writes start so; a crash can leave one, and taking a change back removes it.
-const TEMP_PREFIX: &str = ".kc-tmp-";
-
-/// Writes a file atomically: a temp file beside it, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ChangeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(path))?;
-    tmp.as_file().sync_all().map_err(io_at(path))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        // Keep the mode of the file being replaced.
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+/// A journal names only plain paths inside the install, and an ID of the toolkit's form: a
+/// journal edited to name `../../etc` or an absolute path is refused, never acted on.
+fn check_journal(journal: &Journal) -> Result<(), String> {
+    let id_ok = journal.id.len() > 1
+        && journal.id.starts_with('C')
+        && journal.id[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !id_ok {
+        return Err(format!("{:?} is not a change ID", journal.id));
     }
-    tmp.persist(path).map_err(|e| ChangeError::Io {
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    Ok(archive::sync_dir(dir)?)
+    let steps = journal.steps.iter().flat_map(|s| s.paths());
+    let recorded = journal
+        .touched
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(journal.after.iter().map(|a| a.path.as_path()))
+        .chain(journal.appended.iter().map(|a| a.path.as_path()));
+    for path in steps.chain(recorded) {
+        if !crate::install::is_plain_relative(path) {
+            return Err(format!(
+                "{} is not a path inside the install",
+                path.display()
+            ));
+        }
+    }
+    // Undo acts on `touched`: it must be exactly what the steps touch.
+    let plan = Plan {
+        tool: String::new(),
+        description: String::new(),
+        steps: journal.steps.clone(),
+        warnings: Vec::new(),
+    };
+    if plan.touched() != journal.touched {
+        return Err("its touched paths are not those of its steps".into());
+    }
+    Ok(())
 }
 
 /// Whether something is at `path`, a link included even when it leads nowhere.
@@ -345,63 +480,98 @@ fn is_there(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
 }
 
-fn run_step(root: &Path, step: &Step) -> std::io::Result<()> {
-    let at = |p: &Path| root.join(p);
-    let sync_parent = |p: &Path| -> std::io::Result<()> {
-        std::fs::File::open(p.parent().unwrap_or(root))?.sync_all()
-    };
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().map(std::fs::File::open) {
+        Some(Ok(dir)) => dir.sync_all(),
+        // Gone with its parent (a tree removed or moved aside): nothing left to sync.
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Runs one step. Its paths were resolved and checked by `place` (through [`at`]).
+fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
+    let at = |p: &Path| place(install, p);
     match step {
-        Step::WriteFile { path, content, .. } => {
-            write_atomic(&at(path), content).map_err(std::io::Error::other)
+        Step::WriteFile {
+            path,
+            content,
+            expect,
+            ..
+        } => {
+            let real = at(path)?;
+            if !expect.holds(&real).map_err(io_at(&real))? {
+                return Err(ChangeError::ChangedSincePlan {
+                    paths: vec![path.display().to_string()],
+                });
+            }
+            write_atomic(&real, content, NewFile::LikeSiblings)
         }
         Step::Rename { from, to } => {
-            let (from, to) = (at(from), at(to));
+            let on = |p: &Path| place_for(install, p, Act::OnEntry);
+            let (from, to) = (on(from)?, on(to)?);
             if !is_there(&from) && is_there(&to) {
                 return Ok(()); // done by an earlier run
             }
-            std::fs::rename(&from, &to)?;
-            sync_parent(&from)?;
-            sync_parent(&to)
+            std::fs::rename(&from, &to).map_err(io_at(&from))?;
+            sync_parent(&from).map_err(io_at(&from))?;
+            sync_parent(&to).map_err(io_at(&to))
         }
         Step::CreateDir { path } => {
-            std::fs::create_dir_all(at(path))?;
-            sync_parent(&at(path))
+            let real = at(path)?;
+            std::fs::create_dir_all(&real).map_err(io_at(&real))?;
+            sync_parent(&real).map_err(io_at(&real))
         }
-        Step::RemoveDir { path } => match std::fs::remove_dir_all(at(path)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => sync_parent(&at(path)),
-        },
+        Step::RemoveDir { path } => {
+            let real = place_for(install, path, Act::OnEntry)?;
+            match std::fs::remove_dir_all(&real) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&real)(e)),
+                _ => sync_parent(&real).map_err(io_at(&real)),
+            }
+        }
         Step::AppendLine { path, line } => {
-            let path = at(path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
+            use std::os::unix::fs::OpenOptionsExt;
+            let real = at(path)?;
+            if let Some(parent) = real.parent() {
+                fs_err::create_dir_all(parent).map_err(io_at(parent))?;
             }
             let mut f = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)?;
-            f.write_all(format!("{line}\n").as_bytes())?;
-            f.sync_all()
+                .mode(0o644)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&real)
+                .map_err(io_at(&real))?;
+            f.write_all(format!("{line}\n").as_bytes())
+                .map_err(io_at(&real))?;
+            f.sync_all().map_err(io_at(&real))
         }
     }
 }
 
 /// Re-reads what a step wrote.
-fn check_step(root: &Path, step: &Step) -> std::io::Result<()> {
-    let fail = |what: String| Err(std::io::Error::other(what));
+fn check_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
+    let fail = |path: &Path, what: &str| {
+        Err(ChangeError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(what.to_owned()),
+        })
+    };
     match step {
         Step::WriteFile { path, sha256, .. } => {
-            let now = std::fs::read(root.join(path))?;
+            let real = place(install, path)?;
+            let now = fs_err::read(&real).map_err(io_at(&real))?;
             if crate::archive::sha256_hex(&now) != *sha256 {
-                return fail(format!("{} does not hold what was written", path.display()));
+                return fail(path, "does not hold what was written");
             }
             Ok(())
         }
-        Step::Rename { to, .. } if !is_there(&root.join(to)) => {
-            fail(format!("{} is missing after the rename", to.display()))
+        Step::Rename { to, .. } if !is_there(&install.resolve(to)) => {
+            fail(to, "is missing after the rename")
         }
-        Step::CreateDir { path } if !root.join(path).is_dir() => {
-            fail(format!("{} was not created", path.display()))
+        Step::CreateDir { path } if !install.resolve(path).is_dir() => {
+            fail(path, "was not created")
         }
         _ => Ok(()),
     }
@@ -422,10 +592,10 @@ fn stash_dir(install: &Install, id: &str) -> PathBuf {
 
 fn stash(install: &Install, id: &str, steps: &[Step]) -> Result<(), ChangeError> {
     let dir = stash_dir(install, id);
-    fs_err::create_dir_all(&dir).map_err(io_at(&dir))?;
+    private_dir(&dir).map_err(io_at(&dir))?;
     for (i, step) in steps.iter().enumerate() {
         if let Step::WriteFile { content, .. } = step {
-            write_atomic(&dir.join(format!("step-{i}")), content)?;
+            write_atomic(&dir.join(format!("step-{i}")), content, NewFile::Private)?;
         }
     }
     Ok(())
@@ -443,19 +613,27 @@ fn unstash(install: &Install, journal: &Journal) -> Result<Vec<Step>, ChangeErro
     Ok(steps)
 }
 
-/// Refuses while a change is unfinished (interrupted by a crash). Tools call it before they
-/// even plan, since an interrupted change leaves the install half-changed; [`apply`] checks again.
+/// Refuses while a change is unfinished (interrupted by a crash, or an undo that was). Tools
+/// call it before they even plan, since such a change leaves the install half-changed;
+/// [`apply`] checks again.
 pub fn check_unfinished(install: &Install) -> Result<(), ChangeError> {
     match journals(install)?
         .into_iter()
-        .find(|j| j.status == Status::Applying)
+        .find(|j| j.status.unfinished())
     {
         Some(open) => Err(ChangeError::Unfinished { id: open.id }),
         None => Ok(()),
     }
 }
 
-/// Applies a plan through the whole protocol. `backup_dir` holds the pre-change backup.
+/// Takes the guard: the server must be stopped, and the install's lock becomes ours. Writers
+/// take it before they read anything they plan from, and hold it until the change is done.
+pub fn lock(install: &Install, pid_file: &Path, tool: &str) -> Result<InstallLock, ChangeError> {
+    Ok(guard::acquire(&install.root, pid_file, tool)?)
+}
+
+/// Applies a plan through the whole protocol, taking the guard itself (for plans made without
+/// reading the install; tools use [`lock`] then [`apply_locked`]).
 pub fn apply(
     install: &Install,
     plan: &Plan,
@@ -463,9 +641,66 @@ pub fn apply(
     pid_file: &Path,
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
+    let lock = lock(install, pid_file, &plan.tool)?;
+    apply_locked(install, &lock, plan, backup_dir, progress)
+}
+
+/// Checks, before anything is written, what can be checked: every path stays inside the install,
+/// every file still holds what the plan read, and the backup directory is not inside something
+/// the change removes or moves.
+fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), ChangeError> {
+    let mut changed = Vec::new();
+    for step in &plan.steps {
+        let act = match step {
+            Step::Rename { .. } | Step::RemoveDir { .. } => Act::OnEntry,
+            _ => Act::Through,
+        };
+        for path in step.paths() {
+            place_for(install, path, act)?;
+        }
+        if let Step::WriteFile { path, expect, .. } = step {
+            let real = place(install, path)?;
+            if !expect.holds(&real).map_err(io_at(&real))? {
+                changed.push(path.display().to_string());
+            }
+        }
+    }
+    if !changed.is_empty() {
+        return Err(ChangeError::ChangedSincePlan { paths: changed });
+    }
+    let backups = backup_dir
+        .canonicalize()
+        .unwrap_or_else(|_| backup_dir.to_owned());
+    for step in &plan.steps {
+        let gone = match step {
+            Step::RemoveDir { path } => path,
+            Step::Rename { from, .. } => from,
+            _ => continue,
+        };
+        let real = install.resolve(gone);
+        let real = real.canonicalize().unwrap_or(real);
+        if backups.starts_with(&real) {
+            return Err(ChangeError::BadPlan(format!(
+                "the backup directory {} is inside {}, which the change removes or moves; give another --backup-dir",
+                backup_dir.display(),
+                gone.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Applies a plan under a lock the caller took before it read what the plan is made from.
+pub fn apply_locked(
+    install: &Install,
+    _lock: &InstallLock,
+    plan: &Plan,
+    backup_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Applied, ChangeError> {
     plan.check()?;
-    let _lock = guard::acquire(&install.root, pid_file, &plan.tool)?;
     check_unfinished(install)?;
+    preflight(install, plan, backup_dir)?;
     let touched = plan.touched();
     let paths: Vec<Vec<u8>> = touched
         .iter()
@@ -491,7 +726,17 @@ pub fn apply(
         touched,
         undone: None,
         append_base: None,
+        log_bases: Vec::new(),
+        after: Vec::new(),
+        appended: Vec::new(),
+        swap: None,
+        undo_backup: None,
     };
+    for log in undo::log_paths(&plan.steps) {
+        let real = place(install, &log).map_err(not_started)?;
+        let len = std::fs::metadata(&real).map_or(0, |m| m.len());
+        journal.log_bases.push((log, len));
+    }
     if let Err(e) = stash(install, &journal.id, &plan.steps) {
         let _ = std::fs::remove_dir_all(stash_dir(install, &journal.id));
         return Err(not_started(e));
@@ -515,7 +760,7 @@ pub fn resume(
         .into_iter()
         .filter(|j| j.status == Status::Applying)
         .find(|j| which.is_none_or(|id| j.id == id))
-        .ok_or_else(|| ChangeError::NothingToUndo {
+        .ok_or_else(|| ChangeError::NothingToResume {
             dir: journal_dir(install),
         })?;
     let steps = unstash(install, &journal)?;
@@ -532,42 +777,28 @@ fn run(
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
     for (i, step) in steps.iter().enumerate().skip(journal.done) {
-        if let Step::AppendLine { path, .. } = step {
-            // The log's length before this append, kept across a crash: a re-run cuts back to it.
-            let base = match journal.append_base {
-                Some((j, len)) if j == i => len,
-                _ => {
-                    let len = std::fs::metadata(install.root.join(path)).map_or(0, |m| m.len());
-                    journal.append_base = Some((i, len));
-                    save(install, journal)?;
-                    len
-                }
-            };
-            let full = install.root.join(path);
-            if std::fs::metadata(&full).is_ok_and(|m| m.len() > base) {
-                let f = fs_err::OpenOptions::new()
-                    .write(true)
-                    .open(&full)
-                    .map_err(io_at(&full))?;
-                f.set_len(base).map_err(io_at(&full))?;
-            }
-        }
-        let outcome = run_step(&install.root, step).and_then(|()| check_step(&install.root, step));
+        let outcome = prepare_append(install, journal, i, step)
+            .and_then(|()| run_step(install, step))
+            .and_then(|()| check_step(install, step));
         if let Err(source) = outcome {
-            take_back(install, journal, backup, progress)?;
-            journal.status = Status::RolledBack;
+            undo::roll_back(install, journal, backup, progress)?;
             finish(install, journal)?;
-            return Err(ChangeError::RolledBack {
-                step: i + 1,
-                what: step.describe(),
-                backup: backup.meta.id.clone(),
-                source,
+            return Err(match source {
+                e @ ChangeError::ChangedSincePlan { .. } => e,
+                e @ ChangeError::Escapes { .. } => e,
+                other => ChangeError::RolledBack {
+                    step: i + 1,
+                    what: step.describe(),
+                    backup: backup.meta.id.clone(),
+                    source: std::io::Error::other(other),
+                },
             });
         }
         journal.done = i + 1;
         save(install, journal)?;
         crash_point(journal.done);
     }
+    undo::record_after(install, journal, &journal.log_bases.clone())?;
     journal.status = Status::Done;
     finish(install, journal)?;
     Ok(Applied {
@@ -575,6 +806,37 @@ fn run(
         backup: backup.meta.id.clone(),
         steps: steps.len(),
     })
+}
+
+/// Before an append: the log's length is kept across a crash, and a re-run cuts back to it so
+/// that the line is never doubled.
+fn prepare_append(
+    install: &Install,
+    journal: &mut Journal,
+    i: usize,
+    step: &Step,
+) -> Result<(), ChangeError> {
+    let Step::AppendLine { path, .. } = step else {
+        return Ok(());
+    };
+    let full = place(install, path)?;
+    let base = match journal.append_base {
+        Some((j, len)) if j == i => len,
+        _ => {
+            let len = std::fs::metadata(&full).map_or(0, |m| m.len());
+            journal.append_base = Some((i, len));
+            save(install, journal)?;
+            len
+        }
+    };
+    if std::fs::metadata(&full).is_ok_and(|m| m.len() > base) {
+        let f = fs_err::OpenOptions::new()
+            .write(true)
+            .open(&full)
+            .map_err(io_at(&full))?;
+        f.set_len(base).map_err(io_at(&full))?;
+    }
+    Ok(())
 }
 
 /// Saves the journal's final state and drops the contents kept for `--resume`.
@@ -604,88 +866,24 @@ fn crash_point(done: usize) {
 #[cfg(not(feature = "fault-injection"))]
 fn crash_point(_done: usize) {}
 
-/// Renames back, newest first, what the change's renames moved (those it got to).
-fn rename_back(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
-    for step in journal.steps.iter().rev() {
-        if let Step::Rename { from, to } = step {
-            let (from, to) = (install.root.join(from), install.root.join(to));
-            if is_there(&to) && !is_there(&from) {
-                fs_err::rename(&to, &from).map_err(io_at(&to))?;
-                for dir in [&from, &to] {
-                    if let Some(parent) = dir.parent() {
-                        archive::sync_dir(parent)?;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Puts the install back as it was before the change: renames are renamed back, then every
-/// touched path is put back as the pre-change backup has it (what the change created is removed,
-/// what it changed or removed comes back).
-fn take_back(
-    install: &Install,
-    journal: &Journal,
-    backup: &Backup,
-    progress: &dyn Progress,
-) -> Result<(), ChangeError> {
-    let report = archive::verify(backup, progress)?;
-    if let Some(problem) = report.damage.first() {
-        return Err(ArchiveError::Invalid {
-            path: backup.archive.clone(),
-            message: format!(
-                "the pre-change backup is damaged ({problem}); nothing was taken back"
-            ),
-        }
-        .into());
-    }
-    rename_back(install, journal)?;
-    for path in &journal.touched {
-        let full = install.root.join(path);
-        if let Some(Ok(entries)) = full.parent().map(std::fs::read_dir) {
-            for leftover in entries.flatten() {
-                if leftover
-                    .file_name()
-                    .as_bytes()
-                    .starts_with(TEMP_PREFIX.as_bytes())
-                {
-                    let _ = std::fs::remove_file(leftover.path());
-                }
-            }
-        }
-        match std::fs::symlink_metadata(&full) {
-            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&full).map_err(io_at(&full))?,
-            Ok(_) => fs_err::remove_file(&full).map_err(io_at(&full))?,
-            Err(_) => {}
-        }
-    }
-    let absent: Vec<Vec<u8>> = backup.meta.absent.iter().map(|p| decode_path(p)).collect();
-    let present: Vec<Vec<u8>> = journal
-        .touched
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .filter(|p| !absent.contains(p))
-        .collect();
-    if !present.is_empty() {
-        let options = RestoreOptions {
-            to: install.root.clone(),
-            selection: Selection::paths(&present),
-            store: None,
-            preserve_owners: true,
-        };
-        archive::restore(std::slice::from_ref(backup), &options, progress)?;
-    }
-    Ok(())
-}
-
 /// What [`undo`] took back.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Undone {
     pub change: String,
+    pub tool: String,
+    pub description: String,
     pub backup: String,
     pub paths: usize,
+    /// With `--force`: the backup of what the undo replaced.
+    pub replaced_backup: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// How [`undo_with`] goes about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UndoOptions {
+    /// Undo even over edits made since the change (backing them up first).
+    pub force: bool,
 }
 
 /// Takes a change back from its pre-change backup: the named one, or (`None`) the newest one not
@@ -697,7 +895,18 @@ pub fn undo(
     pid_file: &Path,
     progress: &dyn Progress,
 ) -> Result<Undone, ChangeError> {
-    let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
+    undo_with(
+        install,
+        which,
+        UndoOptions::default(),
+        backup_dir,
+        pid_file,
+        progress,
+    )
+}
+
+/// The change [`undo`] would take back, and why it may not: for `undo -n` and for undo itself.
+pub fn undo_target(install: &Install, which: Option<&str>) -> Result<Journal, ChangeError> {
     let all = journals(install)?;
     // Every change appends to the logs and most share users.cfg: taking back an older one from
     // its backup would take the later ones' edits with it. Changes are undone newest first.
@@ -706,7 +915,7 @@ pub fn undo(
         .filter(|j| j.status == Status::Done)
         .map(|j| j.id.clone())
         .collect();
-    let mut journal = match which {
+    let journal = match which {
         Some(id) => {
             all.into_iter()
                 .find(|j| j.id == id)
@@ -718,7 +927,7 @@ pub fn undo(
         None => all
             .into_iter()
             .rev()
-            .find(|j| matches!(j.status, Status::Done | Status::Applying))
+            .find(|j| matches!(j.status, Status::Done | Status::Applying | Status::Undoing))
             .ok_or_else(|| ChangeError::NothingToUndo {
                 dir: journal_dir(install),
             })?,
@@ -729,22 +938,106 @@ pub fn undo(
             when: when.clone(),
         });
     }
+    if journal.status == Status::RolledBack {
+        return Err(ChangeError::AlreadyUndone {
+            id: journal.id,
+            when: "its own failure (it was rolled back)".into(),
+        });
+    }
     if let Some(later) = in_effect.iter().rfind(|id| **id > journal.id) {
         return Err(ChangeError::LaterChange {
             id: journal.id,
             later: later.clone(),
         });
     }
+    Ok(journal)
+}
+
+/// [`undo`] with options.
+pub fn undo_with(
+    install: &Install,
+    which: Option<&str>,
+    options: UndoOptions,
+    backup_dir: &Path,
+    pid_file: &Path,
+    progress: &dyn Progress,
+) -> Result<Undone, ChangeError> {
+    let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
+    let mut journal = undo_target(install, which)?;
     let backup = archive::find(backup_dir, &journal.backup)?;
-    take_back(install, &journal, &backup, progress)?;
+    let mut warnings = Vec::new();
+    if journal.status == Status::Undoing {
+        // An undo (or rollback) that was interrupted: finish it.
+        warnings.extend(undo::finish_swap(install, &mut journal)?);
+    } else {
+        if journal.status == Status::Done {
+            let edited = undo::edited_since(install, &journal)?;
+            if !edited.is_empty() && !options.force {
+                return Err(ChangeError::EditedSince {
+                    id: journal.id,
+                    paths: edited,
+                });
+            }
+            if !edited.is_empty() {
+                journal.undo_backup =
+                    Some(backup_current(install, &journal, backup_dir, progress)?);
+            }
+        }
+        let logs = undo::log_paths(&journal.steps);
+        let done = journal.status == Status::Done;
+        // A finished change has its log lines cut out; an interrupted one gets its logs back.
+        let paths: Vec<PathBuf> = journal
+            .touched
+            .iter()
+            .filter(|p| !(done && logs.contains(p)))
+            .cloned()
+            .collect();
+        let mut staged = undo::stage(install, &journal, &backup, &paths, progress)?;
+        staged.splice_logs = done;
+        warnings.extend(undo::swap(install, &mut journal, staged)?);
+    }
     journal.status = Status::Undone;
     journal.undone = Some(jiff::Timestamp::now().to_string());
     finish(install, &journal)?;
     Ok(Undone {
         change: journal.id,
+        tool: journal.tool,
+        description: journal.description,
         backup: backup.meta.id,
         paths: journal.touched.len(),
+        replaced_backup: journal.undo_backup,
+        warnings,
     })
+}
+
+/// The paths a change touched that no longer hold what it left (for `undo -n`).
+pub fn edited_since(install: &Install, journal: &Journal) -> Result<Vec<String>, ChangeError> {
+    if journal.status != Status::Done {
+        return Ok(Vec::new());
+    }
+    undo::edited_since(install, journal)
+}
+
+/// A pre-change backup of what a forced undo is about to replace.
+fn backup_current(
+    install: &Install,
+    journal: &Journal,
+    backup_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<String, ChangeError> {
+    let paths = journal
+        .touched
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    let options = CreateOptions {
+        kind: Kind::PreChange,
+        paths: Some(paths),
+        ..CreateOptions::default()
+    };
+    Ok(archive::create(install, backup_dir, &options, progress)?
+        .meta
+        .id)
 }
 
 /// The Kerio log line for an action: `[DD/Mon/YYYY HH:MM:SS] kc-<tool> - <text>`, local time.
@@ -772,7 +1065,7 @@ mod tests {
             from: "store/mail/d/a".into(),
             to: "store/mail/d/b".into(),
         };
-        let inside_old = Step::write_file("store/mail/d/a/INBOX/status.fld", b"x".to_vec());
+        let inside_old = Step::create_file("store/mail/d/a/INBOX/status.fld", b"x".to_vec());
         let log = Step::AppendLine {
             path: "store/logs/config.log".into(),
             line: "l".into(),
@@ -787,7 +1080,7 @@ mod tests {
             ]
         );
         for late in [
-            Step::write_file("store/mail/d/b/INBOX/status.fld", b"x".to_vec()),
+            Step::create_file("store/mail/d/b/INBOX/status.fld", b"x".to_vec()),
             inside_old,
             Step::CreateDir {
                 path: "store/mail/d/b".into(),

@@ -153,6 +153,8 @@ struct Original {
 #[derive(Debug, Clone)]
 pub struct Document {
     path: PathBuf,
+    /// The SHA-256 of the bytes read, so that a change can refuse a file written since.
+    read_sha256: String,
     source: String,
     newline: &'static str,
     /// One level of indentation, as the file uses it.
@@ -219,6 +221,7 @@ impl Document {
 
     /// Parses the bytes of a config file; `path` is used in errors and kept for saving.
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Document, ConfigError> {
+        let read_sha256 = crate::archive::sha256_hex(&bytes);
         let source = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let (line, column) = line_column(e.as_bytes(), at);
@@ -236,6 +239,7 @@ impl Document {
         };
         Ok(Document {
             path: path.to_owned(),
+            read_sha256,
             newline,
             unit: map.unit,
             root_close: map.root_close,
@@ -246,6 +250,11 @@ impl Document {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SHA-256 (hex) of the bytes this document was read from.
+    pub fn read_sha256(&self) -> &str {
+        &self.read_sha256
     }
 
     /// The items of the list (or the one item of the table) called `name`, in file order,

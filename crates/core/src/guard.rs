@@ -34,7 +34,7 @@ pub enum GuardError {
          nothing was changed"
     )]
     Locked { path: PathBuf, holder: String },
-    #[error("cannot take the lock {path}: {source}")]
+    #[error("cannot take the lock {path}")]
     Lock {
         path: PathBuf,
         #[source]
@@ -143,13 +143,26 @@ impl InstallLock {
             path: path.clone(),
             source,
         };
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link: a `.kc.lock` planted as a symlink would have us truncate and
+        // write whatever it points at.
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false) // the holder's pid stays readable until we own the lock
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(lock_err)?;
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    lock_err(std::io::Error::other(
+                        "it is a symbolic link; remove it (the lock file is the toolkit's own)",
+                    ))
+                } else {
+                    lock_err(e)
+                }
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -37,7 +37,7 @@ pub const COLUMNS: [(&str, &str); 6] = [
 pub enum ImportError {
     #[error("{}\n{} problem{}; nothing was changed", .0.join("\n"), .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Invalid(Vec<String>),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -501,9 +501,9 @@ pub fn plan(
     let layout = crate::account::Layout::new(install);
     let mut steps = Vec::new();
     if config.users.is_modified() {
-        steps.push(Step::write_file(
+        steps.push(Step::save_document(
             crate::config::schema::USERS_CFG,
-            config.users.to_bytes(),
+            &config.users,
         ));
     }
     if !audit.is_empty() {

@@ -102,7 +102,7 @@ fn is_windows_path(text: &str) -> bool {
 fn canonical(path: &Path) -> Result<PathBuf, InstallError> {
     fs_err::canonicalize(path).map_err(|e| InstallError::Resolve {
         path: path.to_owned(),
-        source: e.into(),
+        source: e,
     })
 }
 
@@ -215,10 +215,10 @@ impl Install {
     /// The real path of a logical one (see the module's doc). Logical paths are relative and
     /// never hold `..`: the callers make them from names checked for that.
     pub fn resolve(&self, logical: &Path) -> PathBuf {
-        if self.store_outside {
-            if let Ok(rest) = logical.strip_prefix(&self.store_prefix) {
-                return self.store.join(rest);
-            }
+        if self.store_outside
+            && let Ok(rest) = logical.strip_prefix(&self.store_prefix)
+        {
+            return self.store.join(rest);
         }
         self.root.join(logical)
     }

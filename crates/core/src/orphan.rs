@@ -451,7 +451,7 @@ pub fn plan(
         return Err(OrphanError::Refused(problems));
     }
     if config.users.is_modified() {
-        steps.insert(0, Step::write_file("users.cfg", config.users.to_bytes()));
+        steps.insert(0, Step::save_document("users.cfg", &config.users));
     }
     steps.extend(late);
     for line in lines.iter().chain(&warning_lines) {

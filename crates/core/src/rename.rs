@@ -505,11 +505,11 @@ pub fn plan(
     let mut steps = Vec::new();
     for doc in [&config.users, &config.mailserver] {
         if doc.is_modified() {
-            steps.push(Step::write_file(file_name(doc), doc.to_bytes()));
+            steps.push(Step::save_document(file_name(doc), doc));
         }
     }
-    for (path, bytes) in store_files {
-        steps.push(Step::write_file(path, bytes));
+    for (path, bytes, read) in store_files {
+        steps.push(Step::write_file(path, bytes, read));
     }
     for dir in create_dirs {
         steps.push(Step::CreateDir { path: dir });

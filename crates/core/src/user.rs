@@ -286,8 +286,8 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             let found = found.into_inner().unwrap_or_default();
             let total: usize = found.iter().map(|(_, n)| n).sum();
             if *purge {
-                for (path, bytes) in files {
-                    steps.push(Step::write_file(path, bytes));
+                for (path, bytes, read) in files {
+                    steps.push(Step::write_file(path, bytes, read));
                 }
                 if total > 0 {
                     config_lines.push(format!(
@@ -308,7 +308,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
     for doc in [&config.users, &config.mailserver] {
         if doc.is_modified() {
             let name = doc.path().file_name().unwrap_or_default();
-            head.push(Step::write_file(Path::new(name), doc.to_bytes()));
+            head.push(Step::save_document(Path::new(name), doc));
         }
     }
     head.extend(steps);

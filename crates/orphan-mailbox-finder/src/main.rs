@@ -158,9 +158,16 @@ fn main() -> ExitCode {
             name: cli.name.clone(),
             older_than_days: cli.older_than,
         };
-        if action.is_some() {
-            kc_core::change::check_unfinished(&settings.install)?;
-        }
+        let dry = if cli.execute {
+            DryRun::from(cli.write)
+        } else {
+            DryRun::Enabled
+        };
+        // An action holds the lock from before the scan its plan is made from.
+        let guard = match action {
+            Some(_) => Some(kc_cli::guard(&settings, orphan::TOOL, dry)?),
+            None => None,
+        };
         let found = orphan::scan(
             &settings.install,
             directory.as_ref(),
@@ -187,18 +194,14 @@ fn main() -> ExitCode {
             return Ok(Outcome::Success);
         }
         let plan = orphan::plan(&settings.install, &found, &action)?;
-        let dry = if cli.execute {
-            DryRun::from(cli.write)
-        } else {
-            DryRun::Enabled
-        };
         if dry == DryRun::Enabled && !cli.write.dry_run {
             settings.info("(add --execute to carry this out)");
         }
         if plan.steps.is_empty() {
             bail!("nothing to do");
         }
-        kc_cli::carry_out(&settings, &plan, dry)
+        let guard = guard.context("an action has its guard")?;
+        kc_cli::carry_out(&settings, &plan, dry, &guard)
     })
 }
 

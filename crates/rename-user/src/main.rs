@@ -117,7 +117,8 @@ fn main() -> ExitCode {
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }
-        kc_core::change::check_unfinished(&settings.install)?;
+        let dry = DryRun::from(cli.write);
+        let guard = kc_cli::guard(&settings, rename::TOOL, dry)?;
         let renames = match (&cli.map, &cli.old, &cli.new) {
             (Some(map), _, _) => read_map(map)?,
             (None, Some(old), Some(new)) => {
@@ -134,7 +135,7 @@ fn main() -> ExitCode {
             alias: !cli.no_alias,
         };
         let planned = rename::plan(&settings.install, &renames, options)?;
-        kc_cli::carry_out(&settings, &planned.plan, DryRun::from(cli.write))
+        kc_cli::carry_out(&settings, &planned.plan, dry, &guard)
     })
 }
 

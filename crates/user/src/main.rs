@@ -141,7 +141,8 @@ fn main() -> ExitCode {
                 },
             ),
         };
-        kc_core::change::check_unfinished(&settings.install)?;
+        let dry = DryRun::from(cli.write);
+        let guard = kc_cli::guard(&settings, user::TOOL, dry)?;
         let plan = user::plan(&settings.install, &who, &action)?;
         if plan.steps.is_empty() {
             for w in &plan.warnings {
@@ -150,7 +151,7 @@ fn main() -> ExitCode {
             settings.info("kc-user: nothing to change");
             return Ok(Outcome::Success);
         }
-        kc_cli::carry_out(&settings, &plan, DryRun::from(cli.write))
+        kc_cli::carry_out(&settings, &plan, dry, &guard)
     })
 }
 

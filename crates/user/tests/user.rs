@@ -273,10 +273,20 @@ fn list_measures_every_mailbox() {
 }
 
 #[test]
-fn a_store_outside_the_root_is_listed_and_writers_say_why_they_refuse() {
+fn a_store_outside_the_root_is_listed_changed_and_undone() {
     let s = Scratch::new(&Options::demo());
     let elsewhere = s.root.parent().expect("dir").join("data-store");
     std::fs::rename(s.root.join("store"), &elsewhere).expect("move the store");
+    let before = s.root.parent().expect("dir").join("data-store-before");
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&elsewhere)
+            .arg(&before)
+            .status()
+            .expect("cp")
+            .success()
+    );
     let store = elsewhere.to_str().expect("utf-8");
     let out = ok(&s, &["--store", store, "list", "--json"]);
     let mwood: serde_json::Value = String::from_utf8_lossy(&out.stdout)
@@ -287,11 +297,47 @@ fn a_store_outside_the_root_is_listed_and_writers_say_why_they_refuse() {
     let du =
         kc_core::store::mailbox_stats(&elsewhere.join("mail/example.org/mwood")).expect("stats");
     assert_eq!(mwood["mailbox_bytes"], du.bytes);
-    let out = run(&s, &["--store", store, "disable", "mwood@example.org"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is outside the install root"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // A writer works on the store where it is: the mailbox moves there, the audit line goes
+    // to its logs, and undo puts it all back.
+    ok(
+        &s,
+        &[
+            "--store",
+            store,
+            "remove",
+            "mwood@example.org",
+            "--mailbox",
+            "transfer:pnelson@example.org",
+        ],
     );
+    assert!(!elsewhere.join("mail/example.org/mwood").exists());
+    assert!(
+        elsewhere
+            .join("mail/example.org/pnelson/Deleted mailbox — mwood@example.org/INBOX")
+            .is_dir()
+    );
+    let log = std::fs::read_to_string(elsewhere.join("logs/warning.log")).expect("log");
+    assert!(
+        log.lines().last().is_some_and(|l| l.contains("kc-user")),
+        "{log}"
+    );
+    assert!(
+        !s.root.join("store").exists(),
+        "nothing written at <root>/store"
+    );
+    let undo = assert_cmd::Command::cargo_bin("kc-backup")
+        .expect("kc-backup")
+        .arg("--server")
+        .arg(&s.root)
+        .args(["--store", store, "--pid-file"])
+        .arg(s.root.join("no.pid"))
+        .args(["undo", "--last"])
+        .output()
+        .expect("runs");
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    kc_testkit::compare_trees(&before, &elsewhere, &[]).expect("the store is back byte for byte");
 }

@@ -104,6 +104,10 @@ pub fn units(
     Ok((walker, out))
 }
 
+fn is_config_name(name: &std::ffi::OsStr) -> bool {
+    name == crate::config::schema::USERS_CFG || name == crate::config::schema::MAILSERVER_CFG
+}
+
 fn push_found(out: &mut Vec<Unit>, entries: Vec<Entry>, skipped: Vec<Skipped>) {
     if entries.is_empty() && skipped.is_empty() {
         return;
@@ -218,6 +222,15 @@ impl Walker {
         push_found(out, Vec::new(), skipped);
         for (name, child, meta) in &children {
             let rel = child_path(path, name.as_bytes());
+            // The config files may be links the admin made (a Docker volume): their content is
+            // what the backup must hold, not the link.
+            let followed;
+            let meta = if depth == 0 && meta.file_type().is_symlink() && is_config_name(name) {
+                followed = fs_err::metadata(child).map_err(io_err(child))?;
+                &followed
+            } else {
+                meta
+            };
             if meta.is_dir() && !self.selection.enters(&rel) {
                 continue;
             }

@@ -115,7 +115,8 @@ pub fn create(
         })?)?),
         _ => None,
     };
-    fs_err::create_dir_all(backup_dir).map_err(io_err(backup_dir))?;
+    // Private: users.cfg's passwords can be decrypted by anyone who reads it (KERIO-FORMAT.md §2).
+    crate::change::private_dir(backup_dir).map_err(io_err(backup_dir))?;
     let id = fresh_id(backup_dir, options.kind);
     let archive = backup_dir.join(format!("{id}.{}", options.compression.extension()));
     let partial = sidecar(&archive, "partial");
@@ -129,7 +130,7 @@ pub fn create(
 
     // Two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
     // planner thread), while chunks are built in parallel and appended in order (here).
-    let out = fs_err::File::create(&partial).map_err(io_err(&partial))?;
+    let out = private_file(&partial)?;
     let mut writer = ChunkWriter::new(out);
     let walker = Arc::new(walker);
     let diff_ref = diff.as_ref();
@@ -412,8 +413,23 @@ impl ChunkWriter {
     }
 }
 
+/// Creates (or truncates) a file only its owner may read, whatever the umask.
+fn private_file(path: &Path) -> Result<fs_err::File, ArchiveError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(path))?;
+    Ok(fs_err::File::from_parts(file, path))
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    let mut f = fs_err::File::create(path).map_err(io_err(path))?;
+    let mut f = private_file(path)?;
     f.write_all(bytes).map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))
 }

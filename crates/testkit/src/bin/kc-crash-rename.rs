@@ -21,7 +21,7 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
     let mut config = Config::load(root)?;
     let id = config.user(old, domain).context("no such user")?.id();
     config.users.set(id, "Name", new)?;
-    let mut steps = vec![Step::write_file("users.cfg", config.users.to_bytes())];
+    let mut steps = vec![Step::save_document("users.cfg", &config.users)];
     let mail = PathBuf::from("store/mail").join(domain);
     let (old_addr, new_addr) = (format!("{old}@{domain}"), format!("{new}@{domain}"));
     for file in
@@ -29,6 +29,7 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
     {
         let rel = file.strip_prefix(root)?.to_path_buf();
         let bytes = std::fs::read(&file)?;
+        let read = kc_core::change::Expect::read(&bytes);
         let rewritten = if file.ends_with(store::STATUS_FLD) {
             let mut s = StatusFld::parse(bytes);
             (s.rename(&old_addr, &new_addr) > 0).then(|| s.into_bytes())
@@ -38,7 +39,7 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
         };
         if let Some(bytes) = rewritten {
             // Files inside the mailbox are written before it is renamed (Plan::check).
-            steps.push(Step::write_file(rel, bytes));
+            steps.push(Step::write_file(rel, bytes, read));
         }
     }
     steps.push(Step::Rename {

@@ -1,0 +1,487 @@
+//! Taking a change back: after a failed step (rollback) or later (undo).
+//!
+//! Both go in two phases. **Stage**: the pre-change backup's copies of the touched paths are
+//! restored into staging directories, then each is moved beside its target
+//! (`.kc-stage-<id>-<name>`, same directory, so same filesystem). Nothing in the install has
+//! changed yet; a failure here (a full disk) removes the staged copies and says nothing changed.
+//! **Swap**, journalled first: renames are renamed back, then each target is replaced by its
+//! staged copy by `rename(2)` (a file atomically, its old bytes kept as a hard link `aside`; a
+//! directory moved aside first), and the asides are removed. A crash during the swap leaves the
+//! journal `undoing` with the whole list, and the next undo finishes it: at every instant each
+//! config file is either the old or the new one, never missing.
+//!
+//! Undo first checks that every touched path still holds what the change left (the journal
+//! records it): a hand edit since, or mail the server delivered into a directory the change
+//! made, is refused, naming the paths, unless forced (the forced undo backs up what it replaces
+//! first). Logs are not restored but have exactly the change's lines cut out, so lines written
+//! since stay.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::place::{Act, NewFile, TEMP_PREFIX, is_config_file, place, place_for, write_atomic};
+use super::{ChangeError, Journal, Status, Step, io_at, save};
+use crate::archive::{self, ArchiveError, Backup, RestoreOptions, Selection, decode_path};
+use crate::install::Install;
+use crate::progress::Progress;
+
+/// What a touched path held when the change was done.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum State {
+    Absent,
+    File {
+        sha256: String,
+    },
+    Link {
+        target: PathBuf,
+    },
+    /// A directory: a digest of its tree (names, kinds, sizes, modification times).
+    Tree {
+        digest: String,
+    },
+}
+
+/// One touched path and what the change left there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct After {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub state: State,
+}
+
+/// The lines a change appended to a log: where they start and what they are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Appended {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub length: u64,
+    pub sha256: String,
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// What is at `real` now.
+pub(crate) fn state_of(real: &Path) -> std::io::Result<State> {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let meta = match real.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::Absent),
+        Err(e) => return Err(e),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(State::Link {
+            target: std::fs::read_link(real)?,
+        });
+    }
+    if meta.is_file() {
+        return Ok(State::File {
+            sha256: sha256_file(real)?,
+        });
+    }
+    let mut h = sha2::Sha256::new();
+    for entry in walkdir::WalkDir::new(real).sort_by_file_name() {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let m = entry.metadata().map_err(std::io::Error::other)?;
+        let rel = entry.path().strip_prefix(real).unwrap_or(entry.path());
+        h.update(rel.as_os_str().as_bytes());
+        h.update([0]);
+        h.update(format!("{:o} {} {}\n", m.mode(), m.len(), m.mtime()).as_bytes());
+    }
+    Ok(State::Tree {
+        digest: format!("{:x}", h.finalize()),
+    })
+}
+
+/// The logs a plan appends to.
+pub(crate) fn log_paths(steps: &[Step]) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::AppendLine { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    logs.sort();
+    logs.dedup();
+    logs
+}
+
+/// Records, at the end of a change, what each touched path holds and what each log got.
+pub(crate) fn record_after(
+    install: &Install,
+    journal: &mut Journal,
+    log_bases: &[(PathBuf, u64)],
+) -> Result<(), ChangeError> {
+    let logs = log_paths(&journal.steps);
+    journal.after.clear();
+    for path in journal.touched.iter().filter(|p| !logs.contains(p)) {
+        let real = place_for(install, path, Act::OnEntry)?;
+        let state = state_of(&real).map_err(io_at(&real))?;
+        journal.after.push(After {
+            path: path.clone(),
+            state,
+        });
+    }
+    journal.appended.clear();
+    for (path, base) in log_bases {
+        let real = place(install, path)?;
+        let bytes = fs_err::read(&real).map_err(io_at(&real))?;
+        let added = bytes.get(*base as usize..).unwrap_or_default();
+        journal.appended.push(Appended {
+            path: path.clone(),
+            offset: *base,
+            length: added.len() as u64,
+            sha256: crate::archive::sha256_hex(added),
+        });
+    }
+    Ok(())
+}
+
+/// The touched paths that no longer hold what the change left, each with what is there now.
+pub(crate) fn edited_since(
+    install: &Install,
+    journal: &Journal,
+) -> Result<Vec<String>, ChangeError> {
+    let mut out = Vec::new();
+    for after in &journal.after {
+        let real = place_for(install, &after.path, Act::OnEntry)?;
+        let now = state_of(&real).map_err(io_at(&real))?;
+        if now != after.state {
+            let what = match (&after.state, &now) {
+                (_, State::Absent) => "removed",
+                (State::Absent, _) => "created",
+                (State::Tree { .. }, State::Tree { .. }) => "its contents changed",
+                _ => "changed",
+            };
+            out.push(format!("{} ({what})", after.path.display()));
+        }
+    }
+    Ok(out)
+}
+
+/// One path of a swap: the real target, its staged replacement (`None`: the target goes), and
+/// where the old one is kept until the swap is over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SwapEntry {
+    pub target: PathBuf,
+    pub staged: Option<PathBuf>,
+    pub aside: PathBuf,
+}
+
+/// A swap under way, journalled before its first rename.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Swap {
+    pub entries: Vec<SwapEntry>,
+    /// The staging directories, removed at the end.
+    pub stages: Vec<PathBuf>,
+    /// Renames to take back first (those the change got to).
+    pub rename_back: bool,
+    /// Logs to cut the change's lines out of (undo), rather than restore (rollback).
+    pub splice_logs: bool,
+    /// Where the change ends up: rolled back or undone.
+    pub then: Status,
+}
+
+fn beside(target: &Path, tag: &str, id: &str) -> PathBuf {
+    let mut name = OsString::from(format!("{tag}{id}-"));
+    name.push(target.file_name().unwrap_or_default());
+    target.with_file_name(name)
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves `from` to `to`, copying a file when they are on different filesystems.
+fn move_to(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) && from.is_file() => {
+            std::fs::copy(from, to)?;
+            std::fs::File::open(to)?.sync_all()?;
+            std::fs::remove_file(from)
+        }
+        other => other,
+    }
+}
+
+/// Phase one: everything `paths` should hold again, staged beside each target. Changes nothing
+/// in the install; on failure removes what it staged.
+pub(crate) fn stage(
+    install: &Install,
+    journal: &Journal,
+    backup: &Backup,
+    paths: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<Swap, ChangeError> {
+    let report = archive::verify(backup, progress)?;
+    if let Some(problem) = report.damage.first() {
+        return Err(ArchiveError::Invalid {
+            path: backup.archive.clone(),
+            message: format!(
+                "the pre-change backup is damaged ({problem}); nothing was taken back"
+            ),
+        }
+        .into());
+    }
+    let tag = format!(".kc-stage-{}", journal.id);
+    let root_stage = install.root.join(&tag);
+    // The store's part is staged in the store (it may be another filesystem than the root).
+    let store_stage = Some(install.store.join(&tag));
+    let mut swap = Swap {
+        entries: Vec::new(),
+        stages: [Some(root_stage.clone()), store_stage.clone()]
+            .into_iter()
+            .flatten()
+            .collect(),
+        rename_back: true,
+        splice_logs: false,
+        then: Status::Undone,
+    };
+    let result = (|| -> Result<(), ChangeError> {
+        for dir in &swap.stages {
+            super::place::private_dir(dir).map_err(io_at(dir))?;
+        }
+        let absent: Vec<Vec<u8>> = backup.meta.absent.iter().map(|p| decode_path(p)).collect();
+        let present: Vec<Vec<u8>> = paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .filter(|p| !absent.contains(p))
+            .collect();
+        if !present.is_empty() {
+            let options = RestoreOptions {
+                to: root_stage.clone(),
+                selection: Selection::paths(&present),
+                store: store_stage.clone(),
+                preserve_owners: true,
+            };
+            archive::restore(std::slice::from_ref(backup), &options, progress)?;
+        }
+        for path in paths {
+            let target = place_for(install, path, Act::OnEntry)?;
+            let bytes = path.as_os_str().as_bytes().to_vec();
+            let staged_in = match &store_stage {
+                Some(s) if path.starts_with(&install.store_prefix) && !is_config_file(path) => s
+                    .join(
+                        path.strip_prefix(&install.store_prefix)
+                            .expect("checked by starts_with"),
+                    ),
+                _ => root_stage.join(path),
+            };
+            let staged = if absent.contains(&bytes) || staged_in.symlink_metadata().is_err() {
+                None
+            } else if is_config_file(path) {
+                // A config file may be a link into a volume on another filesystem: staged
+                // beside its real target, so that the swap is one rename.
+                let to = beside(&target, ".kc-stage-", &journal.id);
+                remove_any(&to).map_err(io_at(&to))?;
+                move_to(&staged_in, &to).map_err(io_at(&staged_in))?;
+                Some(to)
+            } else {
+                // Store paths name what was there before the change's renames, which the swap
+                // takes back first: until then they wait in the stage, in the store itself.
+                Some(staged_in)
+            };
+            swap.entries.push(SwapEntry {
+                aside: beside(&target, ".kc-old-", &journal.id),
+                target,
+                staged,
+            });
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        discard(&swap);
+        return Err(e);
+    }
+    Ok(swap)
+}
+
+/// Removes a stage that will not be used.
+pub(crate) fn discard(swap: &Swap) {
+    for e in &swap.entries {
+        if let Some(s) = &e.staged {
+            let _ = remove_any(s);
+        }
+    }
+    for dir in &swap.stages {
+        let _ = remove_any(dir);
+    }
+}
+
+/// Renames back, newest first, what the change's renames moved (those it got to).
+fn rename_back(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
+    for step in journal.steps.iter().rev() {
+        if let Step::Rename { from, to } = step {
+            let on = |p: &Path| place_for(install, p, Act::OnEntry);
+            let (from, to) = (on(from)?, on(to)?);
+            if to.symlink_metadata().is_ok() && from.symlink_metadata().is_err() {
+                fs_err::rename(&to, &from).map_err(io_at(&to))?;
+                for dir in [&from, &to] {
+                    if let Some(parent) = dir.parent() {
+                        archive::sync_dir(parent)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().map(std::fs::File::open) {
+        Some(Ok(dir)) => dir.sync_all(),
+        // Gone with its parent (a tree moved aside): nothing left to sync.
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// One entry's swap; each part is skipped when an earlier run did it, so a re-run finishes.
+fn swap_one(e: &SwapEntry) -> std::io::Result<()> {
+    let there = e.target.symlink_metadata().ok();
+    match &e.staged {
+        Some(staged) if staged.symlink_metadata().is_ok() => {
+            if let Some(parent) = e.target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let aside_free = e.aside.symlink_metadata().is_err();
+            match there {
+                Some(m) if m.is_dir() && aside_free => std::fs::rename(&e.target, &e.aside)?,
+                // The old file stays reachable until the swap is over; the rename below
+                // replaces the target atomically.
+                Some(m) if !m.is_dir() && aside_free => std::fs::hard_link(&e.target, &e.aside)?,
+                _ => {}
+            }
+            move_to(staged, &e.target)?;
+        }
+        Some(_) => {} // done by an earlier run
+        None => {
+            if there.is_some() {
+                remove_any(&e.aside)?;
+                std::fs::rename(&e.target, &e.aside)?;
+            }
+        }
+    }
+    sync_parent(&e.target)
+}
+
+/// Phase two: journals the swap, then carries it out (see the module's doc).
+pub(crate) fn swap(
+    install: &Install,
+    journal: &mut Journal,
+    swap: Swap,
+) -> Result<Vec<String>, ChangeError> {
+    journal.status = Status::Undoing;
+    journal.swap = Some(swap);
+    save(install, journal)?;
+    finish_swap(install, journal)
+}
+
+/// Finishes a journalled swap (again, after a crash). Returns warnings (logs left as they are).
+pub(crate) fn finish_swap(
+    install: &Install,
+    journal: &mut Journal,
+) -> Result<Vec<String>, ChangeError> {
+    let swap = journal
+        .swap
+        .clone()
+        .ok_or_else(|| ChangeError::BadJournal("an undo with nothing to swap".into()))?;
+    if swap.rename_back {
+        rename_back(install, journal)?;
+    }
+    for e in &swap.entries {
+        // Leftover temp files of an interrupted atomic write go too.
+        if let Some(Ok(entries)) = e.target.parent().map(std::fs::read_dir) {
+            for leftover in entries.flatten() {
+                if leftover
+                    .file_name()
+                    .as_bytes()
+                    .starts_with(TEMP_PREFIX.as_bytes())
+                {
+                    let _ = std::fs::remove_file(leftover.path());
+                }
+            }
+        }
+        swap_one(e).map_err(io_at(&e.target))?;
+    }
+    let warnings = if swap.splice_logs {
+        splice_logs(install, journal)?
+    } else {
+        Vec::new()
+    };
+    for e in &swap.entries {
+        remove_any(&e.aside).map_err(io_at(&e.aside))?;
+    }
+    for dir in &swap.stages {
+        remove_any(dir).map_err(io_at(dir))?;
+    }
+    journal.status = swap.then;
+    journal.swap = None;
+    Ok(warnings)
+}
+
+/// Cuts the change's lines out of each log it appended to, keeping what was written since.
+fn splice_logs(install: &Install, journal: &Journal) -> Result<Vec<String>, ChangeError> {
+    let mut warnings = Vec::new();
+    for a in &journal.appended {
+        let real = place(install, &a.path)?;
+        let bytes = match std::fs::read(&real) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_at(&real)(e)),
+        };
+        let (start, end) = (a.offset as usize, (a.offset + a.length) as usize);
+        match bytes.get(start..end) {
+            Some(ours) if crate::archive::sha256_hex(ours) == a.sha256 => {
+                let mut kept = bytes[..start].to_vec();
+                kept.extend_from_slice(&bytes[end..]);
+                write_atomic(&real, &kept, NewFile::LikeSiblings)?;
+            }
+            // Already cut (a resumed undo), or the log was rotated or edited: leave it.
+            _ if bytes.len() < end || a.length == 0 => {}
+            _ => warnings.push(format!(
+                "{}: the change's lines are no longer where it wrote them; the log is left as it is",
+                a.path.display()
+            )),
+        }
+    }
+    Ok(warnings)
+}
+
+/// Puts the install back as it was before a change that failed part-way: every touched path
+/// (logs too) from the pre-change backup.
+pub(crate) fn roll_back(
+    install: &Install,
+    journal: &mut Journal,
+    backup: &Backup,
+    progress: &dyn Progress,
+) -> Result<(), ChangeError> {
+    let touched = journal.touched.clone();
+    let mut staged = stage(install, journal, backup, &touched, progress)?;
+    staged.then = Status::RolledBack;
+    swap(install, journal, staged)?;
+    Ok(())
+}
