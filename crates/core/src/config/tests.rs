@@ -478,75 +478,132 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 /// A generated config file: lists of items of variables, written with a random line ending,
-/// indentation, comments, list attributes, character references and self-closing variables.
+/// indentation, comments, list attributes, character references and self-closing variables, and
+/// in the shapes of other writers (KERIO-FORMAT.md §1): a BOM or not, an XML declaration or not,
+/// single or double quotes, `<x/>` or `<x />`, hexadecimal or decimal references, and empty lists
+/// written self-closed.
 #[derive(Debug, Clone)]
 struct Generated {
     text: String,
 }
 
+/// How a generated file is written, beyond its content.
+#[derive(Debug, Clone)]
+struct Shape {
+    crlf: bool,
+    unit: &'static str,
+    bom: bool,
+    declaration: bool,
+    quote: char,
+    /// `" />"` or `"/>"`.
+    empty: &'static str,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        any::<bool>(),
+        prop::sample::select(vec!["  ", "\t", "    ", ""]),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec!['"', '\'']),
+        prop::sample::select(vec![" />", "/>"]),
+    )
+        .prop_map(|(crlf, unit, bom, declaration, quote, empty)| Shape {
+            crlf,
+            unit,
+            bom,
+            declaration,
+            quote,
+            empty,
+        })
+}
+
 fn generated() -> impl Strategy<Value = Generated> {
-    let var = (name(), value(), 0..4u8);
+    let var = (name(), value(), 0..5u8);
     let item = prop::collection::vec(var, 0..5);
     let list = (
         name(),
         prop::collection::vec(item, 0..4),
         any::<bool>(),
         any::<bool>(),
-    );
-    (
-        prop::collection::vec(list, 0..4),
         any::<bool>(),
-        prop::sample::select(vec!["  ", "\t", "    ", ""]),
-    )
-        .prop_map(|(lists, crlf, unit)| {
-            let nl = if crlf { "\r\n" } else { "\n" };
-            let mut t = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{nl}<config>{nl}");
-            for (name, items, attr, comment) in lists {
-                let attr = if attr { " identityCounter=\"3\"" } else { "" };
-                t.push_str(&format!("{unit}<list name=\"{name}\"{attr}>{nl}"));
-                if comment {
-                    t.push_str(&format!("{unit}{unit}<!-- c -->{nl}"));
-                }
-                for vars in items {
-                    t.push_str(&format!("{unit}{unit}<listitem>{nl}"));
-                    let mut seen = std::collections::HashSet::new();
-                    for (vname, v, style) in vars {
-                        if !seen.insert(vname.clone()) {
-                            continue; // a variable name appears once per item
-                        }
-                        let body = match style {
-                            0 => escape_text(&v),
-                            // Character references for every non-ASCII character.
-                            1 => escape_text(&v)
-                                .chars()
-                                .map(|c| {
-                                    if c.is_ascii() {
-                                        c.to_string()
-                                    } else {
-                                        format!("&#x{:X};", c as u32)
-                                    }
-                                })
-                                .collect(),
-                            2 => escape_text(&v).replace('\'', "&apos;"),
-                            _ => String::new(),
-                        };
-                        if style == 3 {
-                            t.push_str(&format!(
-                                "{unit}{unit}{unit}<variable name=\"{vname}\"/>{nl}"
-                            ));
-                        } else {
-                            t.push_str(&format!(
-                                "{unit}{unit}{unit}<variable name=\"{vname}\">{body}</variable>{nl}"
-                            ));
-                        }
-                    }
-                    t.push_str(&format!("{unit}{unit}</listitem>{nl}"));
-                }
-                t.push_str(&format!("{unit}</list>{nl}"));
+    );
+    (prop::collection::vec(list, 0..4), shape()).prop_map(|(lists, shape)| {
+        let Shape {
+            crlf,
+            unit,
+            bom,
+            declaration,
+            quote: q,
+            empty,
+        } = shape;
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut t = String::new();
+        if bom {
+            t.push('\u{feff}');
+        }
+        if declaration {
+            t.push_str(&format!(
+                "<?xml version={q}1.0{q} encoding={q}utf-8{q}?>{nl}"
+            ));
+        }
+        t.push_str(&format!("<config>{nl}"));
+        for (name, items, attr, comment, self_closed) in lists {
+            let attr = if attr {
+                format!(" identityCounter={q}3{q}")
+            } else {
+                String::new()
+            };
+            if items.is_empty() && self_closed {
+                t.push_str(&format!("{unit}<list name={q}{name}{q}{attr}{empty}{nl}"));
+                continue;
             }
-            t.push_str(&format!("</config>{nl}"));
-            Generated { text: t }
-        })
+            t.push_str(&format!("{unit}<list name={q}{name}{q}{attr}>{nl}"));
+            if comment {
+                t.push_str(&format!("{unit}{unit}<!-- c -->{nl}"));
+            }
+            for vars in items {
+                t.push_str(&format!("{unit}{unit}<listitem>{nl}"));
+                let mut seen = std::collections::HashSet::new();
+                for (vname, v, style) in vars {
+                    if !seen.insert(vname.clone()) {
+                        continue; // a variable name appears once per item
+                    }
+                    // Character references for every non-ASCII character.
+                    let refs = |hex: bool| -> String {
+                        escape_text(&v)
+                            .chars()
+                            .map(|c| match (c.is_ascii(), hex) {
+                                (true, _) => c.to_string(),
+                                (false, true) => format!("&#x{:X};", c as u32),
+                                (false, false) => format!("&#{};", c as u32),
+                            })
+                            .collect()
+                    };
+                    let body = match style {
+                        0 => escape_text(&v),
+                        1 => refs(true),
+                        2 => escape_text(&v).replace('\'', "&apos;"),
+                        4 => refs(false),
+                        _ => String::new(),
+                    };
+                    if style == 3 {
+                        t.push_str(&format!(
+                            "{unit}{unit}{unit}<variable name={q}{vname}{q}{empty}{nl}"
+                        ));
+                    } else {
+                        t.push_str(&format!(
+                            "{unit}{unit}{unit}<variable name={q}{vname}{q}>{body}</variable>{nl}"
+                        ));
+                    }
+                }
+                t.push_str(&format!("{unit}{unit}</listitem>{nl}"));
+            }
+            t.push_str(&format!("{unit}</list>{nl}"));
+        }
+        t.push_str(&format!("</config>{nl}"));
+        Generated { text: t }
+    })
 }
 
 fn all_items(doc: &Document) -> Vec<ItemId> {
@@ -608,6 +665,25 @@ proptest! {
         prop_assert_eq!(last.variables().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>(), vars);
         doc.remove_item(id);
         prop_assert_eq!(text(&doc), g.text);
+    }
+
+    #[test]
+    fn adding_to_a_list_the_file_has_adds_no_list(g in generated(), pick in any::<prop::sample::Index>(), vars in prop::collection::vec((name(), value()), 0..4)) {
+        let mut doc = parse(&g.text);
+        let sections: Vec<String> = doc.section_names().map(str::to_owned).collect();
+        prop_assume!(!sections.is_empty());
+        let list = sections[pick.index(sections.len())].clone();
+        let before = doc.items(&list).count();
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        doc.add_item(&list, &pairs).expect("addable");
+        let out = text(&doc);
+        prop_assert_eq!(out.starts_with('\u{feff}'), g.text.starts_with('\u{feff}'));
+        let added = parse(&out);
+        // A self-closed list is expanded, never doubled: the same lists, one more item.
+        prop_assert_eq!(added.section_names().collect::<Vec<_>>(), sections);
+        prop_assert_eq!(added.items(&list).count(), before + 1);
+        let last = added.items(&list).last().expect("the added item");
+        prop_assert_eq!(last.variables().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>(), vars);
     }
 
     #[test]
