@@ -220,6 +220,14 @@ impl<'d> ItemRef<'d> {
             .map(move |v| (v.name(source), v.value(source)))
     }
 
+    /// The line of the file variable `name` starts on (1-based), if the file has it.
+    pub fn variable_line(&self, name: &str) -> Option<usize> {
+        let source = self.doc.source.as_str();
+        let var = self.item().vars.iter().find(|v| v.name(source) == name)?;
+        let at = var.original.as_ref()?.content.start as usize;
+        Some(line_column(source.as_bytes(), at).0)
+    }
+
     /// The line of the file the item starts on (1-based; 0 for an item added by an edit).
     pub fn line(&self) -> usize {
         self.item().line
