@@ -8,6 +8,12 @@
 //! attributes, character references) is copied through untouched, so an unedited document
 //! serialises to its exact input, and a value set back to what it was is clean again.
 //!
+//! Other tools write these files too (KERIO-FORMAT.md §1): Notepad and .NET add a byte order
+//! mark, Python's ElementTree writes no declaration and `<x />`, people write single quotes and
+//! CRLF. All of it is read and kept; an empty list written self-closed is expanded in place when
+//! an item is added to it. What edits write is checked by [`check_value`]: no control
+//! characters, and no line breaks in one-line variables.
+//!
 //! The names of lists and variables live in [`schema`], and the typed views in [`view`].
 
 mod parse;

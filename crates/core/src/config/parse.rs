@@ -228,7 +228,8 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                     _ => Frame::Other,
                 };
                 if empty {
-                    // `<list name="X"/>` or `<listitem/>`: no closing tag to insert before.
+                    // `<list name="X"/>` or `<listitem/>`: no closing tag; an edit adding to it
+                    // replaces the whole element (see `self_closed` and `Item::span`).
                     continue;
                 }
                 stack.push(frame);
