@@ -414,3 +414,241 @@ fn a_migration_keeps_hashes_groups_aliases_and_history() {
     sc.undo_last();
     sc.assert_unchanged();
 }
+
+/// Runs the import and checks it is refused as a whole: exit code 2, `first` as the first line
+/// of stderr, and the install byte for byte as it was.
+fn refused(sc: &Scratch, args: &[&str], first: &str) -> String {
+    let out = run(sc, args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().next(), Some(first), "{err}");
+    sc.assert_unchanged();
+    err
+}
+
+#[test]
+fn control_characters_in_what_is_imported_are_refused_with_file_line_and_field() {
+    let sc = Scratch::new(&Options::demo());
+    let csv = file(
+        &sc,
+        "new-staff.csv",
+        "Name;Password;FullName\nok.one;Str0ng-pass;Ok One\nnul;Str0ng\0pass;Nul\nesc;Str0ng-pass;Esc \u{1b}[31mRed\nc1;Str0ng-pass;Next\u{85}Line\n",
+    );
+    let p = csv.display();
+    let err = refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!("kc-bulk-import: error: {p}:3: Password: control character U+0000 is not allowed"),
+    );
+    assert_eq!(
+        err,
+        format!(
+            "kc-bulk-import: error: {p}:3: Password: control character U+0000 is not allowed\n\
+             {p}:4: FullName: control character U+001B is not allowed\n\
+             {p}:5: FullName: control character U+0085 is not allowed\n\
+             3 problems; nothing was changed\n"
+        )
+    );
+    // A line break quoted into a one-line value would forge a line of the audit log.
+    let csv = file(
+        &sc,
+        "quoted.csv",
+        "Name,FullName\nann,\"Ann\nAdmin - delete User\"\n",
+    );
+    refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:2: FullName: line break U+000A is not allowed (a one-line value)",
+            csv.display()
+        ),
+    );
+    let toml = file(
+        &sc,
+        "nul.toml",
+        "[[user]]\nName = \"tnul\"\nFullName = \"T \\u0000 Nul\"\n",
+    );
+    refused(
+        &sc,
+        &[s(&toml), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:3: FullName: control character U+0000 is not allowed",
+            toml.display()
+        ),
+    );
+}
+
+#[test]
+fn a_broken_csv_is_refused_where_it_breaks() {
+    let sc = Scratch::new(&Options::demo());
+    // The quote after "ann;" is never closed: bob's row would become part of ann's name.
+    let csv = file(
+        &sc,
+        "open.csv",
+        "Name;FullName\nann;\"Ann Smith\nbob;Bob Jones\n",
+    );
+    refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:2: -: a quote is not closed: lines 2 to 3 read as one row",
+            csv.display()
+        ),
+    );
+    // The same with CRLF, the quote on the third line, and one at the very end.
+    let csv = file(
+        &sc,
+        "open-crlf.csv",
+        "Name;FullName\r\nann;Ann\r\nbob;\"Bob\r\ncy;Cy\r\ndee;Dee\r\n",
+    );
+    refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:3: -: a quote is not closed: lines 3 to 5 read as one row",
+            csv.display()
+        ),
+    );
+    let csv = file(&sc, "open-end.csv", "Name;FullName\nann;\"Ann\n");
+    refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:2: -: a quote is not closed",
+            csv.display()
+        ),
+    );
+    let csv = file(&sc, "twice.csv", "Name;FullName;name\nann;Ann;x\n");
+    refused(
+        &sc,
+        &[s(&csv), "--domain", "example.org"],
+        &format!(
+            "kc-bulk-import: error: {}:1: name: the header names this column twice",
+            csv.display()
+        ),
+    );
+}
+
+#[test]
+fn toml_values_must_have_the_type_of_their_variable() {
+    let sc = Scratch::new(&Options::demo());
+    let toml = file(
+        &sc,
+        "types.toml",
+        "[[user]]\nName = \"a.one\"\nPassword = true\n\n\
+         [[user]]\nName = \"a.two\"\nQstorage = \"lots\"\n\n\
+         [[user]]\nName = \"a.three\"\nQstorage = -5\n\n\
+         [[user]]\nName = \"a.four\"\nAccount_enabled = 7\n\n\
+         [[user]]\nName = \"a.five\"\nRights = 2\nFullName = [\"A\", \"Five\"]\n",
+    );
+    let p = toml.display();
+    let err = refused(
+        &sc,
+        &[s(&toml), "--domain", "example.org"],
+        &format!("kc-bulk-import: error: {p}:3: Password: must be a string, not a boolean"),
+    );
+    assert_eq!(
+        err,
+        format!(
+            "kc-bulk-import: error: {p}:3: Password: must be a string, not a boolean\n\
+             {p}:7: Qstorage: must be a whole number of 0 or more, not \"lots\"\n\
+             {p}:11: Qstorage: must be a whole number of 0 or more, not -5\n\
+             {p}:15: Account_enabled: must be 0 or 1 (or false or true), not 7\n\
+             {p}:19: Rights: must be one of 0 (no rights), 1 (read-only admin), 3 (full admin), not 2\n\
+             {p}:20: FullName: must be a string, not an array\n\
+             6 problems; nothing was changed\n"
+        )
+    );
+    // The right types pass: strings, whole numbers (or their digits), 0/1 or true/false.
+    let good = file(
+        &sc,
+        "good.toml",
+        "[[user]]\nName = \"b.one\"\nPassword = \"Str0ng-pass\"\nQstorage = 1048576\nQmessage = \"500\"\nAccount_enabled = false\nRights = 1\n",
+    );
+    let out = run(&sc, &[s(&good), "--domain", "example.org"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let config = Config::load(&sc.root).expect("config");
+    let user = config.user("b.one", "example.org").expect("created");
+    let get = |k: &str| user.0.get(k).expect(k).to_owned();
+    assert_eq!(
+        [
+            get("Qstorage"),
+            get("Qmessage"),
+            get("Account_enabled"),
+            get("Rights")
+        ],
+        ["1048576", "500", "0", "1"]
+    );
+}
+
+/// The migration source of `a_migration_keeps_hashes_groups_aliases_and_history`, smaller.
+fn old_users_cfg(full_name: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n  <list name=\"User\">\n    <listitem>\n      <variable name=\"Name\">moved</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"FullName\">{full_name}</variable>\n      <variable name=\"Password\">D3S:aaaabbbbccccdddd</variable>\n    </listitem>\n  </list>\n  <list name=\"Alias\">\n    <listitem>\n      <variable name=\"Name\">mover</variable>\n      <variable name=\"Domain\">example.com</variable>\n      <variable name=\"DeliverTo\">moved@example.com</variable>\n    </listitem>\n  </list>\n</config>\n"
+    )
+}
+
+#[test]
+fn a_migration_source_holding_a_control_character_is_refused() {
+    let sc = Scratch::new(&Options::demo());
+    let source = file(
+        &sc,
+        "old-users.cfg",
+        &old_users_cfg("Moved &#x1b;[0m Person"),
+    );
+    refused(
+        &sc,
+        &["--from-users-cfg", s(&source), "--domain", "example.com"],
+        &format!(
+            "kc-bulk-import: error: {}:7: FullName: control character U+001B is not allowed",
+            source.display()
+        ),
+    );
+}
+
+#[test]
+fn a_users_cfg_with_a_bom_crlf_and_a_self_closed_alias_list_gets_one_alias_list() {
+    let sc = Scratch::new(&Options::demo());
+    // users.cfg as Notepad or a .NET tool leaves it: a BOM, CRLF, the empty list self-closed.
+    let demo = std::fs::read_to_string(sc.root.join("users.cfg")).expect("read");
+    let start = demo.find("  <list name=\"Alias\">").expect("an Alias list");
+    let end = start + demo[start..].find("  </list>\n").expect("its end") + "  </list>\n".len();
+    let shaped = format!(
+        "\u{feff}{}  <list name=\"Alias\" />\n{}",
+        &demo[..start],
+        &demo[end..]
+    )
+    .replace('\n', "\r\n");
+    for root in [&sc.root, &sc.before] {
+        std::fs::write(root.join("users.cfg"), &shaped).expect("write");
+    }
+    let source = file(&sc, "old-users.cfg", &old_users_cfg("Moved Person"));
+    let out = run(
+        &sc,
+        &["--from-users-cfg", s(&source), "--domain", "example.com"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = sc.read("users.cfg");
+    assert!(after.starts_with('\u{feff}'), "the BOM stays");
+    assert_eq!(after.matches("<list name=\"Alias\"").count(), 1, "{after}");
+    assert!(
+        after.contains(
+            "  <list name=\"Alias\">\r\n    <listitem>\r\n      <variable name=\"Name\">mover</variable>\r\n      <variable name=\"Domain\">example.com</variable>\r\n      <variable name=\"DeliverTo\">moved@example.com</variable>\r\n    </listitem>\r\n  </list>\r\n"
+        ),
+        "{after}"
+    );
+    assert_eq!(
+        after.matches('\n').count(),
+        after.matches("\r\n").count(),
+        "CRLF throughout"
+    );
+    let config = Config::load(&sc.root).expect("config");
+    assert_eq!(
+        config
+            .user("moved", "example.com")
+            .map(|u| u.0.get("FullName")),
+        Some(Some("Moved Person"))
+    );
+    sc.undo_last();
+    sc.assert_unchanged();
+}

@@ -8,15 +8,23 @@
 //! attributes, character references) is copied through untouched, so an unedited document
 //! serialises to its exact input, and a value set back to what it was is clean again.
 //!
+//! Other tools write these files too (KERIO-FORMAT.md §1): Notepad and .NET add a byte order
+//! mark, Python's ElementTree writes no declaration and `<x />`, people write single quotes and
+//! CRLF. All of it is read and kept; an empty list written self-closed is expanded in place when
+//! an item is added to it. What edits write is checked by [`check_value`]: no control
+//! characters, and no line breaks in one-line variables.
+//!
 //! The names of lists and variables live in [`schema`], and the typed views in [`view`].
 
 mod parse;
 pub mod schema;
+mod value;
 pub mod view;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub use value::{check_value, check_variable_name};
 pub use view::Config;
 
 /// What can go wrong reading a config file.
@@ -48,6 +56,23 @@ pub enum ConfigError {
         element: String,
         message: String,
     },
+    /// A value (or variable name) an edit would write holds a character [`check_value`]
+    /// refuses; `line` is the item's, `None` for an item being added.
+    #[error("{}: {field}: {reason}", at_line(path, *line))]
+    Value {
+        path: PathBuf,
+        line: Option<usize>,
+        field: String,
+        reason: String,
+    },
+}
+
+/// `path:line`, or `path` alone.
+fn at_line(path: &Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
 }
 
 /// Which section of a document an item belongs to, and where it is among the section's items.
@@ -67,8 +92,12 @@ enum SectionKind {
 struct Section {
     kind: SectionKind,
     name: String,
-    /// Offset of the section's closing tag in the source, or `None` for a section added by an edit.
+    /// Offset of the section's closing tag in the source, or `None` for a section added by an
+    /// edit or written self-closed.
     close: Option<usize>,
+    /// The whole element of a section written self-closed (`<list name="Alias" />`): an empty
+    /// section, which an edit that adds to it expands in place.
+    self_closed: Option<Range<usize>>,
     /// Indentation of the section's start tag, of its items, and of their variables, as the
     /// file has them (or one more unit each, where the file has no example).
     indent: String,
@@ -199,6 +228,14 @@ impl<'d> ItemRef<'d> {
             .map(move |v| (v.name(source), v.value(source)))
     }
 
+    /// The line of the file variable `name` starts on (1-based), if the file has it.
+    pub fn variable_line(&self, name: &str) -> Option<usize> {
+        let source = self.doc.source.as_str();
+        let var = self.item().vars.iter().find(|v| v.name(source) == name)?;
+        let at = var.original.as_ref()?.content.start as usize;
+        Some(line_column(source.as_bytes(), at).0)
+    }
+
     /// The line of the file the item starts on (1-based; 0 for an item added by an edit).
     pub fn line(&self) -> usize {
         self.item().line
@@ -316,46 +353,72 @@ impl Document {
     }
 
     /// Sets a variable of an item, adding it (before the item's closing tag) if it is missing.
-    /// Setting a value back to what the file held makes the variable clean again.
+    /// Setting a value back to what the file held makes the variable clean again. A value (or
+    /// name) holding a character [`check_value`] refuses is an error, unless it is the very value
+    /// the file holds.
     pub fn set(&mut self, id: ItemId, name: &str, value: &str) -> Result<(), ConfigError> {
         let line = self.item(id).line();
-        let item = &mut self.sections[id.section].items[id.item];
+        let refused = |reason: String| ConfigError::Value {
+            path: self.path.clone(),
+            line: (line > 0).then_some(line),
+            field: name.to_owned(),
+            reason,
+        };
+        let item = &self.sections[id.section].items[id.item];
         let source = self.source.as_str();
-        match item.vars.iter_mut().find(|v| v.name(source) == name) {
-            Some(var) => match &var.original {
-                Some(o) if o.structured => {
-                    return Err(ConfigError::Structure {
-                        path: self.path.clone(),
-                        line,
-                        element: format!("variable {name}"),
-                        message: "holds markup, which this toolkit does not edit".into(),
-                    });
-                }
-                Some(o) if o.value.as_str(source) == value => var.edited = None,
-                _ => var.edited = Some(value.into()),
-            },
-            None => {
-                if item.span.is_some() && item.close.is_none() {
-                    return Err(ConfigError::Structure {
-                        path: self.path.clone(),
-                        line,
-                        element: "listitem".into(),
-                        message: format!("is empty (<listitem/>): cannot add variable {name}"),
-                    });
-                }
-                item.vars.push(Variable {
-                    name: Text::Decoded(name.into()),
-                    original: None,
-                    edited: Some(value.into()),
+        let var = item.vars.iter().position(|v| v.name(source) == name);
+        let original = var
+            .and_then(|v| item.vars[v].original.as_ref())
+            .map(|o| (o.structured, o.value.as_str(source) == value));
+        match original {
+            Some((true, _)) => {
+                return Err(ConfigError::Structure {
+                    path: self.path.clone(),
+                    line,
+                    element: format!("variable {name}"),
+                    message: "holds markup, which this toolkit does not edit".into(),
                 });
             }
+            // What the file holds is never refused: setting it back only undoes an edit.
+            Some((false, true)) => {}
+            _ => check_variable_name(name)
+                .and_then(|()| check_value(name, value))
+                .map_err(refused)?,
+        }
+        let item = &mut self.sections[id.section].items[id.item];
+        match var {
+            Some(v) => {
+                let var = &mut item.vars[v];
+                var.edited = match original {
+                    Some((_, true)) => None,
+                    _ => Some(value.into()),
+                };
+            }
+            // Into a self-closed `<listitem/>` or `<table name="X"/>` too: it is expanded.
+            None => item.vars.push(Variable {
+                name: Text::Decoded(name.into()),
+                original: None,
+                edited: Some(value.into()),
+            }),
         }
         Ok(())
     }
 
     /// Adds a listitem with these variables at the end of the list, creating the list (at the
-    /// end of the document) if the file has none.
-    pub fn add_item(&mut self, list: &str, vars: &[(&str, &str)]) -> ItemId {
+    /// end of the document) if the file has none. A list written self-closed
+    /// (`<list name="Alias" />`) is an empty list: it is expanded in place, never doubled.
+    /// Every name and value is checked by [`check_value`] first; a refused one adds nothing.
+    pub fn add_item(&mut self, list: &str, vars: &[(&str, &str)]) -> Result<ItemId, ConfigError> {
+        for (name, value) in vars {
+            check_variable_name(name)
+                .and_then(|()| check_value(name, value))
+                .map_err(|reason| ConfigError::Value {
+                    path: self.path.clone(),
+                    line: None,
+                    field: format!("{name} (new {list} item)"),
+                    reason,
+                })?;
+        }
         let section = match self.section_index(list) {
             Some(s) => s,
             None => {
@@ -364,6 +427,7 @@ impl Document {
                     kind: SectionKind::List,
                     name: list.to_owned(),
                     close: None,
+                    self_closed: None,
                     item_indent: indent.repeat(2),
                     var_indent: indent.repeat(3),
                     indent,
@@ -387,10 +451,10 @@ impl Document {
                 })
                 .collect(),
         });
-        ItemId {
+        Ok(ItemId {
             section,
             item: items.len() - 1,
-        }
+        })
     }
 
     /// Removes a listitem (with its whole line, when it stands on lines of its own).
@@ -480,8 +544,8 @@ impl Document {
             if added.is_empty() {
                 continue;
             }
-            match section.close {
-                Some(close) => {
+            match (section.close, &section.self_closed) {
+                (Some(close), _) => {
                     let (at, inline) = self.insertion_point(close);
                     if inline {
                         added.insert_str(0, self.newline);
@@ -492,7 +556,19 @@ impl Document {
                         text: added,
                     });
                 }
-                None => {
+                // Expanded in place: one list, where the file has it.
+                (None, Some(tag)) => {
+                    let (open, close) = expand_empty(&self.source[tag.clone()]);
+                    patches.push(Patch {
+                        range: tag.clone(),
+                        text: format!(
+                            "{open}{nl}{added}{ind}{close}",
+                            nl = self.newline,
+                            ind = section.indent
+                        ),
+                    });
+                }
+                (None, None) => {
                     let nl = self.newline;
                     let text = format!(
                         "{ind}<list name=\"{name}\">{nl}{added}{ind}</list>{nl}",
@@ -521,9 +597,13 @@ impl Document {
             };
             let name = var.name(source);
             match &var.original {
+                // Expanded from its own start tag: attributes and quotes stay as written.
                 Some(o) if o.self_closing => patches.push(Patch {
                     range: o.content.range(),
-                    text: render_variable(name, value),
+                    text: {
+                        let (open, close) = expand_empty(&source[o.content.range()]);
+                        format!("{open}{}{close}", escape_text(value))
+                    },
                 }),
                 Some(o) => patches.push(Patch {
                     range: o.content.range(),
@@ -537,13 +617,31 @@ impl Document {
                 }
             }
         }
-        if let (false, Some(close)) = (added.is_empty(), item.close) {
-            let (at, is_inline) = self.insertion_point(close);
-            patches.push(Patch {
-                range: at..at,
-                // An item on one line stays on one line.
-                text: if is_inline { inline } else { added },
-            });
+        if added.is_empty() {
+            return;
+        }
+        match (item.close, &item.span) {
+            (Some(close), _) => {
+                let (at, is_inline) = self.insertion_point(close);
+                patches.push(Patch {
+                    range: at..at,
+                    // An item on one line stays on one line.
+                    text: if is_inline { inline } else { added },
+                });
+            }
+            // `<listitem/>` or `<table name="X" />`: expanded in place around the variables.
+            (None, Some(span)) => {
+                let (open, close) = expand_empty(&source[span.clone()]);
+                let text = match self.line_indent(span.start) {
+                    Some(indent) => format!("{open}{}{added}{indent}{close}", self.newline),
+                    None => format!("{open}{inline}{close}"),
+                };
+                patches.push(Patch {
+                    range: span.clone(),
+                    text,
+                });
+            }
+            (None, None) => {}
         }
     }
 
@@ -580,6 +678,16 @@ impl Document {
         }
     }
 
+    /// The indentation before `offset` when only spaces and tabs precede it on its line.
+    fn line_indent(&self, offset: usize) -> Option<&str> {
+        let line_start = self.source[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let before = &self.source[line_start..offset];
+        before
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t')
+            .then_some(before)
+    }
+
     /// Widens an element's range to its whole lines when it stands on lines of its own.
     fn whole_lines(&self, span: Range<usize>) -> Range<usize> {
         let src = self.source.as_bytes();
@@ -611,6 +719,18 @@ impl Document {
 struct Patch {
     range: Range<usize>,
     text: String,
+}
+
+/// The start and end tags that replace a self-closed element (`<list name='A' />`): its own
+/// start tag, attributes and quoting as written, and the matching end tag.
+fn expand_empty(element: &str) -> (String, String) {
+    let open = element.strip_suffix("/>").unwrap_or(element).trim_end();
+    let name = open
+        .trim_start_matches('<')
+        .split(|c: char| c.is_ascii_whitespace() || c == '/' || c == '>')
+        .next()
+        .unwrap_or_default();
+    (format!("{open}>"), format!("</{name}>"))
 }
 
 fn render_variable(name: &str, value: &str) -> String {

@@ -436,7 +436,7 @@ pub fn plan(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        config.users.add_item(USER.list, &vars);
+        config.users.add_item(USER.list, &vars)?;
     }
     let mut created = 0;
     for (name, domain, source) in &new_groups {
@@ -457,7 +457,7 @@ pub fn plan(
             slot.1 = list;
         }
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(GROUP.list, &refs);
+        config.users.add_item(GROUP.list, &refs)?;
         audit.push(format!("Add Group '{name}@{domain}'"));
         created += 1;
     }
@@ -492,11 +492,11 @@ pub fn plan(
     }
     for vars in aliases {
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(ALIAS.list, &refs);
+        config.users.add_item(ALIAS.list, &refs)?;
     }
     for vars in &migration.additional_data {
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(USER_ADDITIONAL_DATA.list, &refs);
+        config.users.add_item(USER_ADDITIONAL_DATA.list, &refs)?;
     }
     let layout = crate::account::Layout::new(install);
     let mut steps = Vec::new();

@@ -440,7 +440,7 @@ pub fn plan(
                         (USER.rights, "0"),
                         (USER.data_source, "0"),
                     ],
-                );
+                )?;
                 lines.push(format!(
                     "Add User '{addr}': Account_enabled='0', Password='xxxxxx' (adopts an orphan mailbox; set a password before enabling it)"
                 ));

@@ -448,7 +448,7 @@ pub fn plan(
                     (ALIAS.deliver_to, &new.to_string()),
                     (ALIAS.description, &format!("Previous login of {new}")),
                 ],
-            );
+            )?;
             audit.push(format!("Add Alias '{old}' -> '{new}'"));
         }
     }

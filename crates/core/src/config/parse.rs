@@ -118,17 +118,25 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
         }
     };
 
-    let mut reader = quick_xml::Reader::from_str(source);
+    // A UTF-8 byte order mark (Notepad, .NET XDocument) stays in the source, so that it is
+    // written back, but the reader starts after it: quick-xml would skip it and count its
+    // positions from after it, three bytes short of the source's.
+    let base = if source.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
+    let mut reader = quick_xml::Reader::from_str(&source[base..]);
     let mut stack: Vec<Frame> = Vec::new();
     let mut sections: Vec<Section> = Vec::new();
     let mut root_close = None;
     let mut unit: Option<String> = None;
     loop {
-        let start = reader.buffer_position() as usize;
+        let start = base + reader.buffer_position() as usize;
         let event = reader
             .read_event()
-            .map_err(|e| xml_error(reader.error_position() as usize, e.to_string()))?;
-        let end = reader.buffer_position() as usize;
+            .map_err(|e| xml_error(base + reader.error_position() as usize, e.to_string()))?;
+        let end = base + reader.buffer_position() as usize;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(event, Event::Empty(_));
@@ -146,6 +154,8 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                             kind,
                             name,
                             close: None,
+                            // `<list name="Alias" />`: an empty list, expanded when added to.
+                            self_closed: empty.then_some(start..end),
                             indent: indent_before(source, start).to_owned(),
                             item_indent: String::new(),
                             var_indent: String::new(),
@@ -218,7 +228,8 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                     _ => Frame::Other,
                 };
                 if empty {
-                    // `<list name="X"/>` or `<listitem/>`: no closing tag to insert before.
+                    // `<list name="X"/>` or `<listitem/>`: no closing tag; an edit adding to it
+                    // replaces the whole element (see `self_closed` and `Item::span`).
                     continue;
                 }
                 stack.push(frame);
@@ -277,8 +288,9 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
                     let raw = t.decode().map_err(|e| xml_error(start, e.to_string()))?;
                     if open.needs_decoding || raw.contains('\r') {
                         open.start_decoding(source, start);
-                        // XML reads a CR LF in text as LF.
-                        open.decoded.push_str(&raw.replace("\r\n", "\n"));
+                        // XML reads a CR LF in text, and a CR alone, as LF.
+                        open.decoded
+                            .push_str(&raw.replace("\r\n", "\n").replace('\r', "\n"));
                     }
                 }
             }

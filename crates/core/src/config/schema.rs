@@ -237,3 +237,45 @@ pub const FOLDER_MAP: FolderMapNames = FolderMapNames {
     path: "path",
     name: "name",
 };
+
+/// Variables whose values are one line: every variable this table names. They are one-line
+/// fields in the admin console (logins, addresses, comma lists, numbers, paths), and some are
+/// copied into one-line records: `FullName` into the config.log audit line (`FullName='…'`),
+/// names into the credentials CSV and the plan. A line break in one would forge a log line or
+/// split a record, so the toolkit never writes one there. Variables this table does not name
+/// keep what they hold (a disclaimer may well be many lines), line breaks included.
+pub const SINGLE_LINE: [&str; 32] = [
+    USER.name,
+    USER.domain,
+    USER.full_name,
+    USER.description,
+    USER.password,
+    USER.enabled,
+    USER.auth_type,
+    USER.rights,
+    USER.forward_mode,
+    USER.forward_address,
+    USER.email_addresses,
+    USER.groups,
+    USER.quota_storage,
+    USER.quota_messages,
+    USER.data_source,
+    ALIAS.deliver_to,
+    GROUP.members,
+    USER_ADDITIONAL_DATA.last_password_change,
+    USER_ADDITIONAL_DATA.password_history,
+    DOMAIN.dir_service,
+    DOMAIN.password_policy,
+    MAILING_LIST.moderators,
+    DIRECTORIES.store_dir,
+    DIRECTORIES.archive_dir,
+    DIRECTORIES.backup_dir,
+    IM_STORE_PATH.1,
+    FULL_TEXT_SEARCH_PATH.1,
+    LOG_ROOT.1,
+    ADMINISTRATION.builtin_admin_enabled,
+    ADMINISTRATION.builtin_admin_username,
+    // "PIN" [C] and "BuiltInAdminPassword" [C] (KERIO-FORMAT.md §2): secrets like Password.
+    "PIN",
+    "BuiltInAdminPassword",
+];

@@ -123,7 +123,9 @@ fn a_new_variable_goes_before_the_closing_tag_with_the_file_indentation_and_line
 #[test]
 fn added_item_follows_the_last_one_in_the_files_style() {
     let mut doc = parse(AWKWARD);
-    let id = doc.add_item("User", &[("Name", "new"), ("Domain", "example.com")]);
+    let id = doc
+        .add_item("User", &[("Name", "new"), ("Domain", "example.com")])
+        .expect("addable");
     let expected = AWKWARD.replace(
         "\t\t</listitem>\r\n\t</list>",
         "\t\t</listitem>\r\n\t\t<listitem>\r\n\t\t\t<variable name=\"Name\">new</variable>\r\n\
@@ -142,7 +144,7 @@ fn added_item_follows_the_last_one_in_the_files_style() {
 #[test]
 fn added_item_in_a_one_line_list_stays_valid() {
     let mut doc = parse(AWKWARD);
-    doc.add_item("Unknown", &[("X", "2")]);
+    doc.add_item("Unknown", &[("X", "2")]).expect("addable");
     let out = text(&doc);
     let reparsed = parse(&out);
     let xs: Vec<_> = reparsed
@@ -173,7 +175,8 @@ fn a_missing_list_is_created_before_the_root_closing_tag() {
     doc.add_item(
         "Alias",
         &[("Name", "info"), ("DeliverTo", "jdoe@example.com")],
-    );
+    )
+    .expect("addable");
     let expected = AWKWARD.replace(
         "\t</table>\r\n</config>",
         "\t</table>\r\n\t<list name=\"Alias\">\r\n\t\t<listitem>\r\n\
@@ -280,6 +283,189 @@ fn a_variable_holding_markup_is_kept_but_not_edited() {
     assert_eq!(text(&doc), src);
 }
 
+/// users.cfg as other writers leave it (KERIO-FORMAT.md §1): a BOM (Notepad, .NET XDocument), no
+/// XML declaration and `<x />` (Python ElementTree), single quotes (by hand), numeric references
+/// for non-ASCII, CRLF, and an empty list and table written self-closed.
+const FOREIGN: &str = concat!(
+    "\u{feff}<config>\r\n",
+    "  <list name='User'>\r\n",
+    "    <listitem>\r\n",
+    "      <variable name='Name'>jsm</variable>\r\n",
+    "      <variable name=\"FullName\">J&#246;rg Sm&#xE9;th</variable>\r\n",
+    "      <variable name='Description' />\r\n",
+    "    </listitem>\r\n",
+    "  </list>\r\n",
+    "  <list name=\"Alias\" />\r\n",
+    "  <table name='Directories'>\r\n",
+    "    <variable name=\"StoreDir\">/srv/store</variable>\r\n",
+    "  </table>\r\n",
+    "  <table name=\"Empty\"/>\r\n",
+    "</config>\r\n",
+);
+
+#[test]
+fn foreign_shapes_parse_exactly_and_round_trip() {
+    let doc = parse(FOREIGN);
+    assert_eq!(doc.to_bytes(), FOREIGN.as_bytes());
+    let user = doc.items("User").next().expect("a user");
+    assert_eq!(user.get("Name"), Some("jsm"), "the BOM shifts nothing");
+    assert_eq!(user.get("FullName"), Some("J\u{f6}rg Sm\u{e9}th"));
+    assert_eq!(user.get("Description"), Some(""));
+    assert_eq!(user.line(), 3);
+    assert_eq!(
+        doc.table("Directories").and_then(|t| t.get("StoreDir")),
+        Some("/srv/store")
+    );
+    assert_eq!(doc.items("Alias").count(), 0);
+    let names: Vec<_> = doc.section_names().collect();
+    assert_eq!(names, ["User", "Alias", "Directories", "Empty"]);
+}
+
+#[test]
+fn edits_keep_the_bom_crlf_and_the_quotes_of_a_self_closed_variable() {
+    let mut doc = parse(FOREIGN);
+    let id = first_user(&doc);
+    doc.set(id, "Name", "jsmith").expect("settable");
+    doc.set(id, "Description", "Sales").expect("settable");
+    let expected = FOREIGN.replace(">jsm<", ">jsmith<").replace(
+        "<variable name='Description' />",
+        "<variable name='Description'>Sales</variable>",
+    );
+    assert_eq!(text(&doc), expected);
+    assert!(text(&doc).starts_with('\u{feff}'));
+    doc.set(id, "Name", "jsm").expect("settable");
+    doc.set(id, "Description", "").expect("settable");
+    assert_eq!(text(&doc), FOREIGN);
+}
+
+#[test]
+fn adding_to_a_self_closed_list_expands_it_in_place() {
+    let mut doc = parse(FOREIGN);
+    let id = doc
+        .add_item(
+            "Alias",
+            &[("Name", "info"), ("DeliverTo", "jsm@example.com")],
+        )
+        .expect("addable");
+    let expected = FOREIGN.replace(
+        "  <list name=\"Alias\" />\r\n",
+        "  <list name=\"Alias\">\r\n\
+         \x20   <listitem>\r\n\
+         \x20     <variable name=\"Name\">info</variable>\r\n\
+         \x20     <variable name=\"DeliverTo\">jsm@example.com</variable>\r\n\
+         \x20   </listitem>\r\n\
+         \x20 </list>\r\n",
+    );
+    assert_eq!(text(&doc), expected);
+    let again = parse(&text(&doc));
+    let names: Vec<_> = again.section_names().collect();
+    assert_eq!(
+        names,
+        ["User", "Alias", "Directories", "Empty"],
+        "one Alias list"
+    );
+    assert_eq!(again.items("Alias").count(), 1);
+    doc.add_item("Alias", &[("Name", "sales")])
+        .expect("addable");
+    let again = parse(&text(&doc));
+    let aliases: Vec<_> = again.items("Alias").filter_map(|a| a.get("Name")).collect();
+    assert_eq!(aliases, ["info", "sales"]);
+    doc.remove_item(id);
+    let again = parse(&text(&doc));
+    assert_eq!(again.items("Alias").count(), 1);
+}
+
+#[test]
+fn setting_a_variable_of_a_self_closed_table_or_listitem_expands_it() {
+    let mut doc = parse(FOREIGN);
+    let table = doc.table("Empty").expect("the table").id();
+    doc.set(table, "Path", "/srv/x").expect("settable");
+    let expected = FOREIGN.replace(
+        "  <table name=\"Empty\"/>\r\n",
+        "  <table name=\"Empty\">\r\n    <variable name=\"Path\">/srv/x</variable>\r\n  </table>\r\n",
+    );
+    assert_eq!(text(&doc), expected);
+    assert_eq!(
+        parse(&text(&doc))
+            .table("Empty")
+            .and_then(|t| t.get("Path")),
+        Some("/srv/x")
+    );
+
+    let inline = "<config><list name=\"L\"><listitem/><listitem /></list></config>";
+    let mut doc = parse(inline);
+    let ids: Vec<_> = doc.items("L").map(|i| i.id()).collect();
+    doc.set(ids[1], "X", "1").expect("settable");
+    assert_eq!(
+        text(&doc),
+        "<config><list name=\"L\"><listitem/><listitem><variable name=\"X\">1</variable></listitem></list></config>"
+    );
+}
+
+#[test]
+fn a_self_closed_list_on_one_line_with_its_root_stays_valid() {
+    let src = "<config><list name=\"User\"><listitem><variable name=\"Name\">a</variable></listitem></list><list name=\"Alias\"/></config>";
+    let mut doc = parse(src);
+    doc.add_item("Alias", &[("Name", "b")]).expect("addable");
+    let again = parse(&text(&doc));
+    assert_eq!(again.section_names().collect::<Vec<_>>(), ["User", "Alias"]);
+    assert_eq!(
+        again
+            .items("Alias")
+            .filter_map(|a| a.get("Name"))
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+}
+
+#[test]
+fn a_carriage_return_alone_reads_as_a_line_feed() {
+    let doc = parse(
+        "<config><list name=\"L\"><listitem><variable name=\"V\">a\rb\r\nc</variable></listitem></list></config>",
+    );
+    let v = doc.items("L").next().and_then(|i| i.get("V"));
+    assert_eq!(v, Some("a\nb\nc"));
+}
+
+#[test]
+fn control_characters_are_refused_with_the_file_line_and_field() {
+    let mut doc = parse(FOREIGN);
+    let id = first_user(&doc);
+    let err = doc.set(id, "FullName", "J\u{1b}[31m").expect_err("ESC");
+    assert_eq!(
+        err.to_string(),
+        "users.cfg:3: FullName: control character U+001B is not allowed"
+    );
+    let err = doc.set(id, "Description", "two\nlines").expect_err("LF");
+    assert_eq!(
+        err.to_string(),
+        "users.cfg:3: Description: line break U+000A is not allowed (a one-line value)"
+    );
+    let err = doc
+        .add_item("Alias", &[("Name", "x"), ("Description", "a\u{85}b")])
+        .expect_err("C1");
+    assert_eq!(
+        err.to_string(),
+        "users.cfg: Description (new Alias item): control character U+0085 is not allowed"
+    );
+    assert_eq!(text(&doc), FOREIGN, "a refused edit changes nothing");
+    // A variable the schema does not name may hold lines.
+    doc.set(id, "Signature", "Best,\nJ\u{f6}rg")
+        .expect("settable");
+    assert!(doc.is_modified());
+}
+
+#[test]
+fn a_value_the_file_already_holds_can_always_be_set_back() {
+    let src = "<config><list name=\"L\"><listitem><variable name=\"Name\">a&#x85;b</variable></listitem></list></config>";
+    let mut doc = parse(src);
+    let id = doc.items("L").next().expect("item").id();
+    assert_eq!(doc.item(id).get("Name"), Some("a\u{85}b"));
+    doc.set(id, "Name", "a\u{85}b")
+        .expect("the file's own value");
+    assert_eq!(text(&doc), src);
+}
+
 // ---- properties over generated documents ----
 
 fn value() -> impl Strategy<Value = String> {
@@ -292,75 +478,132 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 /// A generated config file: lists of items of variables, written with a random line ending,
-/// indentation, comments, list attributes, character references and self-closing variables.
+/// indentation, comments, list attributes, character references and self-closing variables, and
+/// in the shapes of other writers (KERIO-FORMAT.md §1): a BOM or not, an XML declaration or not,
+/// single or double quotes, `<x/>` or `<x />`, hexadecimal or decimal references, and empty lists
+/// written self-closed.
 #[derive(Debug, Clone)]
 struct Generated {
     text: String,
 }
 
+/// How a generated file is written, beyond its content.
+#[derive(Debug, Clone)]
+struct Shape {
+    crlf: bool,
+    unit: &'static str,
+    bom: bool,
+    declaration: bool,
+    quote: char,
+    /// `" />"` or `"/>"`.
+    empty: &'static str,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (
+        any::<bool>(),
+        prop::sample::select(vec!["  ", "\t", "    ", ""]),
+        any::<bool>(),
+        any::<bool>(),
+        prop::sample::select(vec!['"', '\'']),
+        prop::sample::select(vec![" />", "/>"]),
+    )
+        .prop_map(|(crlf, unit, bom, declaration, quote, empty)| Shape {
+            crlf,
+            unit,
+            bom,
+            declaration,
+            quote,
+            empty,
+        })
+}
+
 fn generated() -> impl Strategy<Value = Generated> {
-    let var = (name(), value(), 0..4u8);
+    let var = (name(), value(), 0..5u8);
     let item = prop::collection::vec(var, 0..5);
     let list = (
         name(),
         prop::collection::vec(item, 0..4),
         any::<bool>(),
         any::<bool>(),
-    );
-    (
-        prop::collection::vec(list, 0..4),
         any::<bool>(),
-        prop::sample::select(vec!["  ", "\t", "    ", ""]),
-    )
-        .prop_map(|(lists, crlf, unit)| {
-            let nl = if crlf { "\r\n" } else { "\n" };
-            let mut t = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{nl}<config>{nl}");
-            for (name, items, attr, comment) in lists {
-                let attr = if attr { " identityCounter=\"3\"" } else { "" };
-                t.push_str(&format!("{unit}<list name=\"{name}\"{attr}>{nl}"));
-                if comment {
-                    t.push_str(&format!("{unit}{unit}<!-- c -->{nl}"));
-                }
-                for vars in items {
-                    t.push_str(&format!("{unit}{unit}<listitem>{nl}"));
-                    let mut seen = std::collections::HashSet::new();
-                    for (vname, v, style) in vars {
-                        if !seen.insert(vname.clone()) {
-                            continue; // a variable name appears once per item
-                        }
-                        let body = match style {
-                            0 => escape_text(&v),
-                            // Character references for every non-ASCII character.
-                            1 => escape_text(&v)
-                                .chars()
-                                .map(|c| {
-                                    if c.is_ascii() {
-                                        c.to_string()
-                                    } else {
-                                        format!("&#x{:X};", c as u32)
-                                    }
-                                })
-                                .collect(),
-                            2 => escape_text(&v).replace('\'', "&apos;"),
-                            _ => String::new(),
-                        };
-                        if style == 3 {
-                            t.push_str(&format!(
-                                "{unit}{unit}{unit}<variable name=\"{vname}\"/>{nl}"
-                            ));
-                        } else {
-                            t.push_str(&format!(
-                                "{unit}{unit}{unit}<variable name=\"{vname}\">{body}</variable>{nl}"
-                            ));
-                        }
-                    }
-                    t.push_str(&format!("{unit}{unit}</listitem>{nl}"));
-                }
-                t.push_str(&format!("{unit}</list>{nl}"));
+    );
+    (prop::collection::vec(list, 0..4), shape()).prop_map(|(lists, shape)| {
+        let Shape {
+            crlf,
+            unit,
+            bom,
+            declaration,
+            quote: q,
+            empty,
+        } = shape;
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut t = String::new();
+        if bom {
+            t.push('\u{feff}');
+        }
+        if declaration {
+            t.push_str(&format!(
+                "<?xml version={q}1.0{q} encoding={q}utf-8{q}?>{nl}"
+            ));
+        }
+        t.push_str(&format!("<config>{nl}"));
+        for (name, items, attr, comment, self_closed) in lists {
+            let attr = if attr {
+                format!(" identityCounter={q}3{q}")
+            } else {
+                String::new()
+            };
+            if items.is_empty() && self_closed {
+                t.push_str(&format!("{unit}<list name={q}{name}{q}{attr}{empty}{nl}"));
+                continue;
             }
-            t.push_str(&format!("</config>{nl}"));
-            Generated { text: t }
-        })
+            t.push_str(&format!("{unit}<list name={q}{name}{q}{attr}>{nl}"));
+            if comment {
+                t.push_str(&format!("{unit}{unit}<!-- c -->{nl}"));
+            }
+            for vars in items {
+                t.push_str(&format!("{unit}{unit}<listitem>{nl}"));
+                let mut seen = std::collections::HashSet::new();
+                for (vname, v, style) in vars {
+                    if !seen.insert(vname.clone()) {
+                        continue; // a variable name appears once per item
+                    }
+                    // Character references for every non-ASCII character.
+                    let refs = |hex: bool| -> String {
+                        escape_text(&v)
+                            .chars()
+                            .map(|c| match (c.is_ascii(), hex) {
+                                (true, _) => c.to_string(),
+                                (false, true) => format!("&#x{:X};", c as u32),
+                                (false, false) => format!("&#{};", c as u32),
+                            })
+                            .collect()
+                    };
+                    let body = match style {
+                        0 => escape_text(&v),
+                        1 => refs(true),
+                        2 => escape_text(&v).replace('\'', "&apos;"),
+                        4 => refs(false),
+                        _ => String::new(),
+                    };
+                    if style == 3 {
+                        t.push_str(&format!(
+                            "{unit}{unit}{unit}<variable name={q}{vname}{q}{empty}{nl}"
+                        ));
+                    } else {
+                        t.push_str(&format!(
+                            "{unit}{unit}{unit}<variable name={q}{vname}{q}>{body}</variable>{nl}"
+                        ));
+                    }
+                }
+                t.push_str(&format!("{unit}{unit}</listitem>{nl}"));
+            }
+            t.push_str(&format!("{unit}</list>{nl}"));
+        }
+        t.push_str(&format!("</config>{nl}"));
+        Generated { text: t }
+    })
 }
 
 fn all_items(doc: &Document) -> Vec<ItemId> {
@@ -416,12 +659,31 @@ proptest! {
     fn add_then_remove_is_identity(g in generated(), list in name(), vars in prop::collection::vec((name(), value()), 0..4)) {
         let mut doc = parse(&g.text);
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let id = doc.add_item(&list, &pairs);
+        let id = doc.add_item(&list, &pairs).expect("addable");
         let added = parse(&text(&doc));
         let last = added.items(&list).last().expect("the added item");
         prop_assert_eq!(last.variables().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>(), vars);
         doc.remove_item(id);
         prop_assert_eq!(text(&doc), g.text);
+    }
+
+    #[test]
+    fn adding_to_a_list_the_file_has_adds_no_list(g in generated(), pick in any::<prop::sample::Index>(), vars in prop::collection::vec((name(), value()), 0..4)) {
+        let mut doc = parse(&g.text);
+        let sections: Vec<String> = doc.section_names().map(str::to_owned).collect();
+        prop_assume!(!sections.is_empty());
+        let list = sections[pick.index(sections.len())].clone();
+        let before = doc.items(&list).count();
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        doc.add_item(&list, &pairs).expect("addable");
+        let out = text(&doc);
+        prop_assert_eq!(out.starts_with('\u{feff}'), g.text.starts_with('\u{feff}'));
+        let added = parse(&out);
+        // A self-closed list is expanded, never doubled: the same lists, one more item.
+        prop_assert_eq!(added.section_names().collect::<Vec<_>>(), sections);
+        prop_assert_eq!(added.items(&list).count(), before + 1);
+        let last = added.items(&list).last().expect("the added item");
+        prop_assert_eq!(last.variables().map(|(n, v)| (n.to_owned(), v.to_owned())).collect::<Vec<_>>(), vars);
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{COLUMNS, ImportError, Vars};
-use crate::config::schema::{ALIAS, GROUP, USER, USER_ADDITIONAL_DATA};
-use crate::config::{Document, list_tokens};
+use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
+use crate::config::{Document, check_value, check_variable_name, list_tokens};
 
 /// One value of a row, with where it came from.
 #[derive(Debug, Clone)]
@@ -37,6 +37,21 @@ impl Row {
     pub(super) fn at(&self, line: usize, column: &str, message: impl std::fmt::Display) -> String {
         format!("{}:{line}: {column}: {message}", self.file.display())
     }
+}
+
+/// Each value [`check_value`] refuses (a control character; a line break in a one-line
+/// value), as `FILE:LINE: COLUMN: why`: found while reading, with the place in the input, rather
+/// than later by the document, which knows only the users.cfg it would write.
+fn refused_values(path: &Path, fields: &[Field]) -> Vec<String> {
+    fields
+        .iter()
+        .filter_map(|f| {
+            check_variable_name(&f.var)
+                .and_then(|()| check_value(&f.var, &f.value))
+                .err()
+                .map(|why| format!("{}:{}: {}: {why}", path.display(), f.line, f.column))
+        })
+        .collect()
 }
 
 fn read(path: &Path) -> Result<String, ImportError> {
@@ -96,6 +111,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
     let mut vars = Vec::new();
     for h in &headers {
         match COLUMNS.iter().find(|(c, _)| c.eq_ignore_ascii_case(h)) {
+            // Which of two columns would win is a guess: refused.
+            Some((c, _)) if vars.iter().any(|(seen, _)| seen == c) => {
+                problems.push(at(1, h, "the header names this column twice"));
+            }
             Some((c, v)) => vars.push(((*c).to_owned(), (*v).to_owned())),
             None => problems.push(at(
                 1,
@@ -118,16 +137,39 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         return Err(ImportError::Invalid(problems));
     }
     let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
             Err(e) => {
                 let line = e.position().map_or(0, |p| line_at(p.byte()));
                 problems.push(at(line, "-", &e.to_string()));
                 continue;
             }
-        };
-        let line = record.position().map_or(0, |p| line_at(p.byte()));
+        }
+        let start = record.position().map_or(0, csv::Position::byte);
+        let line = line_at(start);
+        // A quote left open takes in the rows after it, as one value: the record's own text
+        // then holds an odd number of quotes.
+        let raw = &bytes[(start as usize).min(bytes.len())
+            ..(reader.position().byte() as usize).min(bytes.len())];
+        if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+            let lines = raw.trim_ascii().iter().filter(|&&b| b == b'\n').count();
+            problems.push(at(
+                line,
+                "-",
+                &if lines > 0 {
+                    format!(
+                        "a quote is not closed: lines {line} to {} read as one row",
+                        line + lines
+                    )
+                } else {
+                    "a quote is not closed".to_owned()
+                },
+            ));
+            continue;
+        }
         if record.iter().all(str::is_empty) {
             continue;
         }
@@ -143,7 +185,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
             ));
             continue;
         }
-        let fields = record
+        let fields: Vec<Field> = record
             .iter()
             .zip(&vars)
             .map(|(value, (column, var))| Field {
@@ -153,6 +195,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
                 line,
             })
             .collect();
+        problems.extend(refused_values(path, &fields));
         rows.push(Row {
             file: path.to_owned(),
             line,
@@ -199,29 +242,20 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         entries.sort_by_key(|(_, v)| v.span().start);
         for (key, value) in entries {
             let line = line_of(value.span().start);
-            let text = match value.get_ref() {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => u8::from(*b).to_string(),
-                toml::Value::Array(items) => {
-                    let mut parts = Vec::new();
-                    for item in items {
-                        match item.as_str() {
-                            Some(s) => parts.push(s.to_owned()),
-                            None => problems.push(format!(
-                                "{}:{line}: {key}: a list may hold only strings",
-                                path.display()
-                            )),
-                        }
-                    }
-                    parts.join(",")
-                }
-                other => {
-                    problems.push(format!(
-                        "{}:{line}: {key}: a {} is not a value a variable can hold",
-                        path.display(),
-                        other.type_str()
-                    ));
+            let var = match key.as_str() {
+                "domain" => USER.domain,
+                "template" => TEMPLATE.name,
+                _ => COLUMNS
+                    .iter()
+                    .find(|(c, _)| c.eq_ignore_ascii_case(&key))
+                    .map_or(key.as_str(), |(_, v)| v),
+            };
+            let text = match toml_value(kind(var), value.get_ref())
+                .and_then(|text| check_value(var, &text).map(|()| text))
+            {
+                Ok(text) => text,
+                Err(why) => {
+                    problems.push(format!("{}:{line}: {key}: {why}", path.display()));
                     continue;
                 }
             };
@@ -229,12 +263,12 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
                 "domain" => row.domain = Some((text, line)),
                 "template" => row.template = Some((text, line)),
                 _ => {
-                    let var = COLUMNS
-                        .iter()
-                        .find(|(c, _)| c.eq_ignore_ascii_case(&key))
-                        .map_or(key.clone(), |(_, v)| (*v).to_owned());
+                    if let Err(why) = check_variable_name(var) {
+                        problems.push(format!("{}:{line}: {key:?}: {why}", path.display()));
+                        continue;
+                    }
                     row.fields.push(Field {
-                        var,
+                        var: var.to_owned(),
                         column: key,
                         value: text,
                         line,
@@ -248,6 +282,128 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         return Err(ImportError::Invalid(problems));
     }
     Ok(rows)
+}
+
+/// What a TOML value may be for a variable.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A string; where the variable is a comma list, a list of strings too.
+    Text { list: bool },
+    /// A whole number of 0 or more: quotas (bytes, messages) and codes.
+    Count,
+    /// 0 or 1, or true or false.
+    Flag,
+    /// One of these numbers, with what each means.
+    Choice(&'static [(i64, &'static str)]),
+    /// A variable the toolkit does not know: a string, a whole number or true/false, as written.
+    Any,
+}
+
+/// The kind of value of a User variable (KERIO-FORMAT.md §2), or of `domain` and `template`.
+fn kind(var: &str) -> Kind {
+    let text = [
+        USER.name,
+        USER.domain,
+        USER.full_name,
+        USER.description,
+        USER.password,
+        TEMPLATE.name,
+    ];
+    let lists = [USER.forward_address, USER.email_addresses, USER.groups];
+    let counts = [
+        USER.quota_storage,
+        USER.quota_messages,
+        USER.auth_type,
+        USER.forward_mode,
+    ];
+    if text.contains(&var) {
+        Kind::Text { list: false }
+    } else if lists.contains(&var) {
+        Kind::Text { list: true }
+    } else if counts.contains(&var) {
+        Kind::Count
+    } else if var == USER.enabled || var == USER.data_source {
+        Kind::Flag
+    } else if var == USER.rights {
+        Kind::Choice(&[(0, "no rights"), (1, "read-only admin"), (3, "full admin")])
+    } else {
+        Kind::Any
+    }
+}
+
+/// A TOML value as the text of a variable of this kind, or why it cannot be one.
+fn toml_value(kind: Kind, value: &toml::Value) -> Result<String, String> {
+    use toml::Value;
+    let what = |v: &Value| match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    let a = |v: &Value| {
+        let t = v.type_str();
+        let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        format!("{article} {t}")
+    };
+    match (kind, value) {
+        (_, Value::Float(_) | Value::Datetime(_) | Value::Table(_)) => {
+            Err(format!("{} is not a value a variable can hold", a(value)))
+        }
+        (Kind::Text { .. }, Value::String(s)) => Ok(s.clone()),
+        (Kind::Text { list: true }, Value::Array(items)) => comma_list(items),
+        (Kind::Text { list }, other) => Err(format!(
+            "must be a string{}, not {}",
+            if list { " or a list of strings" } else { "" },
+            a(other)
+        )),
+        (Kind::Count, Value::Integer(i)) if *i >= 0 => Ok(i.to_string()),
+        (Kind::Count, Value::String(s))
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(s.clone())
+        }
+        (Kind::Count, other) => Err(format!(
+            "must be a whole number of 0 or more, not {}",
+            what(other)
+        )),
+        (Kind::Flag, Value::Boolean(b)) => Ok(u8::from(*b).to_string()),
+        (Kind::Flag, Value::Integer(i @ (0 | 1))) => Ok(i.to_string()),
+        (Kind::Flag, Value::String(s)) if s == "0" || s == "1" => Ok(s.clone()),
+        (Kind::Flag, other) => Err(format!(
+            "must be 0 or 1 (or false or true), not {}",
+            what(other)
+        )),
+        (Kind::Choice(choices), Value::Integer(i)) if choices.iter().any(|(c, _)| c == i) => {
+            Ok(i.to_string())
+        }
+        (Kind::Choice(choices), other) => Err(format!(
+            "must be one of {}, not {}",
+            choices
+                .iter()
+                .map(|(c, means)| format!("{c} ({means})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            what(other)
+        )),
+        (Kind::Any, Value::String(s)) => Ok(s.clone()),
+        (Kind::Any, Value::Integer(i)) => Ok(i.to_string()),
+        (Kind::Any, Value::Boolean(b)) => Ok(u8::from(*b).to_string()),
+        (Kind::Any, Value::Array(items)) => comma_list(items),
+    }
+}
+
+/// A TOML list of strings as a comma list.
+fn comma_list(items: &[toml::Value]) -> Result<String, String> {
+    items
+        .iter()
+        .map(|item| {
+            item.as_str()
+                .ok_or_else(|| "a list may hold only strings".to_owned())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|parts| parts.join(","))
 }
 
 /// What a migration brings beyond the users: their groups, aliases and password history.
@@ -273,6 +429,17 @@ pub fn read_users_cfg(
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     };
+    // What is copied is checked as what is read from a CSV: a control character in the old
+    // file (`&#x1b;`) is refused with its line, not carried into this server's users.cfg.
+    let mut problems = Vec::new();
+    let mut check = |item: crate::config::ItemRef<'_>| {
+        for (k, v) in item.variables() {
+            if let Err(why) = check_variable_name(k).and_then(|()| check_value(k, v)) {
+                let line = item.variable_line(k).unwrap_or(item.line());
+                problems.push(format!("{}:{line}: {k}: {why}", path.display()));
+            }
+        }
+    };
     let mut rows = Vec::new();
     let mut addresses = Vec::new();
     for item in doc.items(USER.list) {
@@ -280,6 +447,7 @@ pub fn read_users_cfg(
         if !wanted(d) {
             continue;
         }
+        check(item);
         let line = item.line();
         addresses.push(format!("{}@{d}", item.get(USER.name).unwrap_or("")).to_ascii_lowercase());
         rows.push(Row {
@@ -302,6 +470,7 @@ pub fn read_users_cfg(
     let mut migration = Migration::default();
     for item in doc.items(GROUP.list) {
         if wanted(item.get(GROUP.domain).unwrap_or("")) {
+            check(item);
             migration.groups.push(vars(item));
         }
     }
@@ -309,6 +478,7 @@ pub fn read_users_cfg(
         let d = item.get(ALIAS.domain).unwrap_or("");
         let to = item.get(ALIAS.deliver_to).unwrap_or("");
         if wanted(d) && list_tokens(to).any(|t| addresses.contains(&t.to_ascii_lowercase())) {
+            check(item);
             migration.aliases.push((item.line(), vars(item)));
         }
     }
@@ -316,8 +486,12 @@ pub fn read_users_cfg(
         let n = item.get(USER_ADDITIONAL_DATA.name).unwrap_or("");
         let d = item.get(USER_ADDITIONAL_DATA.domain).unwrap_or("");
         if addresses.contains(&format!("{n}@{d}").to_ascii_lowercase()) {
+            check(item);
             migration.additional_data.push(vars(item));
         }
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Invalid(problems));
     }
     Ok((rows, migration))
 }
