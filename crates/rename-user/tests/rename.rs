@@ -345,7 +345,7 @@ fn a_map_of_a_hundred_renames_is_checked_whole_then_applied_and_undone() {
         messages_per_user: 1,
         seed: 7,
         max_message_size: 16 << 10,
-        configs_only: false,
+        ..Options::default()
     });
     let config = Config::load(&s.root).expect("config");
     let users: Vec<(String, String)> = config

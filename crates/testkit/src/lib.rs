@@ -11,6 +11,14 @@
 //!
 //! The plan is drawn from one seeded RNG; each mailbox is then written on its own RNG derived
 //! from the seed and its address, in parallel, so the bytes do not depend on the thread count.
+//!
+//! [`Shapes`] (all off by default, so the default bytes never change) write the install in the
+//! shapes real ones have (KERIO-FORMAT.md §1, §3): the store outside the root with a stale
+//! `<root>/store` left behind, Docker-style symlinks into a volume, a BOM and CRLF line endings,
+//! Python ElementTree's way of writing XML, and the server-wide `mail/#public` with its `acl.fld`
+//! and `sub.fld` subscriptions naming other users. The siblings those shapes need are
+//! `<out>-store` (the store outside the root) and `<out>-volume` (the Docker volume), next to
+//! `<out>`; both must be absent or empty too.
 
 mod configs;
 mod mailbox;
@@ -37,6 +45,8 @@ pub struct Options {
     pub max_message_size: usize,
     /// Write the config files only, no store (for config-scale benchmarks).
     pub configs_only: bool,
+    /// The shapes of real installs to write; none by default.
+    pub shapes: Shapes,
 }
 
 impl Default for Options {
@@ -48,8 +58,40 @@ impl Default for Options {
             seed: 1,
             max_message_size: 8 << 20,
             configs_only: false,
+            shapes: Shapes::default(),
         }
     }
+}
+
+/// Shapes real installs have and the plain fixture does not (KERIO-FORMAT.md §1, §3). Each is
+/// off by default; any mix may be asked for, except `store_outside` with `symlink_store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Shapes {
+    /// The store is written to `<out>-store`, beside the root; mailserver.cfg's
+    /// `Directories/StoreDir` holds its absolute path; and a stale `<root>/store` is left behind
+    /// with a smaller, different mail tree (two mailboxes of real accounts with other messages,
+    /// a mailbox and a domain only it has, its own `#public`, logs), which no tool may read.
+    pub store_outside: bool,
+    /// users.cfg and mailserver.cfg are absolute symlinks to files in `<out>-volume/` (the
+    /// Docker layout); their `.bak` copies stay plain files in the root.
+    pub symlink_configs: bool,
+    /// `<root>/store` is an absolute symlink to `<out>-volume/store`, where the store is
+    /// written; `StoreDir` stays `store`.
+    pub symlink_store: bool,
+    /// users.cfg and mailserver.cfg start with a UTF-8 BOM and end their lines with CRLF, as
+    /// Notepad leaves them.
+    pub bom_crlf: bool,
+    /// mailserver.cfg as Python ElementTree writes it: no XML declaration, no comments, empty
+    /// elements as `<variable name="X" />`, non-ASCII as `&#228;`, no final newline (with a
+    /// non-ASCII template description, so there is one). users.cfg as .NET XDocument writes it:
+    /// empty elements self-closed, with no aliases: `<list name="Alias" />`.
+    pub elementtree: bool,
+    /// Public folders are the server's, at `store/mail/#public` (instead of each domain's), with
+    /// an `acl.fld` granting rights to some users of every local domain; and every mailbox's
+    /// `sub.fld` subscribes to the public folders, to the folders shared with it and to a
+    /// colleague's calendar, naming other users' addresses (layouts: `kc_core::config::schema`'s
+    /// `PUBLIC_ACL` and `SUBSCRIPTIONS`).
+    pub global_public: bool,
 }
 
 impl Options {
@@ -63,6 +105,7 @@ impl Options {
             seed: 2026,
             max_message_size: 128 << 10,
             configs_only: false,
+            shapes: Shapes::default(),
         }
     }
 }
@@ -81,6 +124,22 @@ pub struct Summary {
     /// The domain whose users are mapped from a directory service.
     pub mapped_domain: Option<String>,
     pub planted: Planted,
+    /// The shapes written.
+    pub shapes: Shapes,
+    /// Where the parts are, when a shape put them elsewhere than the plain layout.
+    pub paths: Paths,
+}
+
+/// Absolute paths of the parts a shape moved; `None` (JSON `null`) in the plain layout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paths {
+    /// The store, when it is not a plain `<root>/store` directory (`<out>-store`, or the
+    /// volume's `store` behind a symlink).
+    pub store: Option<PathBuf>,
+    /// The stale `<root>/store` that no tool may read (with `store_outside`).
+    pub stale_store: Option<PathBuf>,
+    /// The Docker-style volume holding the configs and/or the store.
+    pub volume: Option<PathBuf>,
 }
 
 /// The inconsistencies a correct orphan finder reports, by kind.
@@ -159,14 +218,81 @@ struct Plan {
     full_names: HashMap<String, String>,
 }
 
-/// Writes an install into `out` (created if missing; must be empty if it exists).
-pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
-    if out.exists() && fs_err::read_dir(out)?.next().is_some() {
-        anyhow::bail!("{}: exists and is not empty", out.display());
+/// Where an install's parts are written, following its shapes.
+#[derive(Debug)]
+struct Places {
+    root: PathBuf,
+    /// Where the store's files are written (the symlink's target with `symlink_store`).
+    store: PathBuf,
+    /// The value of `Directories/StoreDir`.
+    store_dir: String,
+    /// `<out>-volume`, when a shape uses it.
+    volume: Option<PathBuf>,
+    stale_store: Option<PathBuf>,
+}
+
+impl Places {
+    fn new(out: &Path, shapes: Shapes) -> anyhow::Result<Places> {
+        if shapes.store_outside && shapes.symlink_store {
+            anyhow::bail!(
+                "the store is either outside the root (--store-outside) or behind a symlink (--symlink-store), not both"
+            );
+        }
+        let absolute = std::path::absolute(out)
+            .with_context(|| format!("{}: cannot make it absolute", out.display()))?;
+        let sibling = |suffix: &str| {
+            let mut name = absolute.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let volume = (shapes.symlink_configs || shapes.symlink_store).then(|| sibling("-volume"));
+        let (store, store_dir, stale_store) = if shapes.store_outside {
+            let store = sibling("-store");
+            let dir = store
+                .to_str()
+                .context("the store's path is not UTF-8: it cannot go in mailserver.cfg")?
+                .to_owned();
+            (store, dir, Some(out.join("store")))
+        } else if let Some(volume) = volume.as_ref().filter(|_| shapes.symlink_store) {
+            (volume.join("store"), "store".to_owned(), None)
+        } else {
+            (out.join("store"), "store".to_owned(), None)
+        };
+        Ok(Places {
+            root: out.to_path_buf(),
+            store,
+            store_dir,
+            volume,
+            stale_store,
+        })
     }
-    fs_err::create_dir_all(out)?;
+
+    /// Every directory this install writes to, each of which must be absent or empty.
+    fn targets(&self) -> Vec<&Path> {
+        let mut out = vec![self.root.as_path()];
+        out.extend(self.volume.as_deref());
+        if self.stale_store.is_some() {
+            out.push(&self.store);
+        }
+        out
+    }
+}
+
+/// Writes an install into `out` (created if missing; must be empty if it exists), with the
+/// siblings its shapes need (see [`Shapes`]).
+pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
+    let shapes = options.shapes;
+    let places = Places::new(out, shapes)?;
+    for dir in places.targets() {
+        if dir.exists() && fs_err::read_dir(dir)?.next().is_some() {
+            anyhow::bail!("{}: exists and is not empty", dir.display());
+        }
+    }
+    for dir in places.targets() {
+        fs_err::create_dir_all(dir)?;
+    }
     let plan = plan(options);
-    configs::write(out, &plan)?;
+    configs::write(&places, &plan, shapes)?;
     let summary = Summary {
         domains: plan.domains.len(),
         users: plan.users.len(),
@@ -175,12 +301,26 @@ pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
             .iter()
             .find(|d| d.mapped)
             .map(|d| d.name.clone()),
+        shapes,
+        paths: Paths {
+            store: (shapes.store_outside || shapes.symlink_store).then(|| places.store.clone()),
+            stale_store: places.stale_store.clone(),
+            volume: places.volume.clone(),
+        },
         ..Summary::default()
     };
     if options.configs_only {
         return Ok(summary);
     }
-    let store = out.join("store");
+    let store = places.store.clone();
+    fs_err::create_dir_all(&store)?;
+    if shapes.symlink_store {
+        std::os::unix::fs::symlink(&store, out.join("store"))
+            .with_context(|| format!("{}: cannot make the symlink", out.join("store").display()))?;
+    }
+    if let Some(stale) = &places.stale_store {
+        mailbox::write_stale_store(stale, &plan, options)?;
+    }
     let written = plan
         .users
         .par_iter()
@@ -595,6 +735,19 @@ pub struct Scratch {
     pub summary: Summary,
     /// A pid file that does not exist: the server is stopped.
     pub pid_file: PathBuf,
+    /// The directories a shape wrote beside the root (`kerio-store`, `kerio-volume`), each with
+    /// its pristine copy: `(live, pristine)`.
+    pub siblings: Vec<(PathBuf, PathBuf)>,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp -a {}", from.display());
 }
 
 impl Scratch {
@@ -602,13 +755,20 @@ impl Scratch {
         let (dir, summary) = temp_install(options).expect("the fixture generates");
         let root = dir.path().join("kerio");
         let before = dir.path().join("before");
-        let copied = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&root)
-            .arg(&before)
-            .status()
-            .expect("cp runs");
-        assert!(copied.success(), "cp -a of the fixture");
+        copy_tree(&root, &before);
+        let paths = &summary.paths;
+        let outside = paths.stale_store.as_ref().and(paths.store.clone());
+        let siblings = [outside, paths.volume.clone()]
+            .into_iter()
+            .flatten()
+            .map(|live| {
+                let mut name = std::ffi::OsString::from("before-");
+                name.push(live.file_name().expect("a sibling has a name"));
+                let pristine = dir.path().join(name);
+                copy_tree(&live, &pristine);
+                (live, pristine)
+            })
+            .collect();
         let pid_file = dir.path().join("no-server.pid");
         Scratch {
             _dir: dir,
@@ -616,18 +776,38 @@ impl Scratch {
             before,
             summary,
             pid_file,
+            siblings,
         }
     }
 
-    /// The paths that differ from the pristine copy, toolkit files left out.
+    /// The paths that differ from the pristine copy, toolkit files left out: relative to the
+    /// root, or under a sibling's name (`kerio-store/mail/…`).
     pub fn changed(&self) -> Vec<PathBuf> {
-        differences(&self.before, &self.root, &TOOLKIT_FILES)
+        let mut out = differences(&self.before, &self.root, &TOOLKIT_FILES);
+        for (live, pristine) in &self.siblings {
+            let name = Path::new(live.file_name().expect("a sibling has a name"));
+            out.extend(
+                differences(pristine, live, &TOOLKIT_FILES)
+                    .into_iter()
+                    .map(|p| name.join(p)),
+            );
+        }
+        out
     }
 
-    /// Panics unless the install is byte for byte as generated.
+    /// Panics unless the install (and what a shape put beside it) is byte for byte as generated.
     pub fn assert_unchanged(&self) {
+        let mut diffs = Vec::new();
         if let Err(diff) = compare_trees(&self.before, &self.root, &TOOLKIT_FILES) {
-            panic!("the install changed:\n{diff}");
+            diffs.push(diff);
+        }
+        for (live, pristine) in &self.siblings {
+            if let Err(diff) = compare_trees(pristine, live, &TOOLKIT_FILES) {
+                diffs.push(diff);
+            }
+        }
+        if !diffs.is_empty() {
+            panic!("the install changed:\n{}", diffs.join("\n"));
         }
     }
 
