@@ -1,6 +1,6 @@
 //! Accounts across both config files and the store: names and addresses, where a mailbox lives,
-//! and the store files that name an address (ACLs in `status.fld`, owners in `folder.map`), which
-//! the writers rename, remove or list.
+//! and the store files that name an address (ACLs in `status.fld` and `#public/acl.fld`, owners
+//! in `folder.map`, subscriptions in `sub.fld`), which the writers rename, remove or list.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -13,7 +13,7 @@ use crate::change::Step;
 use crate::config::view::User;
 use crate::config::{Config, ItemId, list_tokens};
 use crate::install::Install;
-use crate::store::{self, FOLDER_MAP, STATUS_FLD, StoreError};
+use crate::store::{self, ACL_FLD, FOLDER_MAP, STATUS_FLD, SUB_FLD, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -303,10 +303,31 @@ pub enum ShareFile {
     Status,
     /// A mailbox's `folder.map`: its subscriptions to other users' folders.
     Map,
+    /// A `#public` directory's `acl.fld`: the public folders' ACL, in status.fld's tokens.
+    PublicAcl,
+    /// A mailbox's `sub.fld`: its folder subscriptions, naming the owners of shared ones.
+    Subscriptions,
 }
 
-/// Runs `edit` over every `status.fld` and `folder.map` of every mailbox and server folder of
-/// every domain, in parallel; only folder-level files are read, never messages. Returns the
+impl ShareFile {
+    /// The kind of a file, by its name.
+    fn of(path: &Path) -> Option<ShareFile> {
+        let name = path.file_name()?;
+        [
+            (STATUS_FLD, ShareFile::Status),
+            (FOLDER_MAP, ShareFile::Map),
+            (ACL_FLD, ShareFile::PublicAcl),
+            (SUB_FLD, ShareFile::Subscriptions),
+        ]
+        .into_iter()
+        .find(|(n, _)| name == *n)
+        .map(|(_, kind)| kind)
+    }
+}
+
+/// Runs `edit` over every file naming addresses (`status.fld`, `folder.map`, `acl.fld`,
+/// `sub.fld`) of every mailbox and server folder of every domain, and of the server's own
+/// `mail/#public`, in parallel; only folder-level files are read, never messages. Returns the
 /// files `edit` changed (path relative to the root, new bytes), sorted by path.
 pub fn edit_share_files<F>(
     install: &Install,
@@ -317,7 +338,8 @@ where
     F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
 {
     let mail = install.resolve(&layout.mail());
-    let mut tops = Vec::new();
+    // The server's public folders (`mail/#public`) are walked whole, like a domain's.
+    let mut tops = store::server_dirs(&mail)?;
     for domain in store::domains(&mail)? {
         for entry in std::fs::read_dir(&domain.path).map_err(|source| AccountError::Io {
             path: domain.path.clone(),
@@ -336,11 +358,10 @@ where
         .par_iter()
         .map(|top| {
             let mut out = Vec::new();
-            for file in store::folder_level_files(top, &[STATUS_FLD, FOLDER_MAP])? {
-                let kind = if file.file_name().is_some_and(|n| n == STATUS_FLD) {
-                    ShareFile::Status
-                } else {
-                    ShareFile::Map
+            for file in store::folder_level_files(top, &[STATUS_FLD, FOLDER_MAP, ACL_FLD, SUB_FLD])?
+            {
+                let Some(kind) = ShareFile::of(&file) else {
+                    continue;
                 };
                 let bytes = std::fs::read(&file).map_err(|source| AccountError::Io {
                     path: file.clone(),

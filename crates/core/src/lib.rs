@@ -7,8 +7,8 @@
 //! - [`install`] finds a server's root, config files and store.
 //! - [`config`] holds `mailserver.cfg` and `users.cfg` as byte-preserving documents, with typed
 //!   views through the one [`config::schema`] table of the assumed names.
-//! - [`store`] walks domains, mailboxes and folders in parallel, with the `status.fld` and
-//!   `folder.map` codecs.
+//! - [`store`] walks domains, mailboxes and folders in parallel, with the codecs of the files
+//!   that name addresses: `status.fld` (and `#public/acl.fld`), `folder.map`, `sub.fld`.
 //! - [`archive`] writes, verifies and restores backups.
 //! - [`change`] carries out a tool's plan: guard, pre-change backup, journal, atomic steps,
 //!   rollback and undo.

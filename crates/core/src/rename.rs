@@ -10,7 +10,7 @@ use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DA
 use crate::config::view::User;
 use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
-use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
+use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
 pub const TOOL: &str = "kc-rename-user";
 
@@ -45,6 +45,10 @@ pub struct Counts {
     pub config_references: usize,
     pub acl_entries: usize,
     pub folder_map_owners: usize,
+    /// Entries of `#public/acl.fld` files.
+    pub public_acl_entries: usize,
+    /// Addresses in `sub.fld` files.
+    pub subscriptions: usize,
 }
 
 /// The plan and what it counts.
@@ -453,11 +457,13 @@ pub fn plan(
         }
     }
 
-    // The store: ACL entries and folder.map owners, every rename in order.
-    let (acl, owners) = (
-        std::sync::atomic::AtomicUsize::new(0),
-        std::sync::atomic::AtomicUsize::new(0),
-    );
+    // The store: ACL entries (status.fld, #public/acl.fld), folder.map owners and sub.fld
+    // subscriptions, every rename in order.
+    let [acl, owners, public_acl, subscriptions] =
+        std::array::from_fn(|_| std::sync::atomic::AtomicUsize::new(0));
+    let add = |count: &std::sync::atomic::AtomicUsize, n| {
+        count.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    };
     // Every rename at once, by lower-case old address: the order makes a name vacated before it
     // is reused, so no new address is also an old one and one pass equals the renames in turn.
     let new_of: HashMap<String, String> = done
@@ -471,24 +477,39 @@ pub fn plan(
     };
     let store_files = account::edit_share_files(install, &layout, |kind, path, bytes| {
         let (out, changed) = match kind {
-            ShareFile::Status => {
+            ShareFile::Status | ShareFile::PublicAcl => {
                 let mut s = StatusFld::parse(bytes);
                 let n = s.rename_with(lookup);
-                acl.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                add(
+                    if kind == ShareFile::Status {
+                        &acl
+                    } else {
+                        &public_acl
+                    },
+                    n,
+                );
                 (s.into_bytes(), n)
             }
             ShareFile::Map => {
                 let map = FolderMap::parse(path, bytes)
                     .map_err(|e| AccountError::Share(e.to_string()))?;
                 let (out, n) = map.renamed_with(lookup);
-                owners.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                add(&owners, n);
                 (out, n)
+            }
+            ShareFile::Subscriptions => {
+                let mut s = SubFld::parse(bytes);
+                let n = s.rename_with(lookup);
+                add(&subscriptions, n);
+                (s.into_bytes(), n)
             }
         };
         Ok((changed > 0).then_some(out))
     })?;
     counts.acl_entries = acl.into_inner();
     counts.folder_map_owners = owners.into_inner();
+    counts.public_acl_entries = public_acl.into_inner();
+    counts.subscriptions = subscriptions.into_inner();
 
     // What still names an old address is for the admin to look at.
     let olds: HashSet<String> = new_of.keys().cloned().collect();
@@ -537,10 +558,23 @@ pub fn plan(
             steps.push(Step::Rename { from, to });
         }
     }
-    audit.push(format!(
+    let mut rewrite = format!(
         "Rewrite store: {} ACL entries, {} folder.map owners",
         counts.acl_entries, counts.folder_map_owners
-    ));
+    );
+    // Said only when there are some, so a store without them logs what it always did.
+    for (n, what) in [
+        (
+            counts.public_acl_entries,
+            "public folder ACL entries (acl.fld)",
+        ),
+        (counts.subscriptions, "subscriptions (sub.fld)"),
+    ] {
+        if n > 0 {
+            rewrite.push_str(&format!(", {n} {what}"));
+        }
+    }
+    audit.push(rewrite);
     for line in audit {
         steps.push(Step::AppendLine {
             path: layout.config_log(),

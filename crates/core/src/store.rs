@@ -1,13 +1,16 @@
 //! The store tree: domains, mailboxes and folders, walked in parallel.
 //!
 //! `store/mail/<domain>/<user>/` is a mailbox; names starting with `#` (`#public`, `#archive`, …)
-//! are server folders, never mailboxes (KERIO-FORMAT.md §3). Inside a mailbox a folder is a
+//! are server folders, never mailboxes (KERIO-FORMAT.md §3); directly under `store/mail` such a
+//! name (`mail/#public`, the public folders of all domains) is the server's, never a domain.
+//! Inside a mailbox a folder is a
 //! directory holding `#msgs/` (its messages) and the folder-level files (`index.fld`,
 //! `status.fld`, …). Names are kept as `OsString`: a folder whose name is not UTF-8 must survive
 //! every tool unchanged.
 
 pub mod folder_map;
 pub mod status_fld;
+pub mod sub_fld;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,12 @@ pub const ASSOC_DIR: &str = "#assoc";
 pub const FOLDER_MAP: &str = "folder.map";
 /// A folder's status, whose trailing tokens are its ACL.
 pub const STATUS_FLD: &str = "status.fld";
+/// The public folders' permissions, in a `#public` directory (see [`crate::config::schema::PUBLIC_ACL`]).
+pub const ACL_FLD: &str = crate::config::schema::PUBLIC_ACL.file;
+/// A mailbox's folder subscriptions (see [`crate::config::schema::SUBSCRIPTIONS`]).
+pub const SUB_FLD: &str = crate::config::schema::SUBSCRIPTIONS.file;
+/// Public folders: `mail/#public` (the server's) or `mail/<domain>/#public` (a domain's).
+pub const PUBLIC_DIR: &str = "#public";
 /// The folder the server makes under the target when a removed user's mailbox is moved there
 /// (KERIO-FORMAT.md §3 [C]); the address follows.
 pub const DELETED_MAILBOX_PREFIX: &str = "Deleted mailbox \u{2014} ";
@@ -104,11 +113,23 @@ fn subdirs(dir: &Path) -> Result<Vec<(OsString, PathBuf)>, StoreError> {
     Ok(out)
 }
 
-/// The domain directories of `store/mail`.
+/// The domain directories of `store/mail`. A `#`-name directly under `mail` (`mail/#public`,
+/// the public folders shared by all domains) is the server's, never a domain: see
+/// [`server_dirs`].
 pub fn domains(mail_dir: &Path) -> Result<Vec<DomainDir>, StoreError> {
     Ok(subdirs(mail_dir)?
         .into_iter()
+        .filter(|(name, _)| !is_server_folder(name))
         .map(|(name, path)| DomainDir { name, path })
+        .collect())
+}
+
+/// The server's directories directly under `store/mail` (`#public`, …), sorted.
+pub fn server_dirs(mail_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    Ok(subdirs(mail_dir)?
+        .into_iter()
+        .filter(|(name, _)| is_server_folder(name))
+        .map(|(_, path)| path)
         .collect())
 }
 

@@ -10,7 +10,7 @@ use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
 use crate::config::{Config, ConfigError, list_tokens};
 use crate::install::Install;
 use crate::progress::Progress;
-use crate::store::{folder_map::FolderMap, status_fld::StatusFld};
+use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
 pub const TOOL: &str = "kc-user";
 
@@ -256,7 +256,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                     return Ok(None);
                 }
                 let (out, n) = match kind {
-                    ShareFile::Status => {
+                    ShareFile::Status | ShareFile::PublicAcl => {
                         let mut s = StatusFld::parse(bytes);
                         let n: usize = gone.iter().map(|g| s.remove(g)).sum();
                         (s.into_bytes(), n)
@@ -272,6 +272,11 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                             bytes = b;
                         }
                         (bytes, n)
+                    }
+                    ShareFile::Subscriptions => {
+                        let mut s = SubFld::parse(bytes);
+                        let n: usize = gone.iter().map(|g| s.remove(g)).sum();
+                        (s.into_bytes(), n)
                     }
                 };
                 if n == 0 {
@@ -297,7 +302,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                 }
             } else if total > 0 {
                 warnings.push(format!(
-                    "{total} folder sharing entries (ACLs in status.fld, subscriptions in folder.map) in {} files still name {} (use --purge-settings to remove)",
+                    "{total} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {} files still name {} (use --purge-settings to remove)",
                     found.len(),
                     gone.join(", ")
                 ));

@@ -348,3 +348,47 @@ fn adopt_creates_disabled_accounts_the_server_reattaches() {
     s.undo_last();
     s.assert_unchanged();
 }
+
+#[test]
+fn the_servers_public_folders_are_never_an_orphan_domain() {
+    let s = Scratch::new(&Options {
+        shapes: kc_testkit::Shapes {
+            global_public: true,
+            ..Default::default()
+        },
+        ..Options::demo()
+    });
+    assert!(s.root.join("store/mail/#public/acl.fld").is_file());
+    let out = run(&s, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = findings(&out);
+    for f in &found {
+        let path = f["path"].as_str().expect("path");
+        assert!(
+            !f["domain"].as_str().expect("domain").starts_with('#') && !path.contains("#public"),
+            "{f}"
+        );
+    }
+    // The orphans are exactly the plain demo's.
+    let plain = Scratch::new(&Options::demo());
+    assert_eq!(keys(&found), keys(&findings(&run(&plain, &["--json"]))));
+    let orphan_domains: Vec<&str> = found
+        .iter()
+        .filter(|f| f["kind"] == "orphan-domain")
+        .map(|f| f["domain"].as_str().expect("domain"))
+        .collect();
+    assert_eq!(orphan_domains, ["old-domain.example"]);
+    // Archiving every orphan leaves #public alone, and undo brings the rest back.
+    let out = run(&s, &["--archive", "--execute"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("#public"));
+    kc_testkit::compare_trees(
+        &s.before.join("store/mail/#public"),
+        &s.root.join("store/mail/#public"),
+        &[],
+    )
+    .expect("#public untouched");
+    assert!(!s.root.join("store/mail/old-domain.example").exists());
+    s.undo_last();
+    s.assert_unchanged();
+}

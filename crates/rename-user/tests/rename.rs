@@ -345,7 +345,7 @@ fn a_map_of_a_hundred_renames_is_checked_whole_then_applied_and_undone() {
         messages_per_user: 1,
         seed: 7,
         max_message_size: 16 << 10,
-        configs_only: false,
+        ..Options::default()
     });
     let config = Config::load(&s.root).expect("config");
     let users: Vec<(String, String)> = config
@@ -526,6 +526,107 @@ fn a_case_only_rename_to_the_directorys_spelling_moves_nothing() {
     assert!(
         s.read("store/mail/example.com/#public/Announcements/status.fld")
             .contains(" ARstewart@example.com ")
+    );
+    s.undo_last();
+    s.assert_unchanged();
+}
+
+/// Folder-level files (status.fld, folder.map, acl.fld, sub.fld) under `mail` whose text names
+/// `needle`, relative to `root`.
+fn naming(root: &Path, needle: &str) -> Vec<PathBuf> {
+    kc_core::store::folder_level_files(
+        &root.join("store/mail"),
+        &["status.fld", "folder.map", "acl.fld", "sub.fld"],
+    )
+    .expect("walk")
+    .into_iter()
+    .filter(|f| {
+        std::fs::read_to_string(f)
+            .expect("read")
+            .to_lowercase()
+            .contains(needle)
+    })
+    .map(|f| f.strip_prefix(root).expect("under").to_path_buf())
+    .collect()
+}
+
+#[test]
+fn a_rename_rewrites_public_acl_fld_and_every_sub_fld_and_undo_takes_it_back() {
+    let s = Scratch::new(&Options {
+        shapes: kc_testkit::Shapes {
+            global_public: true,
+            ..Default::default()
+        },
+        ..Options::demo()
+    });
+    // A domain's own #public/acl.fld too, with near misses that must stay as they are.
+    let domain_acl = "store/mail/example.org/#public/acl.fld";
+    let planted = "Apnelson@example.org lrswipkxte\r\nAxpnelson@example.org lr\r\nAPNelson@EXAMPLE.org lr\r\nApnelson@example.org.uk lr\r\nAmwood@example.org lr\r\n";
+    for root in [&s.root, &s.before] {
+        std::fs::create_dir_all(root.join("store/mail/example.org/#public")).expect("mkdir");
+        std::fs::write(root.join(domain_acl), planted).expect("write");
+    }
+    let global_acl = "store/mail/#public/acl.fld";
+    assert_eq!(
+        read(&s.before, global_acl),
+        "Aanelson@example.com lrswipkxte\nArstewart@example.com lr\nAlhill@example.com lr\nApnelson@example.org lrswipkxte\nAmwood@example.org lr\nAlclark@example.org lr\n"
+    );
+    let subs: Vec<PathBuf> = naming(&s.before, "pnelson@example.org")
+        .into_iter()
+        .filter(|p| p.ends_with("sub.fld"))
+        .collect();
+    assert!(subs.len() >= 5, "{subs:?}");
+    let subscriptions: usize = subs
+        .iter()
+        .map(|p| {
+            read(&s.before, p.to_str().expect("utf-8"))
+                .matches("~pnelson@example.org/")
+                .count()
+        })
+        .sum();
+
+    let out = run(&s, &["pnelson@example.org", "peter"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    assert_eq!(
+        s.read(global_acl),
+        "Aanelson@example.com lrswipkxte\nArstewart@example.com lr\nAlhill@example.com lr\nApeter@example.org lrswipkxte\nAmwood@example.org lr\nAlclark@example.org lr\n"
+    );
+    assert_eq!(
+        s.read(domain_acl),
+        "Apeter@example.org lrswipkxte\r\nAxpnelson@example.org lr\r\nApeter@example.org lr\r\nApnelson@example.org.uk lr\r\nAmwood@example.org lr\r\n"
+    );
+    for sub in &subs {
+        let rel = sub.to_str().expect("utf-8");
+        assert_eq!(
+            s.read(rel),
+            read(&s.before, rel).replace("~pnelson@example.org/", "~peter@example.org/"),
+            "{rel}"
+        );
+    }
+    // Exactly these changed, besides the moved mailbox: the configs, the log, and every store
+    // file that named the old address.
+    let mail = PathBuf::from("store/mail/example.org");
+    let (_, other): (Vec<_>, Vec<_>) = s
+        .changed()
+        .into_iter()
+        .partition(|p| p.starts_with(mail.join("pnelson")) || p.starts_with(mail.join("peter")));
+    let mut want = naming(&s.before, "pnelson@example.org");
+    want.retain(|p| !p.starts_with(mail.join("pnelson")));
+    want.extend(["mailserver.cfg", "store/logs/config.log", "users.cfg"].map(PathBuf::from));
+    want.sort();
+    assert_eq!(other, want);
+    // Only the near misses of the planted file still hold the old name's letters.
+    assert_eq!(
+        naming(&s.root, "pnelson@example.org"),
+        [PathBuf::from(domain_acl)]
+    );
+    let log = s.read("store/logs/config.log");
+    assert!(
+        log.trim_end().ends_with(&format!(
+            "kc-rename-user - Rewrite store: 2 ACL entries, 2 folder.map owners, 3 public folder ACL entries (acl.fld), {subscriptions} subscriptions (sub.fld)"
+        )),
+        "{log}"
     );
     s.undo_last();
     s.assert_unchanged();

@@ -4,43 +4,114 @@
 //! The files are written as text in the shape KERIO-FORMAT.md gives, with names taken from the
 //! core's schema table so that the fixture and the toolkit can never disagree on a name. A few
 //! lists and tables the toolkit does not know are included, as a real file has them, so that
-//! every test sees that unknown content passes through.
+//! every test sees that unknown content passes through. The shapes of other writers (§1: Notepad's
+//! BOM and CRLF, Python ElementTree, .NET XDocument) and the Docker layout's symlinks are
+//! written when [`Shapes`] asks for them.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use anyhow::Context;
 use kc_core::config::escape_text;
 use kc_core::config::schema::{
-    ADMINISTRATION, ALIAS, DIRECTORIES, DOMAIN, GROUP, MAILING_LIST, TEMPLATE, USER,
-    USER_ADDITIONAL_DATA,
+    ADMINISTRATION, ALIAS, DIRECTORIES, DOMAIN, GROUP, MAILING_LIST, MAILSERVER_CFG, TEMPLATE,
+    USER, USER_ADDITIONAL_DATA, USERS_CFG,
 };
 
-use crate::{Plan, hex, rng_for};
+use crate::{Places, Plan, Shapes, hex, rng_for};
+
+/// How a writer spells the XML.
+#[derive(Debug, Clone, Copy)]
+struct Style {
+    declaration: bool,
+    comments: bool,
+    /// Empty elements as `<x />` (ElementTree, XDocument), not `<x></x>` (the server).
+    self_close: bool,
+    /// Non-ASCII as decimal character references (ElementTree's default `us-ascii` output).
+    ascii: bool,
+    final_newline: bool,
+}
+
+/// The server's own way.
+const KERIO: Style = Style {
+    declaration: true,
+    comments: true,
+    self_close: false,
+    ascii: false,
+    final_newline: true,
+};
+
+/// The vendor's staff script: `ElementTree.write()` of a parsed file.
+const ELEMENTTREE: Style = Style {
+    declaration: false,
+    comments: false,
+    self_close: true,
+    ascii: true,
+    final_newline: false,
+};
+
+/// The migration tool's .NET `XDocument.Save()`.
+const XDOCUMENT: Style = Style {
+    self_close: true,
+    ..KERIO
+};
 
 /// Builds one config file in Kerio's grammar.
 struct Cfg {
     out: String,
+    style: Style,
 }
 
 impl Cfg {
-    fn new() -> Cfg {
+    fn new(style: Style) -> Cfg {
+        let head = if style.declaration {
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n"
+        } else {
+            "<config>\n"
+        };
         Cfg {
-            out: "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n".to_owned(),
+            out: head.to_owned(),
+            style,
         }
     }
     fn comment(&mut self, text: &str) {
-        let _ = writeln!(self.out, "  <!-- {text} -->");
+        if self.style.comments {
+            let _ = writeln!(self.out, "  <!-- {text} -->");
+        }
+    }
+    fn variable(&mut self, indent: &str, var: &str, value: &str) {
+        if value.is_empty() && self.style.self_close {
+            let _ = writeln!(self.out, "{indent}<variable name=\"{var}\" />");
+            return;
+        }
+        let mut text = escape_text(value);
+        if self.style.ascii {
+            text = text
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() {
+                        c.to_string()
+                    } else {
+                        format!("&#{};", u32::from(c))
+                    }
+                })
+                .collect();
+        }
+        let _ = writeln!(
+            self.out,
+            "{indent}<variable name=\"{var}\">{text}</variable>"
+        );
     }
     fn list(&mut self, name: &str, attrs: &str, items: &[Vec<(&str, String)>]) {
+        if items.is_empty() && self.style.self_close {
+            let _ = writeln!(self.out, "  <list name=\"{name}\"{attrs} />");
+            return;
+        }
         let _ = writeln!(self.out, "  <list name=\"{name}\"{attrs}>");
         for item in items {
             self.out.push_str("    <listitem>\n");
             for (var, value) in item {
-                let _ = writeln!(
-                    self.out,
-                    "      <variable name=\"{var}\">{}</variable>",
-                    escape_text(value)
-                );
+                self.variable("      ", var, value);
             }
             self.out.push_str("    </listitem>\n");
         }
@@ -49,17 +120,25 @@ impl Cfg {
     fn table(&mut self, name: &str, vars: &[(&str, String)]) {
         let _ = writeln!(self.out, "  <table name=\"{name}\">");
         for (var, value) in vars {
-            let _ = writeln!(
-                self.out,
-                "    <variable name=\"{var}\">{}</variable>",
-                escape_text(value)
-            );
+            self.variable("    ", var, value);
         }
         self.out.push_str("  </table>\n");
     }
     fn finish(mut self) -> String {
-        self.out.push_str("</config>\n");
+        self.out.push_str("</config>");
+        if self.style.final_newline {
+            self.out.push('\n');
+        }
         self.out
+    }
+}
+
+/// The bytes of a config file: with a BOM and CRLF line endings in the `bom_crlf` shape.
+fn encode(text: String, shapes: Shapes) -> Vec<u8> {
+    if shapes.bom_crlf {
+        format!("\u{feff}{}", text.replace('\n', "\r\n")).into_bytes()
+    } else {
+        text.into_bytes()
     }
 }
 
@@ -67,14 +146,24 @@ fn flag(b: bool) -> String {
     if b { "1" } else { "0" }.to_owned()
 }
 
-pub(crate) fn write(root: &Path, plan: &Plan) -> anyhow::Result<()> {
-    let users = users_cfg(plan);
-    let mailserver = mailserver_cfg(plan);
-    fs_err::write(root.join("users.cfg"), &users)?;
-    fs_err::write(root.join("mailserver.cfg"), &mailserver)?;
-    // The server keeps the previous version of each file beside it.
-    fs_err::write(root.join("users.cfg.bak"), &users)?;
-    fs_err::write(root.join("mailserver.cfg.bak"), &mailserver)?;
+pub(crate) fn write(places: &Places, plan: &Plan, shapes: Shapes) -> anyhow::Result<()> {
+    let root = places.root.as_path();
+    let users = encode(users_cfg(plan, shapes), shapes);
+    let mailserver = encode(mailserver_cfg(plan, shapes, &places.store_dir), shapes);
+    for (name, bytes) in [(USERS_CFG, &users), (MAILSERVER_CFG, &mailserver)] {
+        match places.volume.as_deref().filter(|_| shapes.symlink_configs) {
+            // Docker: the file is in the volume, the root has a symlink to it.
+            Some(volume) => {
+                fs_err::write(volume.join(name), bytes)?;
+                std::os::unix::fs::symlink(volume.join(name), root.join(name)).with_context(
+                    || format!("{}: cannot make the symlink", root.join(name).display()),
+                )?;
+            }
+            None => fs_err::write(root.join(name), bytes)?,
+        }
+        // The server keeps the previous version of each file beside it.
+        fs_err::write(root.join(format!("{name}.bak")), bytes)?;
+    }
     fs_err::write(
         root.join("cluster.cfg"),
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n  <table name=\"Cluster\">\n    <variable name=\"Enabled\">0</variable>\n  </table>\n</config>\n",
@@ -117,8 +206,8 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn users_cfg(plan: &Plan) -> String {
-    let mut cfg = Cfg::new();
+fn users_cfg(plan: &Plan, shapes: Shapes) -> String {
+    let mut cfg = Cfg::new(if shapes.elementtree { XDOCUMENT } else { KERIO });
     let users: Vec<Vec<(&str, String)>> = plan
         .users
         .iter()
@@ -205,6 +294,10 @@ fn users_cfg(plan: &Plan) -> String {
         }
     }
     cfg.list(GROUP.list, "", &groups);
+    if shapes.elementtree {
+        // No aliases: the empty list, self-closed, that a tool must add to.
+        aliases.clear();
+    }
     cfg.list(ALIAS.list, "", &aliases);
 
     let history: Vec<Vec<(&str, String)>> = plan
@@ -237,12 +330,16 @@ fn users_cfg(plan: &Plan) -> String {
     cfg.finish()
 }
 
-fn mailserver_cfg(plan: &Plan) -> String {
-    let mut cfg = Cfg::new();
+fn mailserver_cfg(plan: &Plan, shapes: Shapes, store_dir: &str) -> String {
+    let mut cfg = Cfg::new(if shapes.elementtree {
+        ELEMENTTREE
+    } else {
+        KERIO
+    });
     cfg.comment("Kerio Connect configuration: generated by kc-fixture");
     cfg.table(
         DIRECTORIES.table,
-        &[(DIRECTORIES.store_dir, "store".to_owned())],
+        &[(DIRECTORIES.store_dir, store_dir.to_owned())],
     );
     cfg.table(
         ADMINISTRATION.table,
@@ -291,7 +388,15 @@ fn mailserver_cfg(plan: &Plan) -> String {
             vec![
                 (TEMPLATE.name, "Sales staff".to_owned()),
                 (TEMPLATE.domain, first.clone()),
-                (TEMPLATE.description, "New sales people".to_owned()),
+                (
+                    TEMPLATE.description,
+                    if shapes.elementtree {
+                        "Neue Verkäufer" // non-ASCII, for ElementTree's `&#228;`
+                    } else {
+                        "New sales people"
+                    }
+                    .to_owned(),
+                ),
                 (USER.groups, "sales,all".to_owned()),
                 (USER.quota_storage, (1u64 << 30).to_string()),
                 (USER.description, "Sales".to_owned()),

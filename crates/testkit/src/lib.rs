@@ -11,10 +11,21 @@
 //!
 //! The plan is drawn from one seeded RNG; each mailbox is then written on its own RNG derived
 //! from the seed and its address, in parallel, so the bytes do not depend on the thread count.
+//!
+//! [`Shapes`] (all off by default, so the default bytes never change) write the install in the
+//! shapes real ones have (KERIO-FORMAT.md §1, §3): the store outside the root with a stale
+//! `<root>/store` left behind, Docker-style symlinks into a volume, a BOM and CRLF line endings,
+//! Python ElementTree's way of writing XML, and the server-wide `mail/#public` with its `acl.fld`
+//! and `sub.fld` subscriptions naming other users. The siblings those shapes need are
+//! `<out>-store` (the store outside the root) and `<out>-volume` (the Docker volume), next to
+//! `<out>`; both must be absent or empty too.
 
 mod configs;
 mod mailbox;
+mod scratch;
 mod text;
+
+pub use scratch::{LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, differences};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,6 +48,8 @@ pub struct Options {
     pub max_message_size: usize,
     /// Write the config files only, no store (for config-scale benchmarks).
     pub configs_only: bool,
+    /// The shapes of real installs to write; none by default.
+    pub shapes: Shapes,
 }
 
 impl Default for Options {
@@ -48,8 +61,40 @@ impl Default for Options {
             seed: 1,
             max_message_size: 8 << 20,
             configs_only: false,
+            shapes: Shapes::default(),
         }
     }
+}
+
+/// Shapes real installs have and the plain fixture does not (KERIO-FORMAT.md §1, §3). Each is
+/// off by default; any mix may be asked for, except `store_outside` with `symlink_store`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Shapes {
+    /// The store is written to `<out>-store`, beside the root; mailserver.cfg's
+    /// `Directories/StoreDir` holds its absolute path; and a stale `<root>/store` is left behind
+    /// with a smaller, different mail tree (two mailboxes of real accounts with other messages,
+    /// a mailbox and a domain only it has, its own `#public`, logs), which no tool may read.
+    pub store_outside: bool,
+    /// users.cfg and mailserver.cfg are absolute symlinks to files in `<out>-volume/` (the
+    /// Docker layout); their `.bak` copies stay plain files in the root.
+    pub symlink_configs: bool,
+    /// `<root>/store` is an absolute symlink to `<out>-volume/store`, where the store is
+    /// written; `StoreDir` stays `store`.
+    pub symlink_store: bool,
+    /// users.cfg and mailserver.cfg start with a UTF-8 BOM and end their lines with CRLF, as
+    /// Notepad leaves them.
+    pub bom_crlf: bool,
+    /// mailserver.cfg as Python ElementTree writes it: no XML declaration, no comments, empty
+    /// elements as `<variable name="X" />`, non-ASCII as `&#228;`, no final newline (with a
+    /// non-ASCII template description, so there is one). users.cfg as .NET XDocument writes it:
+    /// empty elements self-closed, with no aliases: `<list name="Alias" />`.
+    pub elementtree: bool,
+    /// Public folders are the server's, at `store/mail/#public` (instead of each domain's), with
+    /// an `acl.fld` granting rights to some users of every local domain; and every mailbox's
+    /// `sub.fld` subscribes to the public folders, to the folders shared with it and to a
+    /// colleague's calendar, naming other users' addresses (layouts: `kc_core::config::schema`'s
+    /// `PUBLIC_ACL` and `SUBSCRIPTIONS`).
+    pub global_public: bool,
 }
 
 impl Options {
@@ -63,6 +108,7 @@ impl Options {
             seed: 2026,
             max_message_size: 128 << 10,
             configs_only: false,
+            shapes: Shapes::default(),
         }
     }
 }
@@ -81,6 +127,22 @@ pub struct Summary {
     /// The domain whose users are mapped from a directory service.
     pub mapped_domain: Option<String>,
     pub planted: Planted,
+    /// The shapes written.
+    pub shapes: Shapes,
+    /// Where the parts are, when a shape put them elsewhere than the plain layout.
+    pub paths: Paths,
+}
+
+/// Absolute paths of the parts a shape moved; `None` (JSON `null`) in the plain layout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Paths {
+    /// The store, when it is not a plain `<root>/store` directory (`<out>-store`, or the
+    /// volume's `store` behind a symlink).
+    pub store: Option<PathBuf>,
+    /// The stale `<root>/store` that no tool may read (with `store_outside`).
+    pub stale_store: Option<PathBuf>,
+    /// The Docker-style volume holding the configs and/or the store.
+    pub volume: Option<PathBuf>,
 }
 
 /// The inconsistencies a correct orphan finder reports, by kind.
@@ -159,14 +221,81 @@ struct Plan {
     full_names: HashMap<String, String>,
 }
 
-/// Writes an install into `out` (created if missing; must be empty if it exists).
-pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
-    if out.exists() && fs_err::read_dir(out)?.next().is_some() {
-        anyhow::bail!("{}: exists and is not empty", out.display());
+/// Where an install's parts are written, following its shapes.
+#[derive(Debug)]
+struct Places {
+    root: PathBuf,
+    /// Where the store's files are written (the symlink's target with `symlink_store`).
+    store: PathBuf,
+    /// The value of `Directories/StoreDir`.
+    store_dir: String,
+    /// `<out>-volume`, when a shape uses it.
+    volume: Option<PathBuf>,
+    stale_store: Option<PathBuf>,
+}
+
+impl Places {
+    fn new(out: &Path, shapes: Shapes) -> anyhow::Result<Places> {
+        if shapes.store_outside && shapes.symlink_store {
+            anyhow::bail!(
+                "the store is either outside the root (--store-outside) or behind a symlink (--symlink-store), not both"
+            );
+        }
+        let absolute = std::path::absolute(out)
+            .with_context(|| format!("{}: cannot make it absolute", out.display()))?;
+        let sibling = |suffix: &str| {
+            let mut name = absolute.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let volume = (shapes.symlink_configs || shapes.symlink_store).then(|| sibling("-volume"));
+        let (store, store_dir, stale_store) = if shapes.store_outside {
+            let store = sibling("-store");
+            let dir = store
+                .to_str()
+                .context("the store's path is not UTF-8: it cannot go in mailserver.cfg")?
+                .to_owned();
+            (store, dir, Some(out.join("store")))
+        } else if let Some(volume) = volume.as_ref().filter(|_| shapes.symlink_store) {
+            (volume.join("store"), "store".to_owned(), None)
+        } else {
+            (out.join("store"), "store".to_owned(), None)
+        };
+        Ok(Places {
+            root: out.to_path_buf(),
+            store,
+            store_dir,
+            volume,
+            stale_store,
+        })
     }
-    fs_err::create_dir_all(out)?;
+
+    /// Every directory this install writes to, each of which must be absent or empty.
+    fn targets(&self) -> Vec<&Path> {
+        let mut out = vec![self.root.as_path()];
+        out.extend(self.volume.as_deref());
+        if self.stale_store.is_some() {
+            out.push(&self.store);
+        }
+        out
+    }
+}
+
+/// Writes an install into `out` (created if missing; must be empty if it exists), with the
+/// siblings its shapes need (see [`Shapes`]).
+pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
+    let shapes = options.shapes;
+    let places = Places::new(out, shapes)?;
+    for dir in places.targets() {
+        if dir.exists() && fs_err::read_dir(dir)?.next().is_some() {
+            anyhow::bail!("{}: exists and is not empty", dir.display());
+        }
+    }
+    for dir in places.targets() {
+        fs_err::create_dir_all(dir)?;
+    }
     let plan = plan(options);
-    configs::write(out, &plan)?;
+    configs::write(&places, &plan, shapes)?;
     let summary = Summary {
         domains: plan.domains.len(),
         users: plan.users.len(),
@@ -175,12 +304,26 @@ pub fn generate(out: &Path, options: &Options) -> anyhow::Result<Summary> {
             .iter()
             .find(|d| d.mapped)
             .map(|d| d.name.clone()),
+        shapes,
+        paths: Paths {
+            store: (shapes.store_outside || shapes.symlink_store).then(|| places.store.clone()),
+            stale_store: places.stale_store.clone(),
+            volume: places.volume.clone(),
+        },
         ..Summary::default()
     };
     if options.configs_only {
         return Ok(summary);
     }
-    let store = out.join("store");
+    let store = places.store.clone();
+    fs_err::create_dir_all(&store)?;
+    if shapes.symlink_store {
+        std::os::unix::fs::symlink(&store, out.join("store"))
+            .with_context(|| format!("{}: cannot make the symlink", out.join("store").display()))?;
+    }
+    if let Some(stale) = &places.stale_store {
+        mailbox::write_stale_store(stale, &plan, options)?;
+    }
     let written = plan
         .users
         .par_iter()
@@ -489,225 +632,5 @@ impl Plan {
             .into_iter()
             .flatten()
             .map(|&k| &self.shares[k])
-    }
-}
-
-/// What a tree holds at one path, for [`compare_trees`].
-#[derive(Debug, PartialEq, Eq)]
-enum Node {
-    Dir(u32),
-    File(u32, PathBuf),
-    Link(PathBuf),
-}
-
-fn nodes(root: &Path, exclude: &[&str]) -> BTreeMap<PathBuf, Node> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = BTreeMap::new();
-    let walk = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .filter_entry(|e| {
-            !exclude
-                .iter()
-                .any(|x| e.file_name() == std::ffi::OsStr::new(x))
-        });
-    for entry in walk.flatten() {
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("under the root")
-            .to_path_buf();
-        let Ok(meta) = entry.path().symlink_metadata() else {
-            continue;
-        };
-        let mode = meta.permissions().mode() & 0o7777;
-        let node = if meta.is_dir() {
-            Node::Dir(mode)
-        } else if meta.file_type().is_symlink() {
-            Node::Link(std::fs::read_link(entry.path()).unwrap_or_default())
-        } else {
-            Node::File(mode, entry.path().to_path_buf())
-        };
-        out.insert(rel, node);
-    }
-    out
-}
-
-/// Every path where two trees differ: only in one of them, of another kind or mode, other bytes
-/// (or link target). Entries named in `exclude` are left out with everything below them. Sorted.
-pub fn differences(a: &Path, b: &Path, exclude: &[&str]) -> Vec<PathBuf> {
-    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
-    let mut out: Vec<PathBuf> = Vec::new();
-    for (path, node) in &na {
-        let same = match (node, nb.get(path)) {
-            (_, None) => false,
-            (Node::File(ma, pa), Some(Node::File(mb, pb))) => {
-                ma == mb && std::fs::read(pa).ok() == std::fs::read(pb).ok()
-            }
-            (x, Some(y)) => x == y,
-        };
-        if !same {
-            out.push(path.clone());
-        }
-    }
-    out.extend(nb.keys().filter(|p| !na.contains_key(*p)).cloned());
-    out.sort();
-    out
-}
-
-/// Compares two trees: the same relative paths, each of the same kind and mode, with the same
-/// bytes (or link target). Entries named in `exclude` are left out with everything below them.
-/// Says the first few differences.
-pub fn compare_trees(a: &Path, b: &Path, exclude: &[&str]) -> Result<(), String> {
-    let diff = differences(a, b, exclude);
-    if diff.is_empty() {
-        return Ok(());
-    }
-    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
-    let problems: Vec<String> = diff
-        .iter()
-        .take(10)
-        .map(|path| match (na.get(path), nb.get(path)) {
-            (None, _) => format!("only in {}: {}", b.display(), path.display()),
-            (_, None) => format!("only in {}: {}", a.display(), path.display()),
-            (Some(Node::File(ma, _)), Some(Node::File(mb, _))) if ma != mb => {
-                format!("{}: mode {ma:o} vs {mb:o}", path.display())
-            }
-            (Some(Node::File(..)), Some(Node::File(..))) => {
-                format!("{}: contents differ", path.display())
-            }
-            (Some(x), Some(y)) => format!("{}: {x:?} vs {y:?}", path.display()),
-        })
-        .collect();
-    Err(problems.join("\n"))
-}
-
-/// What the toolkit itself adds to an install: left out when comparing with a pristine copy.
-pub const TOOLKIT_FILES: [&str; 3] = ["kc-backups", "kc-journal", ".kc.lock"];
-
-/// A generated install in a temporary directory, with a pristine copy to compare against.
-#[derive(Debug)]
-pub struct Scratch {
-    _dir: tempfile::TempDir,
-    pub root: PathBuf,
-    /// The install as generated, never touched.
-    pub before: PathBuf,
-    pub summary: Summary,
-    /// A pid file that does not exist: the server is stopped.
-    pub pid_file: PathBuf,
-}
-
-impl Scratch {
-    pub fn new(options: &Options) -> Scratch {
-        let (dir, summary) = temp_install(options).expect("the fixture generates");
-        let root = dir.path().join("kerio");
-        let before = dir.path().join("before");
-        let copied = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&root)
-            .arg(&before)
-            .status()
-            .expect("cp runs");
-        assert!(copied.success(), "cp -a of the fixture");
-        let pid_file = dir.path().join("no-server.pid");
-        Scratch {
-            _dir: dir,
-            root,
-            before,
-            summary,
-            pid_file,
-        }
-    }
-
-    /// The paths that differ from the pristine copy, toolkit files left out.
-    pub fn changed(&self) -> Vec<PathBuf> {
-        differences(&self.before, &self.root, &TOOLKIT_FILES)
-    }
-
-    /// Panics unless the install is byte for byte as generated.
-    pub fn assert_unchanged(&self) {
-        if let Err(diff) = compare_trees(&self.before, &self.root, &TOOLKIT_FILES) {
-            panic!("the install changed:\n{diff}");
-        }
-    }
-
-    /// A command for one of the toolkit's binaries (built by cargo for this test), pointed at
-    /// this install with the server stopped.
-    pub fn tool(&self, bin: &str) -> std::process::Command {
-        let mut cmd = std::process::Command::new(bin_path(bin));
-        cmd.env("KC_SERVER", &self.root)
-            .arg("--pid-file")
-            .arg(&self.pid_file)
-            .arg("--no-progress");
-        cmd
-    }
-
-    /// Takes back the newest change not yet undone, as `kc-backup undo --last` does.
-    pub fn undo_last(&self) {
-        let install = kc_core::install::Install::locate(Some(&self.root), None)
-            .expect("the install is there");
-        kc_core::change::undo(
-            &install,
-            None,
-            &self.root.join(kc_core::install::BACKUP_DIR),
-            &self.pid_file,
-            &kc_core::progress::Silent,
-        )
-        .expect("undo");
-    }
-
-    pub fn read(&self, rel: impl AsRef<Path>) -> String {
-        let path = self.root.join(rel);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
-}
-
-/// The path of a workspace binary next to the running test's executable (`target/<profile>/`).
-pub fn bin_path(bin: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows where it is");
-    let dir = exe
-        .parent()
-        .and_then(|d| {
-            if d.ends_with("deps") {
-                d.parent()
-            } else {
-                Some(d)
-            }
-        })
-        .expect("target/<profile>");
-    dir.join(bin)
-}
-
-/// Another process holding an install's lock (`flock -o` on `<root>/.kc.lock`, with `holder`
-/// written in it as a run of the toolkit writes its pid), until dropped.
-#[derive(Debug)]
-pub struct LockHolder(std::process::Child);
-
-impl LockHolder {
-    pub fn hold(root: &Path, holder: &str) -> LockHolder {
-        let lock = root.join(kc_core::guard::LOCK_FILE);
-        std::fs::write(&lock, format!("{holder}\n")).expect("the lock file is writable");
-        let child = std::process::Command::new("flock")
-            .arg("-o")
-            .arg(&lock)
-            .args(["sleep", "60"])
-            .spawn()
-            .expect("flock(1) runs");
-        // Until flock has the lock, a test could take it itself.
-        for _ in 0..100 {
-            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
-            if !free {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        LockHolder(child)
-    }
-}
-
-impl Drop for LockHolder {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

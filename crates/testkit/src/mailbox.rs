@@ -1,11 +1,13 @@
-//! Writes the store: mailboxes with their folders and messages, `#public`, logs, queue.
+//! Writes the store: mailboxes with their folders and messages, `#public`, logs, queue; and the
+//! stale `<root>/store` of the store-outside shape.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use kc_core::config::escape_attr;
-use kc_core::store::{FOLDER_MAP, MESSAGES_DIR, STATUS_FLD};
+use kc_core::config::schema::{PUBLIC_ACL, SUBSCRIPTIONS};
+use kc_core::store::{ACL_FLD, FOLDER_MAP, MESSAGES_DIR, PUBLIC_DIR, STATUS_FLD, SUB_FLD};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
@@ -317,11 +319,43 @@ pub(crate) fn write_user(
     }
     map.push_str("</map>\n");
     fs_err::write(mailbox.join(FOLDER_MAP), map)?;
-    write_mailbox_files(&mailbox, user)?;
+    write_mailbox_files(&mailbox, user, &subscriptions(plan, user, options))?;
     Ok(total)
 }
 
-fn write_mailbox_files(mailbox: &Path, user: &User) -> anyhow::Result<()> {
+/// The subscriptions beyond the mailbox's own folders, one a line, in the `global_public`
+/// shape (else none, as before): the public folders, the folders shared with the user, and the
+/// calendar of its first colleague (a subscription may outlive the share it was made for).
+fn subscriptions(plan: &Plan, user: &User, options: &Options) -> String {
+    if !options.shapes.global_public {
+        return String::new();
+    }
+    let mut out = String::new();
+    for folder in PUBLIC_FOLDERS {
+        let _ = writeln!(out, "{}{folder}", SUBSCRIPTIONS.public_prefix);
+    }
+    let address = user.address();
+    let mut shared: Vec<(String, &str)> = plan
+        .shares_of(&address, Side::Sharee)
+        .map(|s| (s.owner.clone(), s.folder))
+        .collect();
+    if let Some(colleague) = colleagues_of(plan, &user.domain, &user.name).first()
+        && !shared
+            .iter()
+            .any(|(o, f)| o == colleague && *f == "Calendar")
+    {
+        shared.push((colleague.clone(), "Calendar"));
+    }
+    for (owner, folder) in shared {
+        let _ = writeln!(out, "{}{owner}/{folder}", SUBSCRIPTIONS.shared_prefix);
+    }
+    out
+}
+
+/// The public folders, of each domain or (with `global_public`) of the server.
+const PUBLIC_FOLDERS: [&str; 2] = ["Announcements", "Company Calendar"];
+
+fn write_mailbox_files(mailbox: &Path, user: &User, subscriptions: &str) -> anyhow::Result<()> {
     fs_err::write(
         mailbox.join("settings.usr"),
         format!(
@@ -335,7 +369,7 @@ fn write_mailbox_files(mailbox: &Path, user: &User) -> anyhow::Result<()> {
         "require [\"fileinto\"];\nif header :contains \"X-Spam-Flag\" \"YES\" {\n  fileinto \"Junk E-mail\";\n}\n",
     )?;
     let folders: String = FOLDERS.iter().map(|(f, _)| format!("{f}\n")).collect();
-    fs_err::write(mailbox.join("sub.fld"), folders)?;
+    fs_err::write(mailbox.join(SUB_FLD), folders + subscriptions)?;
     Ok(())
 }
 
@@ -390,8 +424,29 @@ pub(crate) fn write_orphan(
         mailbox.join(FOLDER_MAP),
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<map>\n</map>\n",
     )?;
-    write_mailbox_files(&mailbox, &user)?;
+    write_mailbox_files(&mailbox, &user, &subscriptions(plan, &user, options))?;
     Ok(total)
+}
+
+/// The public folders in `public`, shared with `readers`.
+fn write_public(
+    public: &Path,
+    readers: &[(String, &str)],
+    draw: &Draw,
+    rng: &mut ChaCha8Rng,
+    total: &mut (u64, u64),
+) -> anyhow::Result<()> {
+    for folder in PUBLIC_FOLDERS {
+        let n = rng.random_range(1..=4);
+        let messages = draw_messages(rng, draw, "INBOX", n);
+        let class = if folder == "Company Calendar" {
+            "IPM.Appointment"
+        } else {
+            "IPM.Note"
+        };
+        write_folder(&public.join(folder), class, messages, readers, rng, total)?;
+    }
+    Ok(())
 }
 
 /// `#public` and `#archive` folders, logs, queue, tmp, and the server's own backup directory.
@@ -402,17 +457,40 @@ pub(crate) fn write_server_dirs(
     options: &Options,
 ) -> anyhow::Result<(u64, u64)> {
     let mut total = (0, 0);
-    for (i, d) in plan.domains.iter().filter(|d| !d.mapped).enumerate() {
-        let mut rng = rng_for(options.seed, &format!("#public@{}", d.name));
-        let public = store.join("mail").join(&d.name).join("#public");
-        let readers: Vec<(String, &str)> = plan
-            .users
+    // The readers of each domain's public folders: its first three users with a mailbox.
+    let readers_of = |domain: &str| -> Vec<(String, &'static str)> {
+        plan.users
             .iter()
-            .filter(|u| u.domain == d.name && u.dir.is_some())
+            .filter(|u| u.domain == domain && u.dir.is_some())
             .take(3)
             .enumerate()
             .map(|(k, u)| (u.address(), if k == 0 { "lrswipkxte" } else { "lr" }))
+            .collect()
+    };
+    let local = || plan.domains.iter().filter(|d| !d.mapped);
+    if options.shapes.global_public {
+        // The server's public folders, for every domain: every domain's readers in one ACL,
+        // in the folders' status.fld and in acl.fld.
+        let public = store.join("mail").join(PUBLIC_DIR);
+        let readers: Vec<(String, &str)> = local().flat_map(|d| readers_of(&d.name)).collect();
+        let admin = format!("postmaster@{}", plan.domains[0].name);
+        let draw = Draw {
+            options,
+            owner: &admin,
+            colleagues: &[],
+            until: plan.now,
+            span_days: 200,
+        };
+        let mut rng = rng_for(options.seed, PUBLIC_DIR);
+        write_public(&public, &readers, &draw, &mut rng, &mut total)?;
+        let acl: String = readers
+            .iter()
+            .map(|(who, rights)| format!("{}{who} {rights}\n", PUBLIC_ACL.entry_prefix))
             .collect();
+        fs_err::write(public.join(ACL_FLD), acl)?;
+    }
+    for (i, d) in local().enumerate() {
+        let mut rng = rng_for(options.seed, &format!("#public@{}", d.name));
         let admin = format!("postmaster@{}", d.name);
         let draw = Draw {
             options,
@@ -421,22 +499,9 @@ pub(crate) fn write_server_dirs(
             until: plan.now,
             span_days: 200,
         };
-        for folder in ["Announcements", "Company Calendar"] {
-            let n = rng.random_range(1..=4);
-            let messages = draw_messages(&mut rng, &draw, "INBOX", n);
-            let class = if folder == "Company Calendar" {
-                "IPM.Appointment"
-            } else {
-                "IPM.Note"
-            };
-            write_folder(
-                &public.join(folder),
-                class,
-                messages,
-                &readers,
-                &mut rng,
-                &mut total,
-            )?;
+        if !options.shapes.global_public {
+            let public = store.join("mail").join(&d.name).join(PUBLIC_DIR);
+            write_public(&public, &readers_of(&d.name), &draw, &mut rng, &mut total)?;
         }
         if i == 0 {
             let archive = store.join("mail").join(&d.name).join("#archive/2025-Q4");
@@ -492,4 +557,31 @@ pub(crate) fn write_server_dirs(
         "PK\u{5}\u{6}\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
     )?;
     Ok(total)
+}
+
+/// The stale `<root>/store` of the store-outside shape: what the store held before it was moved,
+/// smaller and different (other seed, one message a folder): the mailboxes of two real accounts,
+/// a mailbox and a domain only it has, its own public folders and logs. No tool may read it.
+pub(crate) fn write_stale_store(
+    stale: &Path,
+    plan: &Plan,
+    options: &Options,
+) -> anyhow::Result<()> {
+    let old = Options {
+        seed: options.seed ^ 0x57a1e,
+        messages_per_user: 1,
+        ..options.clone()
+    };
+    for u in plan
+        .users
+        .iter()
+        .filter(|u| u.dir.is_some() && !u.mapped)
+        .take(2)
+    {
+        write_user(stale, plan, u, &old)?;
+    }
+    write_orphan(stale, plan, &plan.domains[0].name, "stale.only", &old)?;
+    write_orphan(stale, plan, "stale-domain.example", "ghost", &old)?;
+    write_server_dirs(stale, plan, &old)?;
+    Ok(())
 }

@@ -334,3 +334,384 @@ fn compare_trees_sees_modes_contents_and_extra_paths() {
         [std::path::PathBuf::from("extra"), "sub/f".into()]
     );
 }
+
+/// A demo-sized install with `shapes`, in `dir/k` (siblings `dir/k-store`, `dir/k-volume`).
+fn shaped(dir: &Path, shapes: kc_testkit::Shapes) -> (PathBuf, kc_testkit::Summary) {
+    let root = dir.join("k");
+    let summary = generate(
+        &root,
+        &Options {
+            shapes,
+            ..Options::demo()
+        },
+    )
+    .expect("generate");
+    assert_eq!(summary.shapes, shapes);
+    (root, summary)
+}
+
+fn mailbox_names(mail: &Path) -> BTreeSet<String> {
+    store::all_mailboxes(mail)
+        .expect("mailboxes")
+        .into_iter()
+        .map(|m| {
+            format!(
+                "{}@{}",
+                m.name.to_string_lossy(),
+                m.domain.to_string_lossy()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn store_outside_puts_the_store_beside_the_root_and_leaves_a_stale_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, summary) = shaped(
+        dir.path(),
+        kc_testkit::Shapes {
+            store_outside: true,
+            ..Default::default()
+        },
+    );
+    let store = dir.path().join("k-store");
+    assert_eq!(summary.paths.store.as_deref(), Some(store.as_path()));
+    assert_eq!(
+        summary.paths.stale_store.as_deref(),
+        Some(root.join("store").as_path())
+    );
+    assert_eq!(summary.paths.volume, None);
+    // mailserver.cfg names the store by its absolute path, and kc-core follows it.
+    let config = Config::load(&root).expect("loads");
+    assert_eq!(config.store_dir(), store.to_str());
+    let install = kc_core::install::Install::locate(Some(&root), None).expect("located");
+    assert_eq!(install.store, store);
+    assert!(install.store_outside);
+    // The real store is the whole install's: the same mailboxes and messages as the plain demo.
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (plain_root, plain_summary) = shaped(plain.path(), kc_testkit::Shapes::default());
+    assert_eq!(
+        (summary.mailboxes, summary.messages, summary.message_bytes),
+        (
+            plain_summary.mailboxes,
+            plain_summary.messages,
+            plain_summary.message_bytes
+        )
+    );
+    assert_eq!(tree(&store), tree(&plain_root.join("store")));
+    // The stale one is smaller and different: mailboxes of real accounts with other mail, and
+    // a mailbox and a domain the real store does not have.
+    let (real, stale) = (
+        mailbox_names(&store.join("mail")),
+        mailbox_names(&root.join("store/mail")),
+    );
+    assert!(stale.len() < real.len(), "{stale:?}");
+    let only_stale: Vec<&String> = stale.difference(&real).collect();
+    assert_eq!(
+        only_stale,
+        ["ghost@stale-domain.example", "stale.only@example.com"]
+    );
+    let shared: Vec<&String> = stale.intersection(&real).collect();
+    assert_eq!(shared.len(), 2, "{shared:?}");
+    for address in shared {
+        let (name, domain) = address.split_once('@').expect("address");
+        let rel = Path::new(domain).join(name);
+        assert!(
+            config.user(name, domain).is_some(),
+            "{address} is an account"
+        );
+        assert_ne!(
+            tree(&store.join("mail").join(&rel)),
+            tree(&root.join("store/mail").join(&rel)),
+            "{address}: the stale mailbox holds other mail"
+        );
+    }
+    // A sibling in the way is refused, by name.
+    std::fs::create_dir(dir.path().join("k3")).expect("mkdir");
+    std::fs::write(dir.path().join("k3-store"), "").expect("a file in the way");
+    let err = generate(
+        &dir.path().join("k3"),
+        &Options {
+            shapes: summary.shapes,
+            ..Options::demo()
+        },
+    )
+    .expect_err("k3-store is not a free directory");
+    assert!(err.to_string().contains("k3-store"), "{err}");
+}
+
+#[test]
+fn symlinked_configs_and_store_point_into_the_volume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, summary) = shaped(
+        dir.path(),
+        kc_testkit::Shapes {
+            symlink_configs: true,
+            symlink_store: true,
+            ..Default::default()
+        },
+    );
+    let volume = dir.path().join("k-volume");
+    assert_eq!(summary.paths.volume.as_deref(), Some(volume.as_path()));
+    assert_eq!(
+        summary.paths.store.as_deref(),
+        Some(volume.join("store").as_path())
+    );
+    for (link, target) in [
+        ("users.cfg", volume.join("users.cfg")),
+        ("mailserver.cfg", volume.join("mailserver.cfg")),
+        ("store", volume.join("store")),
+    ] {
+        let meta = std::fs::symlink_metadata(root.join(link)).expect("there");
+        assert!(meta.file_type().is_symlink(), "{link} is a symlink");
+        assert_eq!(std::fs::read_link(root.join(link)).expect("link"), target);
+        assert!(
+            target.is_absolute() && target.exists(),
+            "{}",
+            target.display()
+        );
+    }
+    // The server's .bak copies are plain files in the root, with the files' bytes.
+    for name in ["users.cfg", "mailserver.cfg"] {
+        let bak = root.join(format!("{name}.bak"));
+        assert!(std::fs::symlink_metadata(&bak).expect("bak").is_file());
+        assert_eq!(
+            std::fs::read(&bak).expect("bak"),
+            std::fs::read(volume.join(name)).expect("cfg")
+        );
+    }
+    // The same install as the plain demo, seen through the links.
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (plain_root, _) = shaped(plain.path(), kc_testkit::Shapes::default());
+    assert_eq!(tree(&volume.join("store")), tree(&plain_root.join("store")));
+    for name in ["users.cfg", "mailserver.cfg"] {
+        assert_eq!(
+            std::fs::read(root.join(name)).expect("through the link"),
+            std::fs::read(plain_root.join(name)).expect("plain")
+        );
+    }
+    let install = kc_core::install::Install::locate(Some(&root), None).expect("located");
+    assert!(install.store_outside, "the store is in the volume");
+    // Only the configs in the volume, the store in the root.
+    let only = tempfile::tempdir().expect("tempdir");
+    let (root, summary) = shaped(
+        only.path(),
+        kc_testkit::Shapes {
+            symlink_configs: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(summary.paths.store, None);
+    assert!(
+        std::fs::symlink_metadata(root.join("users.cfg"))
+            .expect("cfg")
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::symlink_metadata(root.join("store"))
+            .expect("store")
+            .is_dir()
+    );
+}
+
+#[test]
+fn bom_crlf_is_the_plain_text_with_a_bom_and_crlf() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, _) = shaped(
+        dir.path(),
+        kc_testkit::Shapes {
+            bom_crlf: true,
+            ..Default::default()
+        },
+    );
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (plain_root, _) = shaped(plain.path(), kc_testkit::Shapes::default());
+    for name in ["users.cfg", "mailserver.cfg", "users.cfg.bak"] {
+        let bytes = std::fs::read(root.join(name)).expect("read");
+        assert_eq!(&bytes[..3], b"\xef\xbb\xbf", "{name} starts with a BOM");
+        let lf = bytes.iter().filter(|&&b| b == b'\n').count();
+        let crlf = bytes.windows(2).filter(|w| w == b"\r\n").count();
+        assert!(lf > 40 && lf == crlf, "{name}: every line ends with CRLF");
+        let plain = std::fs::read_to_string(plain_root.join(name)).expect("plain");
+        assert_eq!(
+            bytes,
+            format!("\u{feff}{}", plain.replace('\n', "\r\n")).into_bytes(),
+            "{name}"
+        );
+    }
+    // The rest of the install is the plain one.
+    assert_eq!(
+        std::fs::read(root.join("cluster.cfg")).expect("cluster"),
+        std::fs::read(plain_root.join("cluster.cfg")).expect("cluster")
+    );
+}
+
+#[test]
+fn elementtree_writes_as_python_and_xdocument_do() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, _) = shaped(
+        dir.path(),
+        kc_testkit::Shapes {
+            elementtree: true,
+            ..Default::default()
+        },
+    );
+    let mailserver = std::fs::read(root.join("mailserver.cfg")).expect("read");
+    let text = String::from_utf8(mailserver.clone()).expect("utf-8");
+    assert!(
+        text.starts_with("<config>\n  <table name=\"Directories\">"),
+        "no declaration"
+    );
+    assert!(text.ends_with("</config>"), "no final newline");
+    assert!(!text.contains("<!--"), "ElementTree drops comments");
+    assert!(mailserver.is_ascii(), "non-ASCII as references");
+    assert!(text.contains("<variable name=\"Description\">Neue Verk&#228;ufer</variable>"));
+    assert!(text.contains("      <variable name=\"Aliases\" />\n"));
+    assert!(
+        !text.contains("></variable>"),
+        "every empty element is self-closed"
+    );
+    let users = std::fs::read_to_string(root.join("users.cfg")).expect("read");
+    assert!(users.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<config>\n"));
+    assert!(users.contains("\n  <list name=\"Alias\" />\n  <list name=\"UserAdditionalData\">"));
+    assert!(users.contains("<variable name=\"ForwardAddress\" />"));
+    assert!(!users.contains("></variable>"));
+    // kc-core reads both: no aliases, the template's description decoded.
+    let config = Config::load(&root).expect("loads");
+    assert_eq!(config.aliases().count(), 0);
+    assert!(
+        config
+            .templates()
+            .any(|t| t.description() == "Neue Verk\u{e4}ufer")
+    );
+    assert!(config.users().count() == 15 && config.domains().count() == 3);
+}
+
+#[test]
+fn global_public_folders_have_an_acl_fld_and_every_sub_fld_names_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root, summary) = shaped(
+        dir.path(),
+        kc_testkit::Shapes {
+            global_public: true,
+            ..Default::default()
+        },
+    );
+    let mail = root.join("store/mail");
+    let config = Config::load(&root).expect("loads");
+    // The server's #public, never a domain; no domain has its own.
+    assert_eq!(
+        store::server_dirs(&mail).expect("server dirs"),
+        [mail.join("#public")]
+    );
+    for d in store::domains(&mail).expect("domains") {
+        assert!(!d.path.join("#public").exists(), "{}", d.path.display());
+    }
+    assert_eq!(
+        std::fs::read_to_string(mail.join("#public/acl.fld")).expect("acl.fld"),
+        "Aanelson@example.com lrswipkxte\nArstewart@example.com lr\nAlhill@example.com lr\nApnelson@example.org lrswipkxte\nAmwood@example.org lr\nAlclark@example.org lr\n"
+    );
+    // The folders' own ACLs say the same.
+    for folder in ["Announcements", "Company Calendar"] {
+        let status = std::fs::read(mail.join("#public").join(folder).join(store::STATUS_FLD))
+            .expect("status.fld");
+        let acl: Vec<String> = StatusFld::parse(status)
+            .acl()
+            .map(|e| String::from_utf8_lossy(e.address).into_owned())
+            .collect();
+        assert_eq!(acl.len(), 6, "{folder}");
+    }
+    // Every mailbox of an account with a colleague subscribes to another account's folder.
+    let addresses: BTreeSet<String> = config.users().map(|u| u.address().to_lowercase()).collect();
+    for mb in store::all_mailboxes(&mail).expect("mailboxes") {
+        let own = format!(
+            "{}@{}",
+            mb.name.to_string_lossy(),
+            mb.domain.to_string_lossy()
+        )
+        .to_lowercase();
+        let sub = std::fs::read(mb.path.join(store::SUB_FLD)).expect("sub.fld");
+        let text = String::from_utf8(sub.clone()).expect("utf-8");
+        assert!(text.starts_with("INBOX\nINBOX/Projects\n"), "{own}");
+        assert!(
+            text.contains("\n#public/Announcements\n#public/Company Calendar\n"),
+            "{own}"
+        );
+        let named: Vec<String> = kc_core::store::sub_fld::SubFld::parse(sub)
+            .addresses()
+            .map(|a| String::from_utf8_lossy(a).to_lowercase())
+            .collect();
+        if mb.domain == "corp.example.net" || mb.domain == "old-domain.example" {
+            continue; // a lone mapped account, and the orphan domain: no colleagues
+        }
+        assert!(!named.is_empty(), "{own}: {text}");
+        for a in &named {
+            assert!(*a != own && addresses.contains(a), "{own} names {a}");
+        }
+    }
+    // The planted inconsistencies are the plain demo's.
+    let plain = tempfile::tempdir().expect("tempdir");
+    let (_, plain_summary) = shaped(plain.path(), kc_testkit::Shapes::default());
+    assert_eq!(summary.planted, plain_summary.planted);
+}
+
+#[test]
+fn kc_fixture_flags_write_the_shapes_and_say_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x");
+    let assert = Command::cargo_bin("kc-fixture")
+        .expect("binary")
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--demo",
+            "--store-outside",
+            "--symlink-configs",
+            "--bom-crlf",
+            "--elementtree",
+            "--global-public",
+        ])
+        .assert()
+        .success();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&assert.get_output().stdout).expect("JSON on stdout");
+    assert_eq!(
+        summary["shapes"],
+        serde_json::json!({
+            "store_outside": true, "symlink_configs": true, "symlink_store": false,
+            "bom_crlf": true, "elementtree": true, "global_public": true
+        })
+    );
+    let volume = dir.path().join("x-volume");
+    let store = dir.path().join("x-store");
+    assert_eq!(
+        summary["paths"],
+        serde_json::json!({
+            "store": store, "stale_store": out.join("store"), "volume": volume
+        })
+    );
+    assert!(
+        std::fs::symlink_metadata(out.join("mailserver.cfg"))
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    let mailserver = std::fs::read(volume.join("mailserver.cfg")).expect("read");
+    assert!(mailserver.starts_with(b"\xef\xbb\xbf<config>\r\n"));
+    assert!(store.join("mail/#public/acl.fld").is_file());
+    assert!(
+        out.join("store/mail/#public/acl.fld").is_file(),
+        "the stale store has its own"
+    );
+
+    let assert = Command::cargo_bin("kc-fixture")
+        .expect("binary")
+        .arg("--out")
+        .arg(dir.path().join("y"))
+        .args(["--store-outside", "--symlink-store"])
+        .assert()
+        .code(2);
+    assert!(assert.get_output().stdout.is_empty());
+    assert!(!dir.path().join("y").exists());
+}

@@ -341,3 +341,105 @@ fn a_store_outside_the_root_is_listed_changed_and_undone() {
     );
     kc_testkit::compare_trees(&before, &elsewhere, &[]).expect("the store is back byte for byte");
 }
+
+/// Folder-level files under `mail` naming `address` (lower case), relative to `root`.
+fn naming(root: &Path, address: &str) -> Vec<PathBuf> {
+    kc_core::store::folder_level_files(
+        &root.join("store/mail"),
+        &["status.fld", "folder.map", "acl.fld", "sub.fld"],
+    )
+    .expect("walk")
+    .into_iter()
+    .filter(|f| {
+        std::fs::read_to_string(f)
+            .expect("read")
+            .to_lowercase()
+            .contains(address)
+    })
+    .map(|f| f.strip_prefix(root).expect("under").to_path_buf())
+    .collect()
+}
+
+#[test]
+fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
+    let s = Scratch::new(&Options {
+        shapes: kc_testkit::Shapes {
+            global_public: true,
+            ..Default::default()
+        },
+        ..Options::demo()
+    });
+    // A domain's own #public/acl.fld too, with a near miss that must stay.
+    let domain_acl = "store/mail/example.org/#public/acl.fld";
+    for root in [&s.root, &s.before] {
+        std::fs::create_dir_all(root.join("store/mail/example.org/#public")).expect("mkdir");
+        std::fs::write(
+            root.join(domain_acl),
+            "Apnelson@example.org lrswipkxte\r\nAxpnelson@example.org lr\r\nAPNelson@Example.ORG lr\r\n",
+        )
+        .expect("write");
+    }
+    let global_acl = "store/mail/#public/acl.fld";
+    let subs: Vec<PathBuf> = naming(&s.before, "~pnelson@example.org/")
+        .into_iter()
+        .filter(|p| p.ends_with("sub.fld"))
+        .collect();
+    assert!(!subs.is_empty());
+
+    // Without --purge-settings they are only told (a dry run prints its warnings with the plan).
+    let out = ok(
+        &s,
+        &["-n", "remove", "pnelson@example.org", "--mailbox", "keep"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // #public's two status.fld, two folder.map, acl.fld, the domain's acl.fld, the sub.fld.
+    let lines: usize = subs
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(s.before.join(p)).expect("read");
+            text.matches("~pnelson@example.org/").count()
+        })
+        .sum();
+    let entries = 2 + 2 + 1 + 2 + lines;
+    let files = 2 + 2 + 1 + 1 + subs.len();
+    assert!(
+        stdout.contains(&format!(
+            "  warning: {entries} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {files} files still name pnelson@example.org (use --purge-settings to remove)\n"
+        )),
+        "{stdout}"
+    );
+    s.assert_unchanged();
+
+    ok(
+        &s,
+        &[
+            "remove",
+            "pnelson@example.org",
+            "--mailbox",
+            "keep",
+            "--purge-settings",
+        ],
+    );
+    assert_eq!(
+        s.read(global_acl),
+        "Aanelson@example.com lrswipkxte\nArstewart@example.com lr\nAlhill@example.com lr\nAmwood@example.org lr\nAlclark@example.org lr\n"
+    );
+    assert_eq!(s.read(domain_acl), "Axpnelson@example.org lr\r\n");
+    for sub in &subs {
+        let before = std::fs::read_to_string(s.before.join(sub)).expect("read");
+        let want: String = before
+            .split_inclusive('\n')
+            .filter(|line| !line.contains("~pnelson@example.org/"))
+            .collect();
+        assert_ne!(want, before);
+        assert_eq!(s.read(sub), want, "{}", sub.display());
+    }
+    // Nothing outside the kept mailbox names it any more, but the near miss.
+    let left: Vec<PathBuf> = naming(&s.root, "pnelson@example.org")
+        .into_iter()
+        .filter(|p| !p.starts_with("store/mail/example.org/pnelson"))
+        .collect();
+    assert_eq!(left, [PathBuf::from(domain_acl)]);
+    s.undo_last();
+    s.assert_unchanged();
+}

@@ -279,3 +279,42 @@ pub const SINGLE_LINE: [&str; 32] = [
     "PIN",
     "BuiltInAdminPassword",
 ];
+
+/// `acl.fld` in a `#public` directory (`mail/#public/acl.fld`, or `mail/<domain>/#public/acl.fld`
+/// when each domain has its own public folders): who may use the public folders. KERIO-FORMAT.md
+/// §3: [C] that the file exists there and names users by address; [A] its layout, assumed here
+/// to be status.fld's ACL tokens, one entry a line: `A<user>@<domain> <rights>`. The toolkit
+/// finds the entries with the `status.fld` codec, so only this prefix and the file name are
+/// assumed.
+#[derive(Debug)]
+pub struct PublicAclNames {
+    pub file: &'static str,
+    /// Before the address of each entry.
+    pub entry_prefix: &'static str,
+}
+
+pub const PUBLIC_ACL: PublicAclNames = PublicAclNames {
+    file: "acl.fld",
+    entry_prefix: "A",
+};
+
+/// `sub.fld` in each mailbox: the folders it is subscribed to. KERIO-FORMAT.md §3: [T] that the
+/// file exists, [C] that it names addresses (the vendor's article has admins replace the old
+/// domain in it); [A] its layout, assumed here to be one folder a line: the mailbox's own folders
+/// by path (`INBOX/Projects`), public ones under `#public/`, and a folder another user shares
+/// as `~<user>@<domain>/<path>`. The toolkit only relies on addresses being whole tokens
+/// (bounded by characters that cannot be part of an address) and on one subscription a line.
+#[derive(Debug)]
+pub struct SubscriptionNames {
+    pub file: &'static str,
+    /// Before the owner's address in a subscription to another user's folder.
+    pub shared_prefix: &'static str,
+    /// Before the path of a public folder.
+    pub public_prefix: &'static str,
+}
+
+pub const SUBSCRIPTIONS: SubscriptionNames = SubscriptionNames {
+    file: "sub.fld",
+    shared_prefix: "~",
+    public_prefix: "#public/",
+};

@@ -1,6 +1,10 @@
 //! `status.fld`: a folder's status line, whose trailing `A<user>@<domain> <rights>` pairs are its
 //! ACL (KERIO-FORMAT.md §3 [T]). This is how a folder is shared with another user.
 //!
+//! The same codec reads a `#public/acl.fld`, assumed to hold the same `A<user>@<domain> <rights>`
+//! pairs one a line ([`crate::config::schema::PUBLIC_ACL`]): pairs are found among
+//! whitespace-separated tokens, whatever separates them.
+//!
 //! The codec works on bytes and keeps every byte it does not change: other tokens, the spacing
 //! between them, the line ending.
 
@@ -109,19 +113,29 @@ impl StatusFld {
         n
     }
 
-    /// Removes every ACL entry naming `address`, with the space before it.
+    /// Removes every ACL entry naming `address`, with the space before it; an entry alone on its
+    /// line (as in `acl.fld`) goes with its line ending.
     pub fn remove(&mut self, address: &str) -> usize {
+        let bytes = &self.bytes;
         let hits: Vec<Range<usize>> = self
             .acl
             .iter()
-            .filter(|(a, _)| self.bytes[a.clone()].eq_ignore_ascii_case(address.as_bytes()))
+            .filter(|(a, _)| bytes[a.clone()].eq_ignore_ascii_case(address.as_bytes()))
             .map(|(a, r)| {
                 // From the separator before the `A` to the end of the rights token.
                 let mut start = a.start - 1;
-                while start > 0 && self.bytes[start - 1] == b' ' {
+                while start > 0 && bytes[start - 1] == b' ' {
                     start -= 1;
                 }
-                start..r.end
+                let mut end = r.end;
+                let line_start = start == 0 || bytes[start - 1] == b'\n';
+                let rest = &bytes[end..];
+                if line_start && rest.starts_with(b"\r\n") {
+                    end += 2;
+                } else if line_start && rest.starts_with(b"\n") {
+                    end += 1;
+                }
+                start..end
             })
             .collect();
         self.splice(hits.iter().map(|r| (r.clone(), &b""[..])));
@@ -207,6 +221,28 @@ mod tests {
             .into_bytes();
         assert_eq!(s.as_bytes(), expected);
         assert_eq!(s.acl().count(), 1);
+    }
+
+    #[test]
+    fn an_acl_fld_loses_whole_lines_and_renames_in_place() {
+        let file =
+            b"Ajdoe@example.com lrswipkxte\r\nAasmith@example.com lr\r\nAJDoe@example.org lr\r\n";
+        let mut s = StatusFld::parse(file.to_vec());
+        assert_eq!(s.acl().count(), 3);
+        assert_eq!(s.rename("jdoe@example.org", "john@example.org"), 1);
+        assert_eq!(
+            s.as_bytes(),
+            b"Ajdoe@example.com lrswipkxte\r\nAasmith@example.com lr\r\nAjohn@example.org lr\r\n"
+        );
+        assert_eq!(s.remove("JDOE@example.com"), 1);
+        assert_eq!(
+            s.as_bytes(),
+            b"Aasmith@example.com lr\r\nAjohn@example.org lr\r\n"
+        );
+        assert_eq!(s.remove("john@example.org"), 1);
+        assert_eq!(s.as_bytes(), b"Aasmith@example.com lr\r\n");
+        assert_eq!(s.remove("asmith@example.com"), 1);
+        assert_eq!(s.as_bytes(), b"");
     }
 
     #[test]

@@ -29,6 +29,8 @@ fn store() -> tempfile::TempDir {
     );
     write(&jdoe.join("folder.map"), b"<map/>");
     write(&mail.join("example.com/#public/Shared/status.fld"), b"T2\n");
+    write(&mail.join("#public/All/status.fld"), b"T2\n");
+    write(&mail.join("#public/acl.fld"), b"Ajdoe@example.com lr\n");
     write(&mail.join("example.com/asmith/INBOX/index.fld"), b"");
     write(&mail.join("other.org/zed/INBOX/#msgs/00000001.eml"), b"hi");
     let newest = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -62,7 +64,12 @@ fn mailboxes_skip_server_folders_and_keep_order() {
         .into_iter()
         .map(|d| d.name)
         .collect();
+    // `mail/#public` is the server's public folders, never a domain.
     assert_eq!(names, ["example.com", "other.org"]);
+    assert_eq!(
+        server_dirs(&mail).expect("server dirs"),
+        [mail.join("#public")]
+    );
     let boxes: Vec<_> = all_mailboxes(&mail)
         .expect("mailboxes")
         .into_iter()
@@ -109,6 +116,7 @@ fn folder_level_files_do_not_enter_message_dirs() {
         .map(|p| p.strip_prefix(dir.path()).expect("under").to_path_buf())
         .collect();
     let expected: Vec<PathBuf> = vec![
+        "mail/#public/All/status.fld".into(),
         "mail/example.com/#public/Shared/status.fld".into(),
         PathBuf::from(OsStr::from_bytes(
             b"mail/example.com/jdoe/Caf\xe9/status.fld",

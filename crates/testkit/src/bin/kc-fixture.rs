@@ -10,9 +10,14 @@ use kc_cli::Outcome;
 ///
 /// Example: kc-fixture --out /tmp/kerio --users 300 --seed 3
 ///
-/// Prints a JSON summary on stdout: counts, and every inconsistency planted on purpose (orphan
+/// Prints a JSON summary on stdout: counts, every inconsistency planted on purpose (orphan
 /// mailboxes, an orphan domain, a case-mismatched directory, an account without a mailbox, a
-/// "Deleted mailbox" folder). Exit codes: 0 written, 2 error (nothing is overwritten).
+/// "Deleted mailbox" folder), the shapes written ("shapes") and where they put the store, the
+/// stale store and the volume ("paths", absolute; null when not used). Exit codes: 0 written,
+/// 2 error (nothing is overwritten).
+///
+/// The shapes of real installs are off by default. --store-outside and --symlink-store write
+/// beside DIR: DIR-store and DIR-volume, which must be absent or empty too.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -38,8 +43,30 @@ struct Cli {
     #[arg(long)]
     configs_only: bool,
     /// Write the committed demo install (fixtures/demo): its size and seed, ignoring the others
+    /// (the shapes below still apply)
     #[arg(long)]
     demo: bool,
+    /// Write the store to DIR-store, outside the root, name it (absolute) in mailserver.cfg's
+    /// Directories/StoreDir, and leave a stale, smaller DIR/store behind that no tool may read
+    #[arg(long, conflicts_with = "symlink_store")]
+    store_outside: bool,
+    /// Make users.cfg and mailserver.cfg symlinks to files in DIR-volume (Docker's layout)
+    #[arg(long)]
+    symlink_configs: bool,
+    /// Make DIR/store a symlink to DIR-volume/store, where the store is written
+    #[arg(long)]
+    symlink_store: bool,
+    /// Start users.cfg and mailserver.cfg with a UTF-8 BOM and end their lines with CRLF
+    #[arg(long)]
+    bom_crlf: bool,
+    /// Write mailserver.cfg as Python ElementTree does (no declaration, <x />, &#228;), and
+    /// users.cfg as .NET XDocument does (<x />), with an empty <list name="Alias" />
+    #[arg(long)]
+    elementtree: bool,
+    /// Public folders at store/mail/#public with an acl.fld, and sub.fld files naming other
+    /// users' addresses
+    #[arg(long)]
+    global_public: bool,
     /// Worker threads [default: one per core]
     #[arg(short = 'j', long, value_name = "N")]
     threads: Option<usize>,
@@ -53,8 +80,19 @@ fn main() -> ExitCode {
                 .num_threads(n)
                 .build_global();
         }
+        let shapes = kc_testkit::Shapes {
+            store_outside: cli.store_outside,
+            symlink_configs: cli.symlink_configs,
+            symlink_store: cli.symlink_store,
+            bom_crlf: cli.bom_crlf,
+            elementtree: cli.elementtree,
+            global_public: cli.global_public,
+        };
         let options = if cli.demo {
-            kc_testkit::Options::demo()
+            kc_testkit::Options {
+                shapes,
+                ..kc_testkit::Options::demo()
+            }
         } else {
             kc_testkit::Options {
                 users: cli.users,
@@ -63,6 +101,7 @@ fn main() -> ExitCode {
                 seed: cli.seed,
                 max_message_size: cli.max_message_size,
                 configs_only: cli.configs_only,
+                shapes,
             }
         };
         let summary = kc_testkit::generate(&cli.out, &options)?;

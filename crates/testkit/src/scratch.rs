@@ -1,0 +1,268 @@
+//! Test harness over generated installs: [`Scratch`] (an install with a pristine copy to compare
+//! against, and the siblings a shape wrote beside it), tree comparison, the path of a workspace
+//! binary, and [`LockHolder`] (another process holding an install's lock).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::{Options, Summary, temp_install};
+
+/// What a tree holds at one path, for [`compare_trees`].
+#[derive(Debug, PartialEq, Eq)]
+enum Node {
+    Dir(u32),
+    File(u32, PathBuf),
+    Link(PathBuf),
+}
+
+fn nodes(root: &Path, exclude: &[&str]) -> BTreeMap<PathBuf, Node> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let walk = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| {
+            !exclude
+                .iter()
+                .any(|x| e.file_name() == std::ffi::OsStr::new(x))
+        });
+    for entry in walk.flatten() {
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under the root")
+            .to_path_buf();
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        let node = if meta.is_dir() {
+            Node::Dir(mode)
+        } else if meta.file_type().is_symlink() {
+            Node::Link(std::fs::read_link(entry.path()).unwrap_or_default())
+        } else {
+            Node::File(mode, entry.path().to_path_buf())
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+
+/// Every path where two trees differ: only in one of them, of another kind or mode, other bytes
+/// (or link target). Entries named in `exclude` are left out with everything below them. Sorted.
+pub fn differences(a: &Path, b: &Path, exclude: &[&str]) -> Vec<PathBuf> {
+    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
+    let mut out: Vec<PathBuf> = Vec::new();
+    for (path, node) in &na {
+        let same = match (node, nb.get(path)) {
+            (_, None) => false,
+            (Node::File(ma, pa), Some(Node::File(mb, pb))) => {
+                ma == mb && std::fs::read(pa).ok() == std::fs::read(pb).ok()
+            }
+            (x, Some(y)) => x == y,
+        };
+        if !same {
+            out.push(path.clone());
+        }
+    }
+    out.extend(nb.keys().filter(|p| !na.contains_key(*p)).cloned());
+    out.sort();
+    out
+}
+
+/// Compares two trees: the same relative paths, each of the same kind and mode, with the same
+/// bytes (or link target). Entries named in `exclude` are left out with everything below them.
+/// Says the first few differences.
+pub fn compare_trees(a: &Path, b: &Path, exclude: &[&str]) -> Result<(), String> {
+    let diff = differences(a, b, exclude);
+    if diff.is_empty() {
+        return Ok(());
+    }
+    let (na, nb) = (nodes(a, exclude), nodes(b, exclude));
+    let problems: Vec<String> = diff
+        .iter()
+        .take(10)
+        .map(|path| match (na.get(path), nb.get(path)) {
+            (None, _) => format!("only in {}: {}", b.display(), path.display()),
+            (_, None) => format!("only in {}: {}", a.display(), path.display()),
+            (Some(Node::File(ma, _)), Some(Node::File(mb, _))) if ma != mb => {
+                format!("{}: mode {ma:o} vs {mb:o}", path.display())
+            }
+            (Some(Node::File(..)), Some(Node::File(..))) => {
+                format!("{}: contents differ", path.display())
+            }
+            (Some(x), Some(y)) => format!("{}: {x:?} vs {y:?}", path.display()),
+        })
+        .collect();
+    Err(problems.join("\n"))
+}
+
+/// What the toolkit itself adds to an install: left out when comparing with a pristine copy.
+pub const TOOLKIT_FILES: [&str; 3] = ["kc-backups", "kc-journal", ".kc.lock"];
+
+/// A generated install in a temporary directory, with a pristine copy to compare against.
+#[derive(Debug)]
+pub struct Scratch {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    /// The install as generated, never touched.
+    pub before: PathBuf,
+    pub summary: Summary,
+    /// A pid file that does not exist: the server is stopped.
+    pub pid_file: PathBuf,
+    /// The directories a shape wrote beside the root (`kerio-store`, `kerio-volume`), each with
+    /// its pristine copy: `(live, pristine)`.
+    pub siblings: Vec<(PathBuf, PathBuf)>,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(copied.success(), "cp -a {}", from.display());
+}
+
+impl Scratch {
+    pub fn new(options: &Options) -> Scratch {
+        let (dir, summary) = temp_install(options).expect("the fixture generates");
+        let root = dir.path().join("kerio");
+        let before = dir.path().join("before");
+        copy_tree(&root, &before);
+        let paths = &summary.paths;
+        let outside = paths.stale_store.as_ref().and(paths.store.clone());
+        let siblings = [outside, paths.volume.clone()]
+            .into_iter()
+            .flatten()
+            .map(|live| {
+                let mut name = std::ffi::OsString::from("before-");
+                name.push(live.file_name().expect("a sibling has a name"));
+                let pristine = dir.path().join(name);
+                copy_tree(&live, &pristine);
+                (live, pristine)
+            })
+            .collect();
+        let pid_file = dir.path().join("no-server.pid");
+        Scratch {
+            _dir: dir,
+            root,
+            before,
+            summary,
+            pid_file,
+            siblings,
+        }
+    }
+
+    /// The paths that differ from the pristine copy, toolkit files left out: relative to the
+    /// root, or under a sibling's name (`kerio-store/mail/…`).
+    pub fn changed(&self) -> Vec<PathBuf> {
+        let mut out = differences(&self.before, &self.root, &TOOLKIT_FILES);
+        for (live, pristine) in &self.siblings {
+            let name = Path::new(live.file_name().expect("a sibling has a name"));
+            out.extend(
+                differences(pristine, live, &TOOLKIT_FILES)
+                    .into_iter()
+                    .map(|p| name.join(p)),
+            );
+        }
+        out
+    }
+
+    /// Panics unless the install (and what a shape put beside it) is byte for byte as generated.
+    pub fn assert_unchanged(&self) {
+        let mut diffs = Vec::new();
+        if let Err(diff) = compare_trees(&self.before, &self.root, &TOOLKIT_FILES) {
+            diffs.push(diff);
+        }
+        for (live, pristine) in &self.siblings {
+            if let Err(diff) = compare_trees(pristine, live, &TOOLKIT_FILES) {
+                diffs.push(diff);
+            }
+        }
+        if !diffs.is_empty() {
+            panic!("the install changed:\n{}", diffs.join("\n"));
+        }
+    }
+
+    /// A command for one of the toolkit's binaries (built by cargo for this test), pointed at
+    /// this install with the server stopped.
+    pub fn tool(&self, bin: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin_path(bin));
+        cmd.env("KC_SERVER", &self.root)
+            .arg("--pid-file")
+            .arg(&self.pid_file)
+            .arg("--no-progress");
+        cmd
+    }
+
+    /// Takes back the newest change not yet undone, as `kc-backup undo --last` does.
+    pub fn undo_last(&self) {
+        let install = kc_core::install::Install::locate(Some(&self.root), None)
+            .expect("the install is there");
+        kc_core::change::undo(
+            &install,
+            None,
+            &self.root.join(kc_core::install::BACKUP_DIR),
+            &self.pid_file,
+            &kc_core::progress::Silent,
+        )
+        .expect("undo");
+    }
+
+    pub fn read(&self, rel: impl AsRef<Path>) -> String {
+        let path = self.root.join(rel);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// The path of a workspace binary next to the running test's executable (`target/<profile>/`).
+pub fn bin_path(bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows where it is");
+    let dir = exe
+        .parent()
+        .and_then(|d| {
+            if d.ends_with("deps") {
+                d.parent()
+            } else {
+                Some(d)
+            }
+        })
+        .expect("target/<profile>");
+    dir.join(bin)
+}
+
+/// Another process holding an install's lock (`flock -o` on `<root>/.kc.lock`, with `holder`
+/// written in it as a run of the toolkit writes its pid), until dropped.
+#[derive(Debug)]
+pub struct LockHolder(std::process::Child);
+
+impl LockHolder {
+    pub fn hold(root: &Path, holder: &str) -> LockHolder {
+        let lock = root.join(kc_core::guard::LOCK_FILE);
+        std::fs::write(&lock, format!("{holder}\n")).expect("the lock file is writable");
+        let child = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "60"])
+            .spawn()
+            .expect("flock(1) runs");
+        // Until flock has the lock, a test could take it itself.
+        for _ in 0..100 {
+            let free = std::fs::File::open(&lock).is_ok_and(|f| f.try_lock().is_ok());
+            if !free {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        LockHolder(child)
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
