@@ -356,7 +356,7 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
     let backup = archive::find(&settings.backup_dir, id)?;
     let progress = settings.progress();
     let report = if against_live {
-        archive::verify_against_live(&backup, &settings.install.root, &progress)?
+        archive::verify_against_live(&backup, &settings.install, &progress)?
     } else {
         archive::verify(&backup, &progress)?
     };

@@ -346,10 +346,11 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     Ok(report)
 }
 
-/// Compares the manifest with the live tree under `root`: files changed or missing since.
+/// Compares the manifest with the live install: files changed or missing since. The backup's
+/// store is looked for where the install's store is (it may be outside the root).
 pub fn verify_against_live(
     backup: &Backup,
-    root: &Path,
+    install: &crate::install::Install,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
     let listed = manifest::read(&backup.manifest_path())?;
@@ -361,7 +362,11 @@ pub fn verify_against_live(
     let results: Vec<(u64, Option<String>)> = listed
         .par_iter()
         .map(|(want, path)| {
-            let live = root.join(OsStr::from_bytes(path));
+            let logical = Path::new(OsStr::from_bytes(path));
+            let live = match logical.strip_prefix(&backup.meta.store_prefix) {
+                Ok(rest) => install.store.join(rest),
+                Err(_) => install.root.join(logical),
+            };
             // Hashed as a stream: a mailbox may hold files larger than memory allows.
             let hashed = std::fs::File::open(&live).and_then(|mut f| {
                 let mut hasher = Sha256::new();

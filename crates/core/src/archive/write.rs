@@ -234,9 +234,9 @@ pub fn create(
             .flatten()
             // Not followed: a dangling link exists, and undo must bring it back.
             .filter(|p| {
+                // Logical: a store outside the root is `store/…`, never `<root>/store`.
                 install
-                    .root
-                    .join(std::ffi::OsStr::from_bytes(p))
+                    .resolve(Path::new(std::ffi::OsStr::from_bytes(p)))
                     .symlink_metadata()
                     .is_err()
             })
