@@ -338,6 +338,12 @@ fn undo(
 
 fn list(settings: &Settings) -> anyhow::Result<Outcome> {
     let backups = archive::list(&settings.backup_dir)?;
+    for (path, why) in archive::foreign(&settings.backup_dir)? {
+        eprintln!(
+            "kc-backup: warning: {} is not a kc-backup backup, left out: {why}",
+            path.display()
+        );
+    }
     for b in &backups {
         match settings.format {
             Format::Json => {

@@ -660,3 +660,30 @@ fn a_full_disk_fails_cleanly_and_leaves_no_archive() {
     assert!(err.contains("No space left on device"), "{err}");
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_foreign_sidecar_in_the_backup_directory_is_left_out_with_a_warning() {
+    let inst = install();
+    kc_backup(&inst.root).arg("create").assert().success();
+    let dir = inst.root.join("kc-backups");
+    let junk = dir.join("F20990101T000000Z.tar.gz");
+    std::fs::write(&junk, b"not gzip").expect("junk");
+    std::fs::write(format!("{}.json", junk.display()), b"{junk").expect("junk json");
+    let out = kc_backup(&inst.root).arg("list").assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with('F') && !stdout.contains("F20990101T000000Z"), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "kc-backup: warning: {} is not a kc-backup backup, left out: ",
+            junk.display()
+        )),
+        "{stderr}"
+    );
+    // `latest` still finds the real one.
+    kc_backup(&inst.root)
+        .args(["verify", "latest"])
+        .assert()
+        .success();
+}

@@ -207,14 +207,27 @@ pub fn sidecar(archive: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The backups in `dir`, oldest first. Partial archives and foreign files are ignored.
+/// The backups in `dir`, oldest first. Partial archives and foreign files are ignored, and so
+/// is an archive whose `.json` is not one of ours (see [`foreign`]): one junk file must not stop
+/// `list` or `undo` from finding the others.
 pub fn list(dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
+    Ok(scan_dir(dir)?.0)
+}
+
+/// The archives in `dir` whose `.json` could not be read as a backup's, with why: for a warning.
+pub fn foreign(dir: &Path) -> Result<Vec<(PathBuf, String)>, ArchiveError> {
+    Ok(scan_dir(dir)?.1)
+}
+
+type Scanned = (Vec<Backup>, Vec<(PathBuf, String)>);
+
+fn scan_dir(dir: &Path) -> Result<Scanned, ArchiveError> {
     let entries = match fs_err::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         Err(e) => return Err(io_err(dir)(e)),
     };
-    let mut out = Vec::new();
+    let (mut out, mut bad) = (Vec::new(), Vec::new());
     for entry in entries {
         let path = entry.map_err(io_err(dir))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
@@ -224,11 +237,24 @@ pub fn list(dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
             .iter()
             .any(|c| name.ends_with(&format!(".{}", c.extension())));
         if is_archive && sidecar(&path, "json").is_file() {
-            out.push(Backup::open(&path)?);
+            match Backup::open(&path) {
+                Ok(b) if b.archive.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.strip_prefix(b.meta.id.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+                }) =>
+                {
+                    out.push(b)
+                }
+                Ok(b) => bad.push((
+                    path,
+                    format!("its .json names another backup ({})", b.meta.id),
+                )),
+                Err(e) => bad.push((path, e.to_string())),
+            }
         }
     }
     out.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
-    Ok(out)
+    Ok((out, bad))
 }
 
 /// The ID that names the newest full or differential backup.
