@@ -1,12 +1,13 @@
 //! kc-backup: full and differential backups of a stopped Kerio Connect server, their
 //! verification, listing and selective restore. A thin front over `kc_core::archive`.
 
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use kc_cli::{Format, GlobalArgs, Outcome, Settings};
+use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings};
 use kc_core::archive::{
     self, Backup, Compression, CreateOptions, Kind, Mask, RestoreOptions, Selection,
 };
@@ -403,6 +404,59 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
     }
 }
 
+/// `restore --in-place`: a change like any other (lock, plan checked whole, pre-change backup
+/// of every path it will write, journal, undo), so `kc-backup undo --last` takes it back.
+fn restore_in_place(
+    settings: &Settings,
+    backup: &archive::Backup,
+    chain: &[archive::Backup],
+    selection: &Selection,
+) -> anyhow::Result<Outcome> {
+    let guard = kc_cli::guard(settings, "kc-backup", DryRun::Disabled)?;
+    let progress = settings.progress();
+    // An in-place restore overwrites the install: prove every backup of the chain first.
+    for b in chain {
+        let report = archive::verify(b, &progress)?;
+        if let Some(problem) = report.damage.first() {
+            bail!("{} is damaged ({problem}); nothing was restored", b.meta.id);
+        }
+    }
+    let paths: Vec<PathBuf> = archive::entry_paths(chain, selection)?
+        .into_iter()
+        .map(|p| PathBuf::from(std::ffi::OsString::from_vec(p)))
+        .collect();
+    if paths.is_empty() {
+        bail!(
+            "the selection matched nothing in {}; nothing was restored",
+            backup.meta.id
+        );
+    }
+    // The topmost missing directory above each path: undo removes it again.
+    let mut creates = std::collections::BTreeSet::new();
+    for path in &paths {
+        let top = path
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .take_while(|a| settings.install.resolve(a).symlink_metadata().is_err())
+            .last();
+        if let Some(top) = top {
+            creates.insert(top.to_path_buf());
+        }
+    }
+    let plan = kc_core::change::Plan {
+        tool: "kc-backup".into(),
+        description: format!("restore {} in place", backup.meta.id),
+        steps: vec![kc_core::change::Step::Restore {
+            archives: chain.iter().map(|b| b.archive.clone()).collect(),
+            paths,
+            creates: creates.into_iter().collect(),
+        }],
+        warnings: Vec::new(),
+    };
+    kc_cli::carry_out(settings, &plan, DryRun::Disabled, &guard)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn restore(
     settings: &Settings,
@@ -435,27 +489,8 @@ fn restore(
         folder.as_deref(),
     );
     let progress = settings.progress();
-    let _lock;
     let options = if in_place {
-        _lock = guard::acquire(&settings.install.root, &settings.pid_file, "kc-backup")?;
-        // A change interrupted by a crash must be undone (or resumed) first.
-        kc_core::change::check_unfinished(&settings.install)?;
-        // An in-place restore overwrites the install: prove every backup of the chain first.
-        for b in &chain {
-            let report = archive::verify(b, &progress)?;
-            if let Some(problem) = report.damage.first() {
-                bail!("{} is damaged ({problem}); nothing was restored", b.meta.id);
-            }
-        }
-        let root = &settings.install.root;
-        let store = &settings.install.store;
-        let store_elsewhere = *store != root.join(&backup.meta.store_prefix);
-        RestoreOptions {
-            to: root.clone(),
-            selection,
-            store: store_elsewhere.then(|| store.clone()),
-            preserve_owners: true,
-        }
+        return restore_in_place(settings, &backup, &chain, &selection);
     } else {
         let to = to.expect("clap requires --to without --in-place");
         if to.exists()

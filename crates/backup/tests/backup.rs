@@ -105,6 +105,8 @@ fn assert_same_tree(a: &Path, b: &Path) {
             "-x",
             ".kc.lock",
             "-x",
+            "kc-journal",
+            "-x",
             "backup",
         ])
         .arg(a)
@@ -622,10 +624,21 @@ fn in_place_restore_brings_the_install_back() {
         "--in-place",
     ]));
     assert!(
-        line.contains(&format!("into {}", inst.root.display())),
+        line.starts_with("kc-backup: restore F") && line.contains(" in place\n  restore "),
         "{line}"
     );
+    assert!(line.contains("\ndone: change C"), "{line}");
     assert_same_tree(&before, &inst.root);
+    // The restore is a change: undo gives back the install as it was before it, damage included.
+    kc_backup(&inst.root)
+        .args(["undo", "--last"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(inst.root.join("users.cfg")).expect("read"),
+        b"<config/>"
+    );
+    assert!(!mailbox.join("INBOX").exists());
 }
 
 #[test]
@@ -673,7 +686,10 @@ fn a_foreign_sidecar_in_the_backup_directory_is_left_out_with_a_warning() {
     let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.starts_with('F') && !stdout.contains("F20990101T000000Z"), "{stdout}");
+    assert!(
+        stdout.starts_with('F') && !stdout.contains("F20990101T000000Z"),
+        "{stdout}"
+    );
     assert!(
         stderr.starts_with(&format!(
             "kc-backup: warning: {} is not a kc-backup backup, left out: ",

@@ -203,7 +203,10 @@ fn tool_name() -> String {
 
 /// The line printed for an error: `kc-<tool>: error: <cause>: <cause>…`.
 pub fn error_line(tool: &str, err: &anyhow::Error) -> String {
-    format!("{tool}: error: {err:#}")
+    // A name from the install (a directory called with an escape sequence) never drives the
+    // terminal: control characters are shown as `\u{…}`.
+    let text = format!("{err:#}");
+    format!("{tool}: error: {}", kc_core::change::printable_lines(&text))
 }
 
 /// Runs a tool's body and turns its result into the process's exit code, printing errors on
@@ -310,7 +313,7 @@ pub fn carry_out(
         return Ok(Outcome::Success);
     }
     for warning in &plan.warnings {
-        eprintln!("{tool}: warning: {warning}");
+        eprintln!("{tool}: warning: {}", kc_core::change::printable(warning));
     }
     let applied = match &guard.0 {
         Some(lock) => kc_core::change::apply_locked(

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{decode_path, encode_path};
 pub use read::{
-    RestoreOptions, RestoreReport, VerifyReport, chain, restore, verify, verify_against_live,
+    RestoreOptions, RestoreReport, VerifyReport, chain, entry_paths, restore, verify,
+    verify_against_live,
 };
 pub use select::{Mask, Selection};
 pub(crate) use write::sync_dir;
@@ -238,10 +239,14 @@ fn scan_dir(dir: &Path) -> Result<Scanned, ArchiveError> {
             .any(|c| name.ends_with(&format!(".{}", c.extension())));
         if is_archive && sidecar(&path, "json").is_file() {
             match Backup::open(&path) {
-                Ok(b) if b.archive.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.strip_prefix(b.meta.id.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-                }) =>
+                Ok(b)
+                    if b.archive
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| {
+                            n.strip_prefix(b.meta.id.as_str())
+                                .is_some_and(|rest| rest.starts_with('.'))
+                        }) =>
                 {
                     out.push(b)
                 }

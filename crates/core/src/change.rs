@@ -19,6 +19,7 @@
 //! second writer can never have its work overwritten by a plan made from an older copy.
 //! Paths are logical (see `install`) and are checked by `place` before anything acts on them.
 
+mod encoded;
 mod place;
 mod undo;
 
@@ -75,6 +76,7 @@ impl Expect {
 pub enum Step {
     /// Write a file's new content (creating it if needed).
     WriteFile {
+        #[serde(with = "encoded")]
         path: PathBuf,
         #[serde(skip)]
         content: Vec<u8>,
@@ -86,13 +88,41 @@ pub enum Step {
     },
     /// Rename a file or a directory (a mailbox, a folder). Its contents are not backed up: taking
     /// the change back renames it back. A plan writes inside a renamed tree before the rename.
-    Rename { from: PathBuf, to: PathBuf },
+    Rename {
+        #[serde(with = "encoded")]
+        from: PathBuf,
+        #[serde(with = "encoded")]
+        to: PathBuf,
+    },
     /// Create a directory (and its parents).
-    CreateDir { path: PathBuf },
+    CreateDir {
+        #[serde(with = "encoded")]
+        path: PathBuf,
+    },
     /// Remove a directory and everything in it.
-    RemoveDir { path: PathBuf },
+    RemoveDir {
+        #[serde(with = "encoded")]
+        path: PathBuf,
+    },
     /// Append one line to a log (the audit lines of `store/logs/config.log`, `warning.log`).
-    AppendLine { path: PathBuf, line: String },
+    AppendLine {
+        #[serde(with = "encoded")]
+        path: PathBuf,
+        line: String,
+    },
+    /// Restore these paths from a backup (its chain: the full one, then the differential), in
+    /// place: `kc-backup restore --in-place` as a change, undone like any other.
+    Restore {
+        /// The archives of the chain, in order.
+        #[serde(with = "encoded::list")]
+        archives: Vec<PathBuf>,
+        #[serde(with = "encoded::list")]
+        paths: Vec<PathBuf>,
+        /// Directories the restore creates (the topmost missing ancestor of a path): touched
+        /// too, so that undo removes them with what the restore put there.
+        #[serde(default, with = "encoded::list")]
+        creates: Vec<PathBuf>,
+    },
 }
 
 impl Step {
@@ -134,6 +164,9 @@ impl Step {
             | Step::RemoveDir { path }
             | Step::AppendLine { path, .. } => vec![path],
             Step::Rename { from, to } => vec![from, to],
+            Step::Restore { paths, creates, .. } => {
+                paths.iter().chain(creates).map(PathBuf::as_path).collect()
+            }
         }
     }
 
@@ -146,6 +179,18 @@ impl Step {
             Step::CreateDir { path } => format!("create directory {}", path.display()),
             Step::RemoveDir { path } => format!("remove {}", path.display()),
             Step::AppendLine { path, line } => format!("append to {}: {line}", path.display()),
+            Step::Restore {
+                archives, paths, ..
+            } => format!(
+                "restore {} paths from {}",
+                paths.len(),
+                archives
+                    .iter()
+                    .filter_map(|a| a.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
         }
     }
 }
@@ -194,10 +239,14 @@ impl Plan {
                     ));
                     out.extend(line.lines().map(|l| format!("  {l}")));
                 }
-                _ => out.push(format!("{lead}{}", step.describe())),
+                _ => out.push(format!("{lead}{}", printable(&step.describe()))),
             }
         }
-        out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        out.extend(
+            self.warnings
+                .iter()
+                .map(|w| format!("warning: {}", printable(w))),
+        );
         out
     }
 
@@ -333,6 +382,7 @@ pub struct Journal {
     pub steps: Vec<Step>,
     /// How many steps have completed.
     pub done: usize,
+    #[serde(with = "encoded::list")]
     pub touched: Vec<PathBuf>,
     pub undone: Option<String>,
     /// A log's length before the append of step N, so that a resumed append is not doubled.
@@ -530,6 +580,29 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
                 _ => sync_parent(&real).map_err(io_at(&real)),
             }
         }
+        Step::Restore {
+            archives, paths, ..
+        } => {
+            for path in paths {
+                place_for(install, path, Act::OnEntry)?;
+            }
+            let chain = archives
+                .iter()
+                .map(|a| Backup::open(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let selected: Vec<Vec<u8>> = paths
+                .iter()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .collect();
+            let options = archive::RestoreOptions {
+                to: install.root.clone(),
+                selection: archive::Selection::paths(&selected),
+                store: Some(install.store.clone()),
+                preserve_owners: true,
+            };
+            archive::restore(&chain, &options, &crate::progress::Silent)?;
+            Ok(())
+        }
         Step::AppendLine { path, line } => {
             use std::os::unix::fs::OpenOptionsExt;
             let real = at(path)?;
@@ -652,7 +725,7 @@ fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), Ch
     let mut changed = Vec::new();
     for step in &plan.steps {
         let act = match step {
-            Step::Rename { .. } | Step::RemoveDir { .. } => Act::OnEntry,
+            Step::Rename { .. } | Step::RemoveDir { .. } | Step::Restore { .. } => Act::OnEntry,
             _ => Act::Through,
         };
         for path in step.paths() {
@@ -1041,9 +1114,43 @@ fn backup_current(
 }
 
 /// The Kerio log line for an action: `[DD/Mon/YYYY HH:MM:SS] kc-<tool> - <text>`, local time.
+/// Control characters in the text (a directory named with a newline or an escape sequence) are
+/// written as `\u{…}`: a name can never forge a second log line or drive the admin's terminal.
 pub fn audit_line(tool: &str, text: &str) -> String {
     let now = jiff::Zoned::now();
-    format!("[{}] {tool} - {text}", now.strftime("%d/%b/%Y %H:%M:%S"))
+    format!(
+        "[{}] {tool} - {}",
+        now.strftime("%d/%b/%Y %H:%M:%S"),
+        printable(text)
+    )
+}
+
+/// `text` with every control character (C0, DEL, C1) written as `\u{…}`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |_| false)
+}
+
+/// [`printable`], keeping line breaks and tabs: for messages of many lines.
+pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    escape_controls(text, |c| c == '\n' || c == '\t')
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !keep(c);
+    if !text.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if escaped(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -1057,6 +1164,28 @@ mod tests {
             steps,
             warnings: vec![],
         }
+    }
+
+    #[test]
+    fn a_name_with_a_newline_or_an_escape_cannot_forge_a_log_line() {
+        let line = audit_line(
+            "kc-test",
+            "Archive mailbox evil\n[01/Jan/2026 00:00:00] Admin - x\x1b[2J",
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.ends_with(
+                "] kc-test - Archive mailbox evil\\u{a}[01/Jan/2026 00:00:00] Admin - x\\u{1b}[2J"
+            ),
+            "{line}"
+        );
+        let plan = plan(vec![Step::RemoveDir {
+            path: "store/mail/d/evil\u{1b}]0;owned\u{7}".into(),
+        }]);
+        assert_eq!(
+            plan.lines(true),
+            ["WOULD remove store/mail/d/evil\\u{1b}]0;owned\\u{7}"]
+        );
     }
 
     #[test]

@@ -481,6 +481,12 @@ pub(crate) fn link_stays_inside(path: &[u8], target: &Path) -> bool {
     true
 }
 
+/// `users.cfg` or `mailserver.cfg` at the top of the tree.
+fn is_top_config(rel: &[u8]) -> bool {
+    rel == crate::config::schema::USERS_CFG.as_bytes()
+        || rel == crate::config::schema::MAILSERVER_CFG.as_bytes()
+}
+
 /// The first existing component of `rel` below `dest` (the last one too, when `last` is set)
 /// that is a symbolic link: a write or a deletion must never go through one, wherever it leads.
 fn link_on_the_way(dest: &Path, rel: &[u8], last: bool) -> Option<PathBuf> {
@@ -499,6 +505,54 @@ fn link_on_the_way(dest: &Path, rel: &[u8], last: bool) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// The paths a restore of `chain` with `selection` would write or delete (files and links; the
+/// directories that hold them are made as needed), sorted: what an in-place restore touches.
+pub fn entry_paths(chain: &[Backup], selection: &Selection) -> Result<Vec<Vec<u8>>, ArchiveError> {
+    let (mut out, mut dirs) = (Vec::new(), Vec::new());
+    for backup in chain {
+        let mut archive = tar::Archive::new(open_stream(backup)?);
+        for entry in archive.entries().map_err(io_err(&backup.archive))? {
+            let entry = entry.map_err(io_err(&backup.archive))?;
+            let path = entry.path_bytes().into_owned();
+            let path = path.strip_suffix(b"/").unwrap_or(&path).to_vec();
+            if !selection.matches(&path) {
+                continue;
+            }
+            if entry.header().entry_type().is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+        for encoded in &backup.meta.deleted {
+            let path = decode_path(encoded);
+            if selection.matches(&path) {
+                out.push(path);
+            }
+        }
+    }
+    // A directory counts only when nothing below it does (an empty `#msgs`): naming a directory
+    // takes in everything below it.
+    out.sort();
+    out.dedup();
+    dirs.sort();
+    dirs.dedup();
+    let has_below = |all: &[Vec<u8>], dir: &[u8]| {
+        let mut low = dir.to_vec();
+        low.push(b'/');
+        let at = all.partition_point(|p| p.as_slice() < low.as_slice());
+        all.get(at).is_some_and(|p| p.starts_with(&low))
+    };
+    let empty: Vec<Vec<u8>> = dirs
+        .iter()
+        .filter(|d| !has_below(&out, d) && !has_below(&dirs, d))
+        .cloned()
+        .collect();
+    out.extend(empty);
+    out.sort();
+    Ok(out)
 }
 
 /// Restores a backup (with its base, for a differential) under `options.to`.
@@ -581,11 +635,23 @@ pub fn restore(
                     entry: format!("{shown}: a symbolic link is on its way"),
                 });
             }
-            if !kind.is_dir()
-                && full
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink())
-            {
+            let is_link = full
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink());
+            // The admin's symlinked users.cfg or mailserver.cfg (a Docker volume): written in
+            // the link's target, the link kept.
+            let config_target = (is_link && kind.is_file() && is_top_config(&rel))
+                .then(|| full.canonicalize().ok())
+                .flatten()
+                .filter(|t| t.is_file());
+            if let Some(target) = config_target {
+                entry.unpack(&target).map_err(io_err(&target))?;
+                report.files += 1;
+                report.bytes += size;
+                progress.advance(size);
+                continue;
+            }
+            if !kind.is_dir() && is_link {
                 fs_err::remove_file(&full).map_err(io_err(&full))?;
             }
             if let Some(parent) = full.parent() {

@@ -47,6 +47,7 @@ pub enum State {
 /// One touched path and what the change left there.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct After {
+    #[serde(with = "super::encoded")]
     pub path: PathBuf,
     #[serde(flatten)]
     pub state: State,
@@ -55,6 +56,7 @@ pub struct After {
 /// The lines a change appended to a log: where they start and what they are.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Appended {
+    #[serde(with = "super::encoded")]
     pub path: PathBuf,
     pub offset: u64,
     pub length: u64,
@@ -180,8 +182,11 @@ pub(crate) fn edited_since(
 /// where the old one is kept until the swap is over.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SwapEntry {
+    #[serde(with = "super::encoded")]
     pub target: PathBuf,
+    #[serde(with = "super::encoded::option")]
     pub staged: Option<PathBuf>,
+    #[serde(with = "super::encoded")]
     pub aside: PathBuf,
 }
 
@@ -190,6 +195,7 @@ pub struct SwapEntry {
 pub struct Swap {
     pub entries: Vec<SwapEntry>,
     /// The staging directories, removed at the end.
+    #[serde(with = "super::encoded::list")]
     pub stages: Vec<PathBuf>,
     /// Renames to take back first (those the change got to).
     pub rename_back: bool,
