@@ -1008,3 +1008,42 @@ fn a_store_outside_the_root_and_a_symlinked_users_cfg_are_changed_and_undone_in_
             .is_symlink()
     );
 }
+
+#[test]
+fn a_removal_of_a_tree_holding_a_fifo_is_refused_before_anything_changes() {
+    let f = fixture();
+    let who = some_user(&f.root);
+    let (name, domain) = who.split_once('@').expect("address");
+    let fifo = f
+        .root
+        .join("store/mail")
+        .join(domain)
+        .join(name)
+        .join("INBOX/pipe");
+    assert!(
+        Std::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo")
+            .success()
+    );
+    let out = kc_user(&f.root)
+        .args(["remove", &who, "--mailbox", "delete"])
+        .assert()
+        .code(2);
+    let error = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("kc-user: error: "))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.starts_with(&format!(
+            "kc-user: error: the plan cannot be taken back safely: {} is a FIFO, socket or device, which a backup cannot hold; move it out of store/mail/{domain}/{name} first; nothing was changed",
+            fifo.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(&fifo).expect("rm");
+    same_tree(&f.before, &f.root).expect("unchanged");
+}

@@ -741,6 +741,23 @@ fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), Ch
     if !changed.is_empty() {
         return Err(ChangeError::ChangedSincePlan { paths: changed });
     }
+    // A backup holds files, directories and links: a FIFO, socket or device in a tree the change
+    // removes could not come back with undo, so it is refused, named.
+    for step in &plan.steps {
+        if let Step::RemoveDir { path } = step {
+            let real = install.resolve(path);
+            for entry in walkdir::WalkDir::new(&real).into_iter().flatten() {
+                let t = entry.file_type();
+                if !(t.is_dir() || t.is_file() || t.is_symlink()) {
+                    return Err(ChangeError::BadPlan(format!(
+                        "{} is a FIFO, socket or device, which a backup cannot hold; move it out of {} first",
+                        entry.path().display(),
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
     let backups = backup_dir
         .canonicalize()
         .unwrap_or_else(|_| backup_dir.to_owned());

@@ -701,3 +701,41 @@ proptest! {
         prop_assert_eq!(text(&doc), src);
     }
 }
+
+#[test]
+fn a_second_record_of_one_account_or_one_without_a_name_is_refused_with_its_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mailserver.cfg"), "<config>\n</config>\n").expect("write");
+    let user = |name: &str| {
+        format!(
+            "    <listitem>\n      <variable name=\"Name\">{name}</variable>\n      <variable name=\"Domain\">example.com</variable>\n    </listitem>\n"
+        )
+    };
+    let write = |items: String| {
+        std::fs::write(
+            dir.path().join("users.cfg"),
+            format!("<config>\n  <list name=\"User\">\n{items}  </list>\n</config>\n"),
+        )
+        .expect("write")
+    };
+    write(user("jdoe") + &user("JDoe"));
+    let err = super::Config::load(dir.path()).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:7: listitem: JDoe@example.com has a second record (the first at line 3); keep one, nothing was changed",
+            dir.path().join("users.cfg").display()
+        )
+    );
+    write(user("jdoe") + &user(""));
+    let err = super::Config::load(dir.path()).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:7: listitem: a User record with no Name; fix or remove it, nothing was changed",
+            dir.path().join("users.cfg").display()
+        )
+    );
+    write(user("jdoe") + &user("asmith"));
+    super::Config::load(dir.path()).expect("two accounts are fine");
+}

@@ -136,10 +136,46 @@ impl Config {
             || Document::load(&root.join(MAILSERVER_CFG)),
             || Document::load(&root.join(USERS_CFG)),
         );
-        Ok(Config {
+        let config = Config {
             mailserver: mailserver?,
             users: users?,
-        })
+        };
+        config.check_records()?;
+        Ok(config)
+    }
+
+    /// Refuses what no server writes and every tool would misread: an account with no name, and
+    /// two records of one account (names compare case-insensitively), which would have a tool
+    /// change the first and leave the second. Names the file and both lines.
+    fn check_records(&self) -> Result<(), ConfigError> {
+        let mut seen: std::collections::HashMap<(String, String), usize> =
+            std::collections::HashMap::new();
+        for u in self.users() {
+            let bad = |message: String| ConfigError::Structure {
+                path: self.users.path().to_owned(),
+                line: u.line(),
+                element: "listitem".into(),
+                message,
+            };
+            if u.name().trim().is_empty() {
+                return Err(bad(format!(
+                    "a {} record with no {}; fix or remove it, nothing was changed",
+                    USER.list, USER.name
+                )));
+            }
+            let key = (
+                u.name().to_ascii_lowercase(),
+                u.domain().to_ascii_lowercase(),
+            );
+            if let Some(first) = seen.insert(key, u.line()) {
+                return Err(bad(format!(
+                    "{}@{} has a second record (the first at line {first}); keep one, nothing was changed",
+                    u.name(),
+                    u.domain()
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn users(&self) -> impl Iterator<Item = User<'_>> {
