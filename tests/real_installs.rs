@@ -182,4 +182,15 @@ fn every_tool_works_on_an_install_in_every_real_shape_and_undo_brings_it_all_bac
             "{cfg} is still a link after undo"
         );
     }
+
+    // An in-place restore of the full backup (taken after the three changes) writes through
+    // the links too, and is itself undone.
+    ok(&s, "kc-backup", &["restore", "latest", "--in-place"]);
+    assert!(is_link(&s.root.join("users.cfg")));
+    let restored = std::fs::read_to_string(volume.join("users.cfg")).expect("users.cfg");
+    assert!(restored.contains("<variable name=\"Name\">anna.nelson</variable>"));
+    kc_testkit::compare_trees(&s.before.join("store"), &stale, &[]).expect("stale store untouched");
+    ok(&s, "kc-backup", &["undo", "--last"]);
+    s.assert_unchanged();
+    assert!(is_link(&s.root.join("users.cfg")) && is_link(&s.root.join("mailserver.cfg")));
 }

@@ -486,6 +486,8 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
         ("F20200103T000000Z", 2),
         ("F20200104T000000Z", 3),
         ("F20200105T000000Z", 4),
+        ("F20200106T000000Z", 5),
+        ("F20200107T000000Z", 6),
     ] {
         // Hand-made tar entries: `../escaped`, or a symlink out followed by a file through it.
         let mut raw = Vec::new();
@@ -521,8 +523,15 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
             // The reproduction of the safety issue: a link to the target's top, a second link
             // through it to a victim outside, then a directory entry (mode 0777) at the second
             // link (build 3), or a deletion below it (build 4).
-            entry(b"a/b/c/up", b'2', b"../../..", b"");
-            entry(b"x", b'2', b"a/b/c/up/../../../../victim", b"");
+            if build == 6 {
+                // A config file as a link out: later writers would edit the victim.
+                entry(b"users.cfg", b'2', b"/tmp/victim-users.cfg", b"");
+            } else if build == 5 {
+                entry(b"harmless", b'0', b"", b"");
+            } else {
+                entry(b"a/b/c/up", b'2', b"../../..", b"");
+                entry(b"x", b'2', b"a/b/c/up/../../../../victim", b"");
+            }
             if build == 3 {
                 entry(b"x/", b'5', b"", b"");
             }
@@ -539,7 +548,12 @@ fn a_malicious_archive_cannot_write_outside_the_target() {
             "scan_started": 0, "tool": "evil", "compression": "gzip", "level": 6, "mask": ["all"],
             "store_prefix": "store", "files": 1, "dirs": 0, "symlinks": 0, "bytes": 5, "archive_bytes": gz.len(),
             "chunks": [{"offset": 0, "length": gz.len(), "tar_offset": 0, "tar_length": raw.len(), "lead": 0}],
-            "deleted": if build == 4 { vec!["x/f"] } else { vec![] }
+            "deleted": match build {
+                4 => vec!["x/f"],
+                // The config files and the toolkit's own files are never a restore's to delete.
+                5 => vec!["users.cfg", "kc-journal/journal.jsonl"],
+                _ => vec![],
+            }
         });
         std::fs::write(format!("{}.json", archive.display()), meta.to_string()).expect("write");
 

@@ -182,6 +182,11 @@ impl Backup {
         sidecar(&self.archive, "json")
     }
 
+    /// The manifest: each file's SHA-256 (hex) and archive path.
+    pub fn manifest(&self) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
+        manifest::read(&self.manifest_path())
+    }
+
     /// Reads a backup from its archive path.
     pub fn open(archive: &Path) -> Result<Backup, ArchiveError> {
         let meta_path = sidecar(archive, "json");

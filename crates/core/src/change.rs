@@ -341,6 +341,34 @@ pub enum ChangeError {
     Escapes { path: PathBuf, why: String },
     #[error("the journal is not trustworthy: {0}")]
     BadJournal(String),
+    #[error(
+        "taking change {id} back failed part-way, and what it had put back was undone: the install is as it was before; fix the cause, then run `kc-backup undo {id}` again"
+    )]
+    TakeBackFailed {
+        id: String,
+        #[source]
+        source: Box<ChangeError>,
+    },
+    #[error(
+        "taking change {id} back failed part-way ({cause}), and putting back what it had done failed too; the install is half-way: fix the cause, then run `kc-backup undo {id}`"
+    )]
+    TakeBackStuck {
+        id: String,
+        cause: Box<ChangeError>,
+        #[source]
+        source: Box<ChangeError>,
+    },
+    #[error(
+        "step {step} ({what}) failed ({cause}), and rolling the change back failed too: change {id} is unfinished; every tool refuses until `kc-backup undo {id}` has run (fix the cause first)"
+    )]
+    RollbackFailed {
+        step: usize,
+        what: String,
+        id: String,
+        cause: Box<ChangeError>,
+        #[source]
+        source: Box<ChangeError>,
+    },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
@@ -521,6 +549,19 @@ fn check_journal(journal: &Journal) -> Result<(), String> {
     };
     if plan.touched() != journal.touched {
         return Err("its touched paths are not those of its steps".into());
+    }
+    // Undo cuts the appended bytes out of a log: they must be exactly the steps' own lines.
+    for a in &journal.appended {
+        let ours = undo::journal_lines(journal, &a.path);
+        if ours.is_empty()
+            || ours.len() as u64 != a.length
+            || crate::archive::sha256_hex(&ours) != a.sha256
+        {
+            return Err(format!(
+                "what it says it appended to {} is not its steps' lines",
+                a.path.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -871,7 +912,15 @@ fn run(
             .and_then(|()| run_step(install, step))
             .and_then(|()| check_step(install, step));
         if let Err(source) = outcome {
-            undo::roll_back(install, journal, backup, progress)?;
+            if let Err(failed) = undo::roll_back(install, journal, backup, progress) {
+                return Err(ChangeError::RollbackFailed {
+                    step: i + 1,
+                    what: step.describe(),
+                    id: journal.id.clone(),
+                    cause: Box::new(source),
+                    source: Box::new(failed),
+                });
+            }
             finish(install, journal)?;
             return Err(match source {
                 e @ ChangeError::ChangedSincePlan { .. } => e,
@@ -1055,6 +1104,10 @@ pub fn undo_with(
     let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
     let mut journal = undo_target(install, which)?;
     let backup = archive::find(backup_dir, &journal.backup)?;
+    check_backup_of(&journal, &backup)?;
+    for a in &journal.appended {
+        place(install, &a.path)?;
+    }
     let mut warnings = Vec::new();
     if journal.status == Status::Undoing {
         // An undo (or rollback) that was interrupted: finish it.
@@ -1106,6 +1159,52 @@ pub fn edited_since(install: &Install, journal: &Journal) -> Result<Vec<String>,
         return Ok(Vec::new());
     }
     undo::edited_since(install, journal)
+}
+
+/// Refuses a journal whose `backup` is not its own pre-change backup (edited to name another):
+/// every file a step replaced must be in the backup with the bytes the plan read.
+fn check_backup_of(journal: &Journal, backup: &Backup) -> Result<(), ChangeError> {
+    let bad = |why: String| ChangeError::BadJournal(format!("change {}: {why}", journal.id));
+    if backup.meta.kind != Kind::PreChange {
+        return Err(bad(format!(
+            "{} is not a pre-change backup",
+            backup.meta.id
+        )));
+    }
+    let expected: Vec<(&Path, &str)> = journal
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::WriteFile {
+                path,
+                expect: Expect::Sha256(h),
+                ..
+            } => Some((path.as_path(), h.as_str())),
+            _ => None,
+        })
+        .collect();
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let manifest: std::collections::HashMap<Vec<u8>, String> = backup
+        .manifest()?
+        .into_iter()
+        .map(|(h, p)| (p, h))
+        .collect();
+    for (path, want) in expected {
+        if manifest
+            .get(path.as_os_str().as_bytes())
+            .map(String::as_str)
+            != Some(want)
+        {
+            return Err(bad(format!(
+                "backup {} does not hold {} as the change read it",
+                backup.meta.id,
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A pre-change backup of what a forced undo is about to replace.

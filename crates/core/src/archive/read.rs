@@ -216,6 +216,12 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
                 String::from_utf8_lossy(&path)
             ));
         }
+        if kind.is_symlink() && is_top_config(&path) {
+            checked.damage.push(format!(
+                "{}: a config file stored as a symbolic link (kc-backup stores their content)",
+                String::from_utf8_lossy(&path)
+            ));
+        }
         if kind.is_symlink() {
             let target = entry.link_name_bytes().map(|t| t.into_owned());
             let target = target.as_deref().unwrap_or_default();
@@ -328,9 +334,9 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     }
     for encoded in &backup.meta.deleted {
         let path = decode_path(encoded);
-        if unsafe_path(&path) || below_link(&links, &path) {
+        if unsafe_path(&path) || below_link(&links, &path) || protected(&path) {
             report.damage.push(format!(
-                "{}: a deletion outside the install or below a symbolic link",
+                "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
                 String::from_utf8_lossy(&path)
             ));
         }
@@ -481,6 +487,21 @@ pub(crate) fn link_stays_inside(path: &[u8], target: &Path) -> bool {
     true
 }
 
+/// What no backup may delete or replace with a link: the config files, and the toolkit's own
+/// journal, lock and backups (a differential's `deleted` list names paths to remove).
+pub(crate) fn protected(path: &[u8]) -> bool {
+    let first = path.split(|&b| b == b'/').next().unwrap_or_default();
+    path.is_empty()
+        || path == b"."
+        || is_top_config(path)
+        || [
+            crate::install::JOURNAL_DIR.as_bytes(),
+            crate::install::BACKUP_DIR.as_bytes(),
+            crate::guard::LOCK_FILE.as_bytes(),
+        ]
+        .contains(&first)
+}
+
 /// `users.cfg` or `mailserver.cfg` at the top of the tree.
 fn is_top_config(rel: &[u8]) -> bool {
     rel == crate::config::schema::USERS_CFG.as_bytes()
@@ -620,6 +641,12 @@ pub fn restore(
             }
             // A link is restored as a link, whatever it points at: nothing below is ever
             // written through one (`link_on_the_way`).
+            if kind.is_symlink() && is_top_config(&path) {
+                return Err(ArchiveError::Escapes {
+                    path: options.to.join(OsStr::from_bytes(&path)),
+                    entry: format!("{shown}: a config file stored as a symbolic link"),
+                });
+            }
             let (dest, real_dest, rel) = target_of(&path);
             if rel.is_empty() {
                 fs_err::create_dir_all(dest).map_err(io_err(dest))?;
@@ -696,6 +723,15 @@ pub fn restore(
                     path: link,
                     entry: format!(
                         "{} (deleted): a symbolic link is on its way",
+                        String::from_utf8_lossy(&path)
+                    ),
+                });
+            }
+            if protected(&path) {
+                return Err(ArchiveError::Escapes {
+                    path: full.clone(),
+                    entry: format!(
+                        "{} (deleted): a config file or the toolkit's own files are never deleted by a restore",
                         String::from_utf8_lossy(&path)
                     ),
                 });

@@ -143,14 +143,12 @@ pub(crate) fn record_after(
     }
     journal.appended.clear();
     for (path, base) in log_bases {
-        let real = place(install, path)?;
-        let bytes = fs_err::read(&real).map_err(io_at(&real))?;
-        let added = bytes.get(*base as usize..).unwrap_or_default();
+        let ours = journal_lines(journal, path);
         journal.appended.push(Appended {
             path: path.clone(),
             offset: *base,
-            length: added.len() as u64,
-            sha256: crate::archive::sha256_hex(added),
+            length: ours.len() as u64,
+            sha256: crate::archive::sha256_hex(&ours),
         });
     }
     Ok(())
@@ -203,6 +201,13 @@ pub struct Swap {
     pub splice_logs: bool,
     /// Where the change ends up: rolled back or undone.
     pub then: Status,
+    /// Where it stays if the swap fails and is reversed.
+    #[serde(default = "default_before")]
+    pub before: Status,
+}
+
+fn default_before() -> Status {
+    Status::Done
 }
 
 fn beside(target: &Path, tag: &str, id: &str) -> PathBuf {
@@ -264,6 +269,7 @@ pub(crate) fn stage(
         rename_back: true,
         splice_logs: false,
         then: Status::Undone,
+        before: journal.status,
     };
     let result = (|| -> Result<(), ChangeError> {
         for dir in &swap.stages {
@@ -407,6 +413,8 @@ pub(crate) fn swap(
 }
 
 /// Finishes a journalled swap (again, after a crash). Returns warnings (logs left as they are).
+/// If a rename fails part-way (an immutable file, a disk gone read-only), everything already
+/// swapped is put back, the journal returns to where it was, and the error says so.
 pub(crate) fn finish_swap(
     install: &Install,
     journal: &mut Journal,
@@ -415,29 +423,55 @@ pub(crate) fn finish_swap(
         .swap
         .clone()
         .ok_or_else(|| ChangeError::BadJournal("an undo with nothing to swap".into()))?;
-    if swap.rename_back {
-        rename_back(install, journal)?;
-    }
-    for e in &swap.entries {
-        // Leftover temp files of an interrupted atomic write go too.
-        if let Some(Ok(entries)) = e.target.parent().map(std::fs::read_dir) {
-            for leftover in entries.flatten() {
-                if leftover
-                    .file_name()
-                    .as_bytes()
-                    .starts_with(TEMP_PREFIX.as_bytes())
-                {
-                    let _ = std::fs::remove_file(leftover.path());
-                }
+    let logs = if !swap.splice_logs {
+        Spliced::default()
+    } else {
+        match spliced_logs(install, journal) {
+            Ok(logs) => logs,
+            Err(cause) => {
+                // Nothing is swapped yet: the undo ends here, the install as it was.
+                discard(&swap);
+                journal.status = swap.before;
+                journal.swap = None;
+                save(install, journal)?;
+                return Err(ChangeError::TakeBackFailed {
+                    id: journal.id.clone(),
+                    source: Box::new(cause),
+                });
             }
         }
-        swap_one(e).map_err(io_at(&e.target))?;
-    }
-    let warnings = if swap.splice_logs {
-        splice_logs(install, journal)?
-    } else {
-        Vec::new()
     };
+    let outcome = (|| -> Result<(), ChangeError> {
+        if swap.rename_back {
+            rename_back(install, journal)?;
+        }
+        for e in &swap.entries {
+            remove_leftover_temps(&e.target);
+            swap_one(e).map_err(io_at(&e.target))?;
+        }
+        for (real, ..) in &logs.logs {
+            remove_leftover_temps(real);
+        }
+        logs.write()
+    })();
+    if let Err(cause) = outcome {
+        let reversed = reverse(install, journal, &swap, &logs);
+        discard(&swap);
+        journal.status = swap.before;
+        journal.swap = None;
+        save(install, journal)?;
+        return Err(match reversed {
+            Ok(()) => ChangeError::TakeBackFailed {
+                id: journal.id.clone(),
+                source: Box::new(cause),
+            },
+            Err(again) => ChangeError::TakeBackStuck {
+                id: journal.id.clone(),
+                cause: Box::new(cause),
+                source: Box::new(again),
+            },
+        });
+    }
     for e in &swap.entries {
         remove_any(&e.aside).map_err(io_at(&e.aside))?;
     }
@@ -446,12 +480,109 @@ pub(crate) fn finish_swap(
     }
     journal.status = swap.then;
     journal.swap = None;
-    Ok(warnings)
+    Ok(logs.warnings)
 }
 
-/// Cuts the change's lines out of each log it appended to, keeping what was written since.
-fn splice_logs(install: &Install, journal: &Journal) -> Result<Vec<String>, ChangeError> {
-    let mut warnings = Vec::new();
+/// Leftover temp files of an interrupted atomic write beside `target`.
+fn remove_leftover_temps(target: &Path) {
+    if let Some(Ok(entries)) = target.parent().map(std::fs::read_dir) {
+        for leftover in entries.flatten() {
+            if leftover
+                .file_name()
+                .as_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+            {
+                let _ = std::fs::remove_file(leftover.path());
+            }
+        }
+    }
+}
+
+/// Puts back what a failed swap had done: the old contents from their asides, the staged ones
+/// back into the stage, and the change's renames again.
+fn reverse(
+    install: &Install,
+    journal: &Journal,
+    swap: &Swap,
+    logs: &Spliced,
+) -> Result<(), ChangeError> {
+    logs.put_back()?;
+    for e in swap.entries.iter().rev() {
+        unswap_one(e).map_err(io_at(&e.target))?;
+    }
+    if swap.rename_back {
+        for step in journal.steps.iter().take(journal.done) {
+            if let Step::Rename { from, to } = step {
+                let on = |p: &Path| place_for(install, p, Act::OnEntry);
+                let (from, to) = (on(from)?, on(to)?);
+                if from.symlink_metadata().is_ok() && to.symlink_metadata().is_err() {
+                    fs_err::rename(&from, &to).map_err(io_at(&from))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The inverse of [`swap_one`], from wherever it stopped.
+fn unswap_one(e: &SwapEntry) -> std::io::Result<()> {
+    let there = e.target.symlink_metadata().ok();
+    let kept = e.aside.symlink_metadata().is_ok();
+    match &e.staged {
+        Some(staged) => {
+            let staged_free = staged.symlink_metadata().is_err();
+            match there {
+                // A file: its old bytes come back in one rename over it.
+                Some(m) if kept && !m.is_dir() => std::fs::rename(&e.aside, &e.target)?,
+                Some(_) if staged_free => {
+                    std::fs::rename(&e.target, staged)?;
+                    if kept {
+                        std::fs::rename(&e.aside, &e.target)?;
+                    }
+                }
+                None if kept => std::fs::rename(&e.aside, &e.target)?,
+                _ => {}
+            }
+        }
+        None => {
+            if kept && there.is_none() {
+                std::fs::rename(&e.aside, &e.target)?;
+            }
+        }
+    }
+    sync_parent(&e.target)
+}
+
+/// The logs of an undo: each log's bytes now and with the change's lines cut out.
+#[derive(Debug, Default)]
+struct Spliced {
+    logs: Vec<(PathBuf, Vec<u8>, Vec<u8>)>,
+    warnings: Vec<String>,
+}
+
+impl Spliced {
+    fn write(&self) -> Result<(), ChangeError> {
+        for (real, _, kept) in &self.logs {
+            write_atomic(real, kept, NewFile::LikeSiblings)?;
+        }
+        Ok(())
+    }
+
+    fn put_back(&self) -> Result<(), ChangeError> {
+        for (real, was, _) in &self.logs {
+            if std::fs::read(real).ok().as_ref() != Some(was) {
+                write_atomic(real, was, NewFile::LikeSiblings)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds the change's own lines in each log it appended to, where they are now (a log may have
+/// been rotated or trimmed at its head since), and prepares the log without them. The lines the
+/// server wrote since stay.
+fn spliced_logs(install: &Install, journal: &Journal) -> Result<Spliced, ChangeError> {
+    let mut out = Spliced::default();
     for a in &journal.appended {
         let real = place(install, &a.path)?;
         let bytes = match std::fs::read(&real) {
@@ -459,22 +590,42 @@ fn splice_logs(install: &Install, journal: &Journal) -> Result<Vec<String>, Chan
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_at(&real)(e)),
         };
-        let (start, end) = (a.offset as usize, (a.offset + a.length) as usize);
-        match bytes.get(start..end) {
-            Some(ours) if crate::archive::sha256_hex(ours) == a.sha256 => {
+        let ours = journal_lines(journal, &a.path);
+        if ours.is_empty() {
+            continue;
+        }
+        let at = bytes
+            .get(a.offset as usize..)
+            .filter(|rest| rest.starts_with(&ours))
+            .map(|_| a.offset as usize)
+            .or_else(|| memchr::memmem::find(&bytes, &ours));
+        match at {
+            Some(start) => {
                 let mut kept = bytes[..start].to_vec();
-                kept.extend_from_slice(&bytes[end..]);
-                write_atomic(&real, &kept, NewFile::LikeSiblings)?;
+                kept.extend_from_slice(&bytes[start + ours.len()..]);
+                out.logs.push((real, bytes, kept));
             }
-            // Already cut (a resumed undo), or the log was rotated or edited: leave it.
-            _ if bytes.len() < end || a.length == 0 => {}
-            _ => warnings.push(format!(
-                "{}: the change's lines are no longer where it wrote them; the log is left as it is",
+            None => out.warnings.push(format!(
+                "{}: the change's lines are no longer in it; the log is left as it is",
                 a.path.display()
             )),
         }
     }
-    Ok(warnings)
+    Ok(out)
+}
+
+/// The bytes the change's steps appended to `log`, in order.
+pub(crate) fn journal_lines(journal: &Journal, log: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for step in &journal.steps {
+        if let Step::AppendLine { path, line } = step
+            && path == log
+        {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 /// Puts the install back as it was before a change that failed part-way: every touched path
@@ -488,6 +639,7 @@ pub(crate) fn roll_back(
     let touched = journal.touched.clone();
     let mut staged = stage(install, journal, backup, &touched, progress)?;
     staged.then = Status::RolledBack;
+    staged.before = Status::Applying;
     swap(install, journal, staged)?;
     Ok(())
 }
