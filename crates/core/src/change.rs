@@ -991,19 +991,20 @@ fn finish(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
 
 /// The fault-injection seam (feature `fault-injection`, for tests only): with
 /// `KC_CRASH_AFTER_STEP=N`, the process dies right after step N is journalled, as a crash would.
-#[cfg(feature = "fault-injection")]
 fn crash_point(done: usize) {
-    if std::env::var("KC_CRASH_AFTER_STEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        == Some(done)
-    {
+    crash_if("KC_CRASH_AFTER_STEP", done);
+}
+
+/// With `fault-injection`: dies when the environment variable `var` holds `n`.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn crash_if(var: &str, n: usize) {
+    if std::env::var(var).ok().and_then(|v| v.parse().ok()) == Some(n) {
         std::process::abort();
     }
 }
 
 #[cfg(not(feature = "fault-injection"))]
-fn crash_point(_done: usize) {}
+pub(crate) fn crash_if(_var: &str, _n: usize) {}
 
 /// What [`undo`] took back.
 #[derive(Debug, Clone, serde::Serialize)]

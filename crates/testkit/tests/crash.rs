@@ -208,3 +208,76 @@ fn kill_9_at_random_instants_never_leaves_a_broken_install() {
     }
     eprintln!("killed before the journal / after finishing / mid-change then undone: {outcomes:?}");
 }
+
+#[test]
+fn a_crash_during_undo_leaves_every_config_file_and_the_next_undo_finishes_it() {
+    let (dir, root, address) = fixture(30, 2);
+    let before = dir.path().join("before");
+    cp(&root, &before);
+    assert!(run(&root, &address, None).status.success());
+    let done = dir.path().join("done");
+    cp(&root, &done);
+    let inst = install(&root);
+    let journal = change::journals(&inst)
+        .expect("journals")
+        .pop()
+        .expect("one");
+    // The logs are not swapped but have the change's lines cut out, after the swap.
+    let logs = journal
+        .steps
+        .iter()
+        .filter(|s| matches!(s, change::Step::AppendLine { .. }))
+        .count();
+    let paths = journal.touched.len() - logs;
+    assert!(paths >= 3, "a change of several paths: {paths}");
+    for n in 1..=paths {
+        let work = dir.path().join(format!("undo{n}"));
+        cp(&done, &work);
+        let out = Command::new(env!("CARGO_BIN_EXE_kc-crash-rename"))
+            .arg("--undo")
+            .arg(&work)
+            .env("KC_CRASH_IN_SWAP", n.to_string())
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "crashed after path {n} of the swap");
+        for cfg in ["users.cfg", "mailserver.cfg"] {
+            assert!(
+                work.join(cfg).is_file(),
+                "{cfg} is there after a crash at {n}"
+            );
+        }
+        let inst = install(&work);
+        assert_eq!(
+            change::journals(&inst)
+                .expect("journals")
+                .pop()
+                .map(|j| j.status),
+            Some(Status::Undoing)
+        );
+        // Every writer refuses meanwhile.
+        assert!(matches!(
+            change::check_unfinished(&inst),
+            Err(change::ChangeError::Unfinished { .. })
+        ));
+        change::undo(
+            &inst,
+            None,
+            &work.join("kc-backups"),
+            &work.join("no.pid"),
+            &Silent,
+        )
+        .expect("the next undo finishes it");
+        same_tree(&before, &work).unwrap_or_else(|d| panic!("crash at {n}, then undo: {d}"));
+        let leftovers: Vec<_> = walkdir::WalkDir::new(&work)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy();
+                name.starts_with(".kc-stage-") || name.starts_with(".kc-old-")
+            })
+            .map(|e| e.path().display().to_string())
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        std::fs::remove_dir_all(&work).expect("rm");
+    }
+}

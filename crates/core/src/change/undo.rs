@@ -445,9 +445,11 @@ pub(crate) fn finish_swap(
         if swap.rename_back {
             rename_back(install, journal)?;
         }
-        for e in &swap.entries {
+        for (i, e) in swap.entries.iter().enumerate() {
             remove_leftover_temps(&e.target);
             swap_one(e).map_err(io_at(&e.target))?;
+            // Tests only (`KC_CRASH_IN_SWAP=N`): die after the Nth path is swapped.
+            super::crash_if("KC_CRASH_IN_SWAP", i + 1);
         }
         for (real, ..) in &logs.logs {
             remove_leftover_temps(real);

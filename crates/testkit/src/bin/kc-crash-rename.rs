@@ -61,6 +61,22 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
 fn main() -> ExitCode {
     kc_cli::run("kc-crash-rename", || {
         let args: Vec<String> = std::env::args().skip(1).collect();
+        if let [flag, root] = args.as_slice()
+            && flag == "--undo"
+        {
+            // `kc-backup undo --last`, here so that KC_CRASH_IN_SWAP can stop it.
+            let root = Path::new(root);
+            let install = Install::locate(Some(root), None)?;
+            let undone = change::undo(
+                &install,
+                None,
+                &root.join("kc-backups"),
+                &root.join("no.pid"),
+                &Silent,
+            )?;
+            println!("{}", undone.change);
+            return Ok(kc_cli::Outcome::Success);
+        }
         let [root, address, new, line] = args.as_slice() else {
             anyhow::bail!("usage: kc-crash-rename ROOT USER@DOMAIN NEWNAME AUDIT-LINE");
         };
