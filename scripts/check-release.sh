@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --quiet
-bin=target/release
+bin="${CARGO_TARGET_DIR:-target}/release"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 "$bin/kc-fixture" --out "$dir/kerio" --demo >/dev/null
