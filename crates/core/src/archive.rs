@@ -309,6 +309,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     chunk::hex(&sha2::Sha256::digest(bytes))
 }
 
+/// The SHA-256 of a file's content, read as a stream (a mailbox may hold files larger than
+/// memory allows), and its length.
+pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher)?;
+    Ok((bytes, chunk::hex(&hasher.finalize())))
+}
+
 /// The UTC time stamp of names: `20261122T101500Z`.
 pub fn stamp(time: jiff::Timestamp) -> String {
     time.strftime("%Y%m%dT%H%M%SZ").to_string()

@@ -35,7 +35,7 @@ use crate::archive::{self, ArchiveError, Backup, CreateOptions, Kind};
 use crate::guard::{self, GuardError, InstallLock};
 use crate::install::{Install, JOURNAL_DIR};
 use crate::progress::Progress;
-use place::{Act, place, place_for};
+use place::{Act, place, place_for, sync_parent};
 
 /// What a file must hold when a step replaces it: the bytes the plan was made from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,8 +61,8 @@ impl Expect {
         Ok(match self {
             Expect::Any => true,
             Expect::Absent => real.symlink_metadata().is_err(),
-            Expect::Sha256(want) => match std::fs::read(real) {
-                Ok(bytes) => crate::archive::sha256_hex(&bytes) == *want,
+            Expect::Sha256(want) => match archive::sha256_file(real) {
+                Ok((_, have)) => have == *want,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
             },
@@ -207,21 +207,25 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// [`Plan::touched`] of some steps (a journal's too).
+fn touched(steps: &[Step]) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = steps
+        .iter()
+        .filter(|s| !matches!(s, Step::Rename { .. }))
+        .flat_map(|s| s.paths())
+        .map(Path::to_path_buf)
+        .collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 impl Plan {
     /// Every path whose contents the steps change, once each, sorted: what the pre-change backup
     /// holds. A rename changes no contents (it is taken back by renaming back), so its ends are
     /// left out; that is what keeps moving a 50 GB mailbox from copying it.
     pub fn touched(&self) -> Vec<PathBuf> {
-        let mut all: Vec<PathBuf> = self
-            .steps
-            .iter()
-            .filter(|s| !matches!(s, Step::Rename { .. }))
-            .flat_map(|s| s.paths())
-            .map(Path::to_path_buf)
-            .collect();
-        all.sort();
-        all.dedup();
-        all
+        touched(&self.steps)
     }
 
     /// The plan as lines, `WOULD …` when nothing will be done.
@@ -541,13 +545,7 @@ fn check_journal(journal: &Journal) -> Result<(), String> {
         }
     }
     // Undo acts on `touched`: it must be exactly what the steps touch.
-    let plan = Plan {
-        tool: String::new(),
-        description: String::new(),
-        steps: journal.steps.clone(),
-        warnings: Vec::new(),
-    };
-    if plan.touched() != journal.touched {
+    if touched(&journal.steps) != journal.touched {
         return Err("its touched paths are not those of its steps".into());
     }
     // Undo cuts the appended bytes out of a log: they must be exactly the steps' own lines.
@@ -569,16 +567,6 @@ fn check_journal(journal: &Journal) -> Result<(), String> {
 /// Whether something is at `path`, a link included even when it leads nowhere.
 fn is_there(path: &Path) -> bool {
     path.symlink_metadata().is_ok()
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent().map(std::fs::File::open) {
-        Some(Ok(dir)) => dir.sync_all(),
-        // Gone with its parent (a tree removed or moved aside): nothing left to sync.
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Some(Err(e)) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// Runs one step. Its paths were resolved and checked by `place` (through [`at`]).
@@ -770,11 +758,10 @@ fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), Ch
             _ => Act::Through,
         };
         for path in step.paths() {
-            place_for(install, path, act)?;
-        }
-        if let Step::WriteFile { path, expect, .. } = step {
-            let real = place(install, path)?;
-            if !expect.holds(&real).map_err(io_at(&real))? {
+            let real = place_for(install, path, act)?;
+            if let Step::WriteFile { expect, .. } = step
+                && !expect.holds(&real).map_err(io_at(&real))?
+            {
                 changed.push(path.display().to_string());
             }
         }
@@ -821,6 +808,26 @@ fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), Ch
     Ok(())
 }
 
+/// A verified `P` backup of exactly `paths` (logical), recording those that do not exist.
+fn pre_change_backup(
+    install: &Install,
+    paths: &[PathBuf],
+    backup_dir: &Path,
+    progress: &dyn Progress,
+) -> Result<Backup, ArchiveError> {
+    let options = CreateOptions {
+        kind: Kind::PreChange,
+        paths: Some(
+            paths
+                .iter()
+                .map(|p| p.as_os_str().as_bytes().to_vec())
+                .collect(),
+        ),
+        ..CreateOptions::default()
+    };
+    archive::create(install, backup_dir, &options, progress)
+}
+
 /// Applies a plan under a lock the caller took before it read what the plan is made from.
 pub fn apply_locked(
     install: &Install,
@@ -833,17 +840,8 @@ pub fn apply_locked(
     check_unfinished(install)?;
     preflight(install, plan, backup_dir)?;
     let touched = plan.touched();
-    let paths: Vec<Vec<u8>> = touched
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-    let options = CreateOptions {
-        kind: Kind::PreChange,
-        paths: Some(paths),
-        ..CreateOptions::default()
-    };
     let not_started = |e: ChangeError| ChangeError::NotStarted(Box::new(e));
-    let backup = archive::create(install, backup_dir, &options, progress)
+    let backup = pre_change_backup(install, &touched, backup_dir, progress)
         .map_err(|e| not_started(e.into()))?;
     let mut journal = Journal {
         id: backup.meta.id.replacen('P', "C", 1),
@@ -937,7 +935,7 @@ fn run(
         save(install, journal)?;
         crash_point(journal.done);
     }
-    undo::record_after(install, journal, &journal.log_bases.clone())?;
+    undo::record_after(install, journal)?;
     journal.status = Status::Done;
     finish(install, journal)?;
     Ok(Applied {
@@ -1215,19 +1213,11 @@ fn backup_current(
     backup_dir: &Path,
     progress: &dyn Progress,
 ) -> Result<String, ChangeError> {
-    let paths = journal
-        .touched
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
-    let options = CreateOptions {
-        kind: Kind::PreChange,
-        paths: Some(paths),
-        ..CreateOptions::default()
-    };
-    Ok(archive::create(install, backup_dir, &options, progress)?
-        .meta
-        .id)
+    Ok(
+        pre_change_backup(install, &journal.touched, backup_dir, progress)?
+            .meta
+            .id,
+    )
 }
 
 /// The Kerio log line for an action: `[DD/Mon/YYYY HH:MM:SS] kc-<tool> - <text>`, local time.

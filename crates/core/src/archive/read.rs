@@ -17,6 +17,7 @@ use super::chunk::hex;
 use super::{
     ArchiveError, Backup, ChunkMeta, Compression, Kind, Selection, decode_path, io_err, manifest,
 };
+use crate::config::schema::is_config_file;
 use crate::progress::{Progress, Unit};
 
 /// What `verify` found.
@@ -216,7 +217,7 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
                 String::from_utf8_lossy(&path)
             ));
         }
-        if kind.is_symlink() && is_top_config(&path) {
+        if kind.is_symlink() && is_config_file(&path) {
             checked.damage.push(format!(
                 "{}: a config file stored as a symbolic link (kc-backup stores their content)",
                 String::from_utf8_lossy(&path)
@@ -373,12 +374,7 @@ pub fn verify_against_live(
                 Ok(rest) => install.store.join(rest),
                 Err(_) => install.root.join(logical),
             };
-            // Hashed as a stream: a mailbox may hold files larger than memory allows.
-            let hashed = std::fs::File::open(&live).and_then(|mut f| {
-                let mut hasher = Sha256::new();
-                let bytes = std::io::copy(&mut f, &mut hasher)?;
-                Ok((bytes, hex(&hasher.finalize())))
-            });
+            let hashed = super::sha256_file(&live);
             let outcome = match hashed {
                 Ok((bytes, digest)) if digest == *want => (bytes, None),
                 Ok((bytes, _)) => (
@@ -493,19 +489,13 @@ pub(crate) fn protected(path: &[u8]) -> bool {
     let first = path.split(|&b| b == b'/').next().unwrap_or_default();
     path.is_empty()
         || path == b"."
-        || is_top_config(path)
+        || is_config_file(path)
         || [
             crate::install::JOURNAL_DIR.as_bytes(),
             crate::install::BACKUP_DIR.as_bytes(),
             crate::guard::LOCK_FILE.as_bytes(),
         ]
         .contains(&first)
-}
-
-/// `users.cfg` or `mailserver.cfg` at the top of the tree.
-fn is_top_config(rel: &[u8]) -> bool {
-    rel == crate::config::schema::USERS_CFG.as_bytes()
-        || rel == crate::config::schema::MAILSERVER_CFG.as_bytes()
 }
 
 /// The first existing component of `rel` below `dest` (the last one too, when `last` is set)
@@ -641,7 +631,7 @@ pub fn restore(
             }
             // A link is restored as a link, whatever it points at: nothing below is ever
             // written through one (`link_on_the_way`).
-            if kind.is_symlink() && is_top_config(&path) {
+            if kind.is_symlink() && is_config_file(&path) {
                 return Err(ArchiveError::Escapes {
                     path: options.to.join(OsStr::from_bytes(&path)),
                     entry: format!("{shown}: a config file stored as a symbolic link"),
@@ -667,7 +657,7 @@ pub fn restore(
                 .is_ok_and(|m| m.file_type().is_symlink());
             // The admin's symlinked users.cfg or mailserver.cfg (a Docker volume): written in
             // the link's target, the link kept.
-            let config_target = (is_link && kind.is_file() && is_top_config(&rel))
+            let config_target = (is_link && kind.is_file() && is_config_file(&rel))
                 .then(|| full.canonicalize().ok())
                 .flatten()
                 .filter(|t| t.is_file());

@@ -104,10 +104,6 @@ pub fn units(
     Ok((walker, out))
 }
 
-fn is_config_name(name: &std::ffi::OsStr) -> bool {
-    name == crate::config::schema::USERS_CFG || name == crate::config::schema::MAILSERVER_CFG
-}
-
 fn push_found(out: &mut Vec<Unit>, entries: Vec<Entry>, skipped: Vec<Skipped>) {
     if entries.is_empty() && skipped.is_empty() {
         return;
@@ -225,7 +221,10 @@ impl Walker {
             // The config files may be links the admin made (a Docker volume): their content is
             // what the backup must hold, not the link.
             let followed;
-            let meta = if depth == 0 && meta.file_type().is_symlink() && is_config_name(name) {
+            let meta = if depth == 0
+                && meta.file_type().is_symlink()
+                && crate::config::schema::is_config_file(name.as_bytes())
+            {
                 followed = fs_err::metadata(child).map_err(io_err(child))?;
                 &followed
             } else {

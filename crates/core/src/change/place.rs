@@ -11,11 +11,11 @@
 //! its siblings' (or is private, for the toolkit's own files).
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::ChangeError;
-use crate::config::schema::{MAILSERVER_CFG, USERS_CFG};
 use crate::install::{Install, is_plain_relative};
 
 /// Temp files of atomic writes start so; a crash can leave one, and taking a change back removes it.
@@ -42,7 +42,18 @@ pub(crate) fn allowed_roots(install: &Install) -> Vec<PathBuf> {
 
 /// Whether `logical` names one of the two config files, which may be links the admin made.
 pub(crate) fn is_config_file(logical: &Path) -> bool {
-    logical == Path::new(USERS_CFG) || logical == Path::new(MAILSERVER_CFG)
+    crate::config::schema::is_config_file(logical.as_os_str().as_bytes())
+}
+
+/// Fsyncs the directory holding `path`, so that a rename or removal in it is durable. A
+/// directory gone with its parent (a tree removed or moved aside) has nothing left to sync.
+pub(crate) fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent().map(std::fs::File::open) {
+        Some(Ok(dir)) => dir.sync_all(),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// How a step acts on the last component of its path.

@@ -17,11 +17,12 @@
 //! since stay.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::place::{Act, NewFile, TEMP_PREFIX, is_config_file, place, place_for, write_atomic};
+use super::place::{
+    Act, NewFile, TEMP_PREFIX, is_config_file, place, place_for, sync_parent, write_atomic,
+};
 use super::{ChangeError, Journal, Status, Step, io_at, save};
 use crate::archive::{self, ArchiveError, Backup, RestoreOptions, Selection, decode_path};
 use crate::install::Install;
@@ -63,21 +64,6 @@ pub struct Appended {
     pub sha256: String,
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
-}
-
 /// What is at `real` now.
 pub(crate) fn state_of(real: &Path) -> std::io::Result<State> {
     use sha2::Digest;
@@ -94,7 +80,7 @@ pub(crate) fn state_of(real: &Path) -> std::io::Result<State> {
     }
     if meta.is_file() {
         return Ok(State::File {
-            sha256: sha256_file(real)?,
+            sha256: archive::sha256_file(real)?.1,
         });
     }
     let mut h = sha2::Sha256::new();
@@ -126,11 +112,7 @@ pub(crate) fn log_paths(steps: &[Step]) -> Vec<PathBuf> {
 }
 
 /// Records, at the end of a change, what each touched path holds and what each log got.
-pub(crate) fn record_after(
-    install: &Install,
-    journal: &mut Journal,
-    log_bases: &[(PathBuf, u64)],
-) -> Result<(), ChangeError> {
+pub(crate) fn record_after(install: &Install, journal: &mut Journal) -> Result<(), ChangeError> {
     let logs = log_paths(&journal.steps);
     journal.after.clear();
     for path in journal.touched.iter().filter(|p| !logs.contains(p)) {
@@ -141,16 +123,19 @@ pub(crate) fn record_after(
             state,
         });
     }
-    journal.appended.clear();
-    for (path, base) in log_bases {
-        let ours = journal_lines(journal, path);
-        journal.appended.push(Appended {
-            path: path.clone(),
-            offset: *base,
-            length: ours.len() as u64,
-            sha256: crate::archive::sha256_hex(&ours),
-        });
-    }
+    journal.appended = journal
+        .log_bases
+        .iter()
+        .map(|(path, base)| {
+            let ours = journal_lines(journal, path);
+            Appended {
+                path: path.clone(),
+                offset: *base,
+                length: ours.len() as u64,
+                sha256: crate::archive::sha256_hex(&ours),
+            }
+        })
+        .collect();
     Ok(())
 }
 
@@ -359,16 +344,6 @@ fn rename_back(install: &Install, journal: &Journal) -> Result<(), ChangeError> 
         }
     }
     Ok(())
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    match path.parent().map(std::fs::File::open) {
-        Some(Ok(dir)) => dir.sync_all(),
-        // Gone with its parent (a tree moved aside): nothing left to sync.
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Some(Err(e)) => Err(e),
-        None => Ok(()),
-    }
 }
 
 /// One entry's swap; each part is skipped when an earlier run did it, so a re-run finishes.

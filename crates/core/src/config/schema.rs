@@ -183,6 +183,12 @@ pub const MAILING_LIST: MailingListNames = MailingListNames {
     moderators: "Moderators",
 };
 
+/// Whether an install-relative path (bytes) is `users.cfg` or `mailserver.cfg`: the two files
+/// an admin may have made links into a volume, which the toolkit follows to their content.
+pub fn is_config_file(path: &[u8]) -> bool {
+    path == USERS_CFG.as_bytes() || path == MAILSERVER_CFG.as_bytes()
+}
+
 /// `<table name="Directories">` in mailserver.cfg: where the store and its siblings live
 /// [C: the vendor's staff script reads `.//table[@name='Directories']/variable[@name='StoreDir']`,
 /// `ArchiveDir` and `BackupDir`]. Absolute, or relative to the install root; often outside it.
