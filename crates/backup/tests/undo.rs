@@ -27,15 +27,7 @@ fn fixture() -> Fixture {
     .expect("fixture");
     let root = dir.path().join("kerio");
     let before = dir.path().join("before");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&root)
-            .arg(&before)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&root, &before);
     Fixture {
         _dir: dir,
         root,
@@ -406,15 +398,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         return;
     };
     let root = disk.0.path().join("kerio");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&f.before)
-            .arg(&root)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&f.before, &root);
     let backups = f.root.join("kc-backups-elsewhere");
     let big = |bytes: usize| Plan {
         tool: "kc-test".into(),
@@ -704,30 +688,14 @@ fn a_full_disk_during_undo_leaves_the_change_in_place_and_a_later_undo_finishes(
         return;
     };
     let root = disk.0.path().join("kerio");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&f.before)
-            .arg(&root)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&f.before, &root);
     // A mailbox with a big message, removed by the change; backups on another disk.
     let who = some_user(&root);
     let (name, domain) = who.split_once('@').expect("address");
     let mailbox = root.join("store/mail").join(domain).join(name);
     std::fs::write(mailbox.join("INBOX/big.eml"), vec![b'x'; 6 << 20]).expect("big");
     let before = f._dir.path().join("before-big");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&root)
-            .arg(&before)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&root, &before);
     let backups = f._dir.path().join("backups");
     kc_user(&root)
         .arg("--backup-dir")
@@ -736,15 +704,7 @@ fn a_full_disk_during_undo_leaves_the_change_in_place_and_a_later_undo_finishes(
         .assert()
         .success();
     let after = f._dir.path().join("after-remove");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&root)
-            .arg(&after)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&root, &after);
     // Fill the disk so that the mailbox cannot be staged back.
     let filler = disk.0.path().join("filler");
     let _ = Std::new("fallocate")
@@ -918,15 +878,7 @@ fn a_store_outside_the_root_and_a_symlinked_users_cfg_are_changed_and_undone_in_
         let to = base.join(tag);
         std::fs::create_dir_all(&to).expect("mkdir");
         for (from, name) in [(&f.root, "root"), (&store, "store"), (&volume, "volume")] {
-            assert!(
-                Std::new("cp")
-                    .arg("-a")
-                    .arg(from)
-                    .arg(to.join(name))
-                    .status()
-                    .expect("cp")
-                    .success()
-            );
+            kc_testkit::copy_tree(from, &to.join(name));
         }
         to
     };
@@ -1070,15 +1022,7 @@ fn an_undo_that_cannot_finish_puts_back_what_it_did_and_says_so() {
         .assert()
         .success();
     let after = f._dir.path().join("after");
-    assert!(
-        Std::new("cp")
-            .arg("-a")
-            .arg(&f.root)
-            .arg(&after)
-            .status()
-            .expect("cp")
-            .success()
-    );
+    kc_testkit::copy_tree(&f.root, &after);
     // A log that became a link out: refused before anything is swapped.
     let log = f.root.join("store/logs/config.log");
     let kept = std::fs::read(&log).expect("log");

@@ -531,25 +531,6 @@ fn a_case_only_rename_to_the_directorys_spelling_moves_nothing() {
     s.assert_unchanged();
 }
 
-/// Folder-level files (status.fld, folder.map, acl.fld, sub.fld) under `mail` whose text names
-/// `needle`, relative to `root`.
-fn naming(root: &Path, needle: &str) -> Vec<PathBuf> {
-    kc_core::store::folder_level_files(
-        &root.join("store/mail"),
-        &["status.fld", "folder.map", "acl.fld", "sub.fld"],
-    )
-    .expect("walk")
-    .into_iter()
-    .filter(|f| {
-        std::fs::read_to_string(f)
-            .expect("read")
-            .to_lowercase()
-            .contains(needle)
-    })
-    .map(|f| f.strip_prefix(root).expect("under").to_path_buf())
-    .collect()
-}
-
 #[test]
 fn a_rename_rewrites_public_acl_fld_and_every_sub_fld_and_undo_takes_it_back() {
     let s = Scratch::new(&Options {
@@ -571,7 +552,7 @@ fn a_rename_rewrites_public_acl_fld_and_every_sub_fld_and_undo_takes_it_back() {
         read(&s.before, global_acl),
         "Aanelson@example.com lrswipkxte\nArstewart@example.com lr\nAlhill@example.com lr\nApnelson@example.org lrswipkxte\nAmwood@example.org lr\nAlclark@example.org lr\n"
     );
-    let subs: Vec<PathBuf> = naming(&s.before, "pnelson@example.org")
+    let subs: Vec<PathBuf> = kc_testkit::share_files_naming(&s.before, "pnelson@example.org")
         .into_iter()
         .filter(|p| p.ends_with("sub.fld"))
         .collect();
@@ -611,14 +592,14 @@ fn a_rename_rewrites_public_acl_fld_and_every_sub_fld_and_undo_takes_it_back() {
         .changed()
         .into_iter()
         .partition(|p| p.starts_with(mail.join("pnelson")) || p.starts_with(mail.join("peter")));
-    let mut want = naming(&s.before, "pnelson@example.org");
+    let mut want = kc_testkit::share_files_naming(&s.before, "pnelson@example.org");
     want.retain(|p| !p.starts_with(mail.join("pnelson")));
     want.extend(["mailserver.cfg", "store/logs/config.log", "users.cfg"].map(PathBuf::from));
     want.sort();
     assert_eq!(other, want);
     // Only the near misses of the planted file still hold the old name's letters.
     assert_eq!(
-        naming(&s.root, "pnelson@example.org"),
+        kc_testkit::share_files_naming(&s.root, "pnelson@example.org"),
         [PathBuf::from(domain_acl)]
     );
     let log = s.read("store/logs/config.log");

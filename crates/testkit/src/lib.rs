@@ -25,7 +25,10 @@ mod mailbox;
 mod scratch;
 mod text;
 
-pub use scratch::{LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, differences};
+pub use scratch::{
+    LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, copy_tree, differences,
+    share_files_naming,
+};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -115,7 +115,8 @@ pub struct Scratch {
     pub siblings: Vec<(PathBuf, PathBuf)>,
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// `cp -a FROM TO`: a copy keeping modes, times, owners and links, for snapshots in tests.
+pub fn copy_tree(from: &Path, to: &Path) {
     let copied = std::process::Command::new("cp")
         .arg("-a")
         .arg(from)
@@ -215,6 +216,25 @@ impl Scratch {
         let path = self.root.join(rel);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
+}
+
+/// The folder-level share files (`status.fld`, `folder.map`, `acl.fld`, `sub.fld`) under
+/// `<root>/store/mail` whose text names `needle` (compared in lower case), relative to `root`.
+pub fn share_files_naming(root: &Path, needle: &str) -> Vec<PathBuf> {
+    kc_core::store::folder_level_files(
+        &root.join("store/mail"),
+        &["status.fld", "folder.map", "acl.fld", "sub.fld"],
+    )
+    .expect("walk")
+    .into_iter()
+    .filter(|f| {
+        std::fs::read_to_string(f)
+            .expect("read")
+            .to_lowercase()
+            .contains(needle)
+    })
+    .map(|f| f.strip_prefix(root).expect("under").to_path_buf())
+    .collect()
 }
 
 /// The path of a workspace binary next to the running test's executable (`target/<profile>/`).

@@ -11,16 +11,18 @@ use kc_testkit::Options;
 
 const LINE: &str = "[22/Nov/2026 02:00:00] kc-crash-rename - Rename User: Name='x'";
 
-fn cp(from: &Path, to: &Path) {
-    assert!(
-        Command::new("cp")
-            .arg("-a")
-            .arg(from)
-            .arg(to)
-            .status()
-            .expect("cp")
-            .success()
-    );
+use kc_testkit::copy_tree as cp;
+
+/// `kc-backup undo --last` on the install at `root`.
+fn undo_last(root: &Path) -> change::Undone {
+    change::undo(
+        &install(root),
+        None,
+        &root.join("kc-backups"),
+        &root.join("no.pid"),
+        &Silent,
+    )
+    .expect("undo --last")
 }
 
 fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
@@ -115,14 +117,7 @@ fn a_crash_after_any_step_is_undone_or_resumed_byte_for_byte() {
 
         let twin = dir.path().join(format!("twin{k}"));
         cp(&crashed, &twin);
-        change::undo(
-            &install(&crashed),
-            None,
-            &crashed.join("kc-backups"),
-            &crashed.join("no.pid"),
-            &Silent,
-        )
-        .expect("undo");
+        undo_last(&crashed);
         same_tree(&before, &crashed).unwrap_or_else(|d| panic!("crash after step {k}, undo: {d}"));
         change::resume(
             &install(&twin),
@@ -191,14 +186,7 @@ fn kill_9_at_random_instants_never_leaves_a_broken_install() {
                 outcomes[1] += 1;
             }
             Some(_) => {
-                change::undo(
-                    &inst,
-                    None,
-                    &work.join("kc-backups"),
-                    &work.join("no.pid"),
-                    &Silent,
-                )
-                .expect("undo --last");
+                undo_last(&work);
                 same_tree(&before, &work)
                     .unwrap_or_else(|d| panic!("round {round}: undo after kill: {d}"));
                 outcomes[2] += 1;
@@ -259,14 +247,7 @@ fn a_crash_during_undo_leaves_every_config_file_and_the_next_undo_finishes_it() 
             change::check_unfinished(&inst),
             Err(change::ChangeError::Unfinished { .. })
         ));
-        change::undo(
-            &inst,
-            None,
-            &work.join("kc-backups"),
-            &work.join("no.pid"),
-            &Silent,
-        )
-        .expect("the next undo finishes it");
+        undo_last(&work);
         same_tree(&before, &work).unwrap_or_else(|d| panic!("crash at {n}, then undo: {d}"));
         let leftovers: Vec<_> = walkdir::WalkDir::new(&work)
             .into_iter()

@@ -342,24 +342,6 @@ fn a_store_outside_the_root_is_listed_changed_and_undone() {
     kc_testkit::compare_trees(&before, &elsewhere, &[]).expect("the store is back byte for byte");
 }
 
-/// Folder-level files under `mail` naming `address` (lower case), relative to `root`.
-fn naming(root: &Path, address: &str) -> Vec<PathBuf> {
-    kc_core::store::folder_level_files(
-        &root.join("store/mail"),
-        &["status.fld", "folder.map", "acl.fld", "sub.fld"],
-    )
-    .expect("walk")
-    .into_iter()
-    .filter(|f| {
-        std::fs::read_to_string(f)
-            .expect("read")
-            .to_lowercase()
-            .contains(address)
-    })
-    .map(|f| f.strip_prefix(root).expect("under").to_path_buf())
-    .collect()
-}
-
 #[test]
 fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
     let s = Scratch::new(&Options {
@@ -380,7 +362,7 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
         .expect("write");
     }
     let global_acl = "store/mail/#public/acl.fld";
-    let subs: Vec<PathBuf> = naming(&s.before, "~pnelson@example.org/")
+    let subs: Vec<PathBuf> = kc_testkit::share_files_naming(&s.before, "~pnelson@example.org/")
         .into_iter()
         .filter(|p| p.ends_with("sub.fld"))
         .collect();
@@ -435,7 +417,7 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
         assert_eq!(s.read(sub), want, "{}", sub.display());
     }
     // Nothing outside the kept mailbox names it any more, but the near miss.
-    let left: Vec<PathBuf> = naming(&s.root, "pnelson@example.org")
+    let left: Vec<PathBuf> = kc_testkit::share_files_naming(&s.root, "pnelson@example.org")
         .into_iter()
         .filter(|p| !p.starts_with("store/mail/example.org/pnelson"))
         .collect();
