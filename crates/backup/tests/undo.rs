@@ -736,6 +736,13 @@ fn a_full_disk_during_undo_leaves_the_change_in_place_and_a_later_undo_finishes(
         "{}",
         stderr(&out)
     );
+    assert!(
+        stderr(&out).starts_with("kc-backup: error: undo of change C")
+            && stderr(&out)
+                .contains(" could not start: nothing was changed, the change is still in effect;"),
+        "{}",
+        stderr(&out)
+    );
     kc_testkit::compare_trees(&after, &root, &["kc-journal", ".kc.lock"])
         .expect("as after the change: the undo changed nothing");
 

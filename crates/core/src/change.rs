@@ -346,6 +346,14 @@ pub enum ChangeError {
     #[error("the journal is not trustworthy: {0}")]
     BadJournal(String),
     #[error(
+        "undo of change {id} could not start: nothing was changed, the change is still in effect; fix the cause (room on the disk?), then run `kc-backup undo {id}` again"
+    )]
+    UndoNotStarted {
+        id: String,
+        #[source]
+        source: Box<ChangeError>,
+    },
+    #[error(
         "taking change {id} back failed part-way, and what it had put back was undone: the install is as it was before; fix the cause, then run `kc-backup undo {id}` again"
     )]
     TakeBackFailed {
@@ -1134,7 +1142,13 @@ pub fn undo_with(
             .filter(|p| !(done && logs.contains(p)))
             .cloned()
             .collect();
-        let mut staged = undo::stage(install, &journal, &backup, &paths, progress)?;
+        let mut staged =
+            undo::stage(install, &journal, &backup, &paths, progress).map_err(|e| {
+                ChangeError::UndoNotStarted {
+                    id: journal.id.clone(),
+                    source: Box::new(e),
+                }
+            })?;
         staged.splice_logs = done;
         warnings.extend(undo::swap(install, &mut journal, staged)?);
     }
