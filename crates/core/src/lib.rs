@@ -17,10 +17,12 @@
 //! - [`user`] plans disabling, enabling and removing accounts, and lists them.
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
+//! - [`audit`] writes what the tools change into the server's own Config and Warning logs.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
 pub mod archive;
+pub mod audit;
 pub mod change;
 pub mod config;
 pub mod guard;
