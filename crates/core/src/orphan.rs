@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::account::{self, AccountError, Address, Layout};
-use crate::change::{Plan, Step, audit_line};
+use crate::audit;
+use crate::change::{Plan, Step};
 use crate::config::schema::USER;
 use crate::config::{Config, ConfigError};
 use crate::install::Install;
@@ -248,6 +249,12 @@ pub fn scan(
         let Some(domain) = config.domain(&dname) else {
             measure.push(found.len());
             found.push(blank(Kind::OrphanDomain, &dname, "", &domain_dir.path));
+            // Each mailbox in it is an orphan too: it can be moved out on its own.
+            for mb in store::mailboxes(&domain_dir)? {
+                let name = mb.name.to_string_lossy().into_owned();
+                measure.push(found.len());
+                found.push(blank(Kind::OrphanMailbox, &dname, &name, &mb.path));
+            }
             continue;
         };
         let mapped = domain.mapped();
@@ -326,9 +333,21 @@ pub fn scan(
     }
     let now = SystemTime::now();
     found.retain(|f| filter.keeps(f, now));
+    // The mailboxes of an orphan domain right under its row (its name is empty: first).
+    let orphan_domains: HashSet<String> = found
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanDomain)
+        .map(|f| f.domain.to_ascii_lowercase())
+        .collect();
+    let group = |f: &Finding| match f.kind {
+        Kind::OrphanMailbox if orphan_domains.contains(&f.domain.to_ascii_lowercase()) => {
+            Kind::OrphanDomain
+        }
+        kind => kind,
+    };
     found.sort_by(|a, b| {
-        (a.kind, a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-            b.kind,
+        (group(a), a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
+            group(b),
             b.domain.to_ascii_lowercase(),
             &b.name,
             &b.path,
@@ -366,10 +385,13 @@ pub fn plan(
     let mut lines = Vec::new();
     let mut warning_lines = Vec::new();
     let mut problems = Vec::new();
-    // An orphan domain has no account to move its mailboxes to or create in it: it can only be
-    // archived.
+    let mut skipped = Vec::new();
+    // An orphan domain directory is archived whole; its mailboxes are also findings of their
+    // own, for a transfer (or an archive of only some, with --user).
+    let mut archived_domains: Vec<&str> = Vec::new();
     if *action == Resolve::Archive {
         for f in findings.iter().filter(|f| f.kind == Kind::OrphanDomain) {
+            archived_domains.push(&f.domain);
             late.push(Step::RemoveDir {
                 path: f.rel.clone(),
             });
@@ -399,6 +421,11 @@ pub fn plan(
             domain: f.domain.clone(),
         };
         match action {
+            // Archived with its whole domain.
+            Resolve::Archive
+                if archived_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&f.domain)) => {}
             Resolve::Archive => {
                 late.push(Step::RemoveDir {
                     path: f.rel.clone(),
@@ -418,6 +445,12 @@ pub fn plan(
                     }
                 }
                 lines.push(format!("Move orphan mailbox '{addr}' to '{to}'"));
+            }
+            Resolve::Adopt if config.domain(&addr.domain).is_none() => {
+                skipped.push(format!(
+                    "{addr}: not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
+                    addr.domain
+                ));
             }
             Resolve::Adopt => {
                 if let Err(why) = account::check_name(&addr.name) {
@@ -441,11 +474,12 @@ pub fn plan(
                         (USER.data_source, "0"),
                     ],
                 )?;
-                lines.push(format!(
-                    "Add User '{addr}': Account_enabled='0', Password='xxxxxx' (adopts an orphan mailbox; set a password before enabling it)"
-                ));
             }
         }
+    }
+    // Nothing else to adopt: what was skipped is the answer, not an all-clear.
+    if !config.users.is_modified() {
+        problems.append(&mut skipped);
     }
     if !problems.is_empty() {
         return Err(OrphanError::Refused(problems));
@@ -454,18 +488,15 @@ pub fn plan(
         steps.insert(0, Step::save_document("users.cfg", &config.users));
     }
     steps.extend(late);
-    for line in lines.iter().chain(&warning_lines) {
-        steps.push(Step::AppendLine {
-            path: layout.config_log(),
-            line: audit_line(TOOL, line),
-        });
-    }
-    for line in &warning_lines {
-        steps.push(Step::AppendLine {
-            path: layout.warning_log(),
-            line: audit_line(TOOL, line),
-        });
-    }
+    let mut config_lines = audit::config_changes(&config);
+    config_lines.extend(lines);
+    config_lines.extend(warning_lines.iter().cloned());
+    steps.extend(audit::steps(
+        &layout.logs,
+        TOOL,
+        &config_lines,
+        &warning_lines,
+    ));
     let domains = findings
         .iter()
         .filter(|f| f.kind == Kind::OrphanDomain)
@@ -478,9 +509,9 @@ pub fn plan(
     };
     Ok(Plan {
         tool: TOOL.into(),
-        description: format!("{verb} {} orphan mailboxes", orphans.len()),
+        description: format!("{verb} {} orphan mailboxes", orphans.len() - skipped.len()),
         steps,
-        warnings: Vec::new(),
+        warnings: skipped,
     })
 }
 

@@ -14,7 +14,10 @@ use kc_core::user::{self, Action, MailboxFate};
 ///
 /// A disabled account cannot log in but keeps every message and setting. Removal keeps, deletes
 /// or moves the mailbox, as the administration console offers; removals are logged in
-/// warning.log. A verified backup of everything touched is taken first.
+/// warning.log. As in the console, an account mapped from a directory service can be disabled
+/// and enabled, and removing one only disables it. Changes are written to config.log in the
+/// server's own form (insert/update/delete User set …). A verified backup of everything touched
+/// is taken first.
 ///
 /// Examples:
 ///   kc-user list --domain example.com
@@ -51,9 +54,11 @@ enum Command {
         #[arg(required = true, value_name = "ADDR")]
         addresses: Vec<String>,
         /// keep (re-attached if the name is created again), delete, or transfer:USER@DOMAIN
-        /// (moved under that account as folder "Deleted mailbox — <user>@<domain>")
+        /// (moved under that account as folder "Deleted mailbox — <user>@<domain>"). Required
+        /// for a local account; an account mapped from a directory service is only disabled, as
+        /// the console does, and its mailbox is left alone unless this is given
         #[arg(long, value_name = "FATE", value_parser = parse_fate)]
-        mailbox: MailboxFate,
+        mailbox: Option<MailboxFate>,
         /// Also remove group memberships, mailing-list entries, aliases delivering only to
         /// them, other users' forwards, and folder sharing naming them (else: warnings)
         #[arg(long)]
