@@ -61,11 +61,29 @@ pub fn record(change: &RecordChange) -> String {
 
 /// `Name='value'`, a quote in the value doubled; `Password=xxxxxx` for a secret.
 fn assignment(name: &str, value: &str) -> String {
-    if schema::SECRET.contains(&name) {
+    if is_secret(name, value) {
         format!("{name}=xxxxxx")
     } else {
-        format!("{name}='{}'", value.replace('\'', "''"))
+        format!("{name}={}", quoted(value))
     }
+}
+
+/// A secret: a variable [`schema::SECRET`] names (in any case), or any value in one of the
+/// server's password forms (`D3S:` is reversible, `NUL:` is clear text, `SHA:` a hash), whatever
+/// the variable is called.
+pub fn is_secret(name: &str, value: &str) -> bool {
+    schema::SECRET.iter().any(|s| s.eq_ignore_ascii_case(name))
+        || schema::PASSWORD_FORMS.iter().any(|f| {
+            value
+                .trim_start()
+                .get(..f.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(f))
+        })
+}
+
+/// `'text'`, a quote inside doubled: a name in a log line that cannot end its quotes early.
+pub fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The steps that append these lines to the Config log and the Warning log in `logs`: one step
@@ -148,6 +166,34 @@ mod tests {
         assert_eq!(
             doc.record_changes().iter().map(record).collect::<Vec<_>>(),
             ["update User set Name='john' where Name='jdoe', Domain='example.com'"]
+        );
+    }
+
+    #[test]
+    fn secrets_by_any_name_or_form_and_records_without_a_key_are_never_ambiguous() {
+        for (name, value) in [
+            ("pin", "9876"),
+            ("Pin", "5555"),
+            ("password", "x"),
+            ("ExtraPassword", "D3S:d1ca"),
+            ("Whatever", "nul:secret"),
+            ("Hash", "SHA:0011"),
+        ] {
+            assert_eq!(assignment(name, value), format!("{name}=xxxxxx"));
+        }
+        assert_eq!(assignment("FullName", "Nul Point"), "FullName='Nul Point'");
+        assert_eq!(assignment("FullName", "O'Neil"), "FullName='O''Neil'");
+
+        let text = "<config>\n  <list name=\"MailingList\">\n    <listitem>\n      <variable name=\"Name\">announce</variable>\n      <variable name=\"Members\">a@x.test,b@x.test</variable>\n    </listitem>\n  </list>\n</config>\n";
+        let mut doc =
+            Document::parse(Path::new("mailserver.cfg"), text.as_bytes().to_vec()).expect("parses");
+        let id = doc.items("MailingList").next().expect("one").id();
+        doc.set(id, "Members", "a@x.test").expect("set");
+        assert_eq!(
+            doc.record_changes().iter().map(record).collect::<Vec<_>>(),
+            [
+                "update MailingList set Members='a@x.test' where Name='announce', Members='a@x.test,b@x.test'"
+            ]
         );
     }
 

@@ -541,18 +541,26 @@ impl Document {
                         .map(|v| (v.name(source).to_owned(), v.value(source).to_owned()))
                         .collect::<Vec<_>>()
                 };
-                // The record as the file names it: its Name and Domain (the `where` of the log).
+                // The record as the file names it: its Name and Domain (the `where` of the log);
+                // a record lacking one is named by every variable it had, so that the line never
+                // reads as a change to other records too.
                 let key = || {
-                    item.vars
-                        .iter()
-                        .filter_map(|v| {
-                            let name = v.name(source);
-                            let original = v.original.as_ref()?.value.as_str(source);
-                            crate::config::schema::RECORD_KEY
-                                .contains(&name)
-                                .then(|| (name.to_owned(), original.to_owned()))
+                    let original = || {
+                        item.vars.iter().filter_map(|v| {
+                            let value = v.original.as_ref()?.value.as_str(source);
+                            Some((v.name(source).to_owned(), value.to_owned()))
                         })
-                        .collect::<Vec<_>>()
+                    };
+                    let key: Vec<_> = original()
+                        .filter(|(name, _)| {
+                            crate::config::schema::RECORD_KEY.contains(&name.as_str())
+                        })
+                        .collect();
+                    if key.len() == crate::config::schema::RECORD_KEY.len() {
+                        key
+                    } else {
+                        original().collect()
+                    }
                 };
                 let (action, vars) = match (&item.span, item.removed) {
                     (None, true) => continue,

@@ -381,7 +381,7 @@ pub fn plan(
             .users()
             .filter(|u| u.enabled())
             .filter(|u| {
-                let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+                let mapped = config.is_mapped(u);
                 !mapped || install.mail_dir().join(u.domain()).join(u.name()).is_dir()
             })
             .count();

@@ -32,7 +32,7 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenameError {
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -271,7 +271,7 @@ pub fn plan(
         };
         new.domain = new_domain.name().to_owned();
         let new_domain_mapped = new_domain.mapped();
-        if user.mapped() || config.domain(&old.domain).is_some_and(|d| d.mapped()) {
+        if config.is_mapped(&user) {
             problems.push(format!(
                 "{here}{old}: is mapped from a directory service; rename it in the directory"
             ));
@@ -535,9 +535,9 @@ pub fn plan(
     for (from, to) in &moves {
         if from != to {
             audit.push(format!(
-                "Rename mailbox directory '{}' -> '{}'",
-                from.display(),
-                to.display()
+                "Rename mailbox directory {} -> {}",
+                audit::quoted(&from.display().to_string()),
+                audit::quoted(&to.display().to_string())
             ));
         }
     }

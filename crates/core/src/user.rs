@@ -49,9 +49,21 @@ struct Target {
     mapped: bool,
 }
 
+/// `jdoe@example.com: no such user`, with the closest address there is when one is close.
+fn no_such_user(config: &Config, a: &Address) -> String {
+    let all: Vec<String> = config.users().map(|u| u.address()).collect();
+    match crate::suggest::closest(&a.to_string(), all.iter().map(String::as_str)) {
+        Some(c) => format!("{a}: no such user (did you mean {c}?)"),
+        None => format!("{a}: no such user"),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    /// A `--domain` the server does not have (a typo is never an empty list).
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -126,10 +138,10 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             continue;
         }
         let Some(u) = config.user(&a.name, &a.domain) else {
-            problems.push(format!("{a}: no such user"));
+            problems.push(no_such_user(&config, a));
             continue;
         };
-        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        let mapped = config.is_mapped(&u);
         let spelled = Address {
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),
@@ -159,7 +171,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
     {
         // A mapped account removed stays (disabled), but its mailbox moves: not onto itself.
         match config.user(&to.name, &to.domain) {
-            None => problems.push(format!("transfer target {to}: no such user")),
+            None => problems.push(format!("transfer target {}", no_such_user(&config, to))),
             Some(_) if targets.iter().any(|t| t.address.is(to)) => problems.push(format!(
                 "transfer target {to}: is one of the accounts removed"
             )),
@@ -167,17 +179,22 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
         }
     }
     // The admin lockout guard: some enabled local full administrator must remain (a mapped one
-    // depends on a directory service that may be the very thing being repaired).
-    let admins = |c: &Config, gone: &[Address]| {
+    // depends on a directory service that may be the very thing being repaired); and where
+    // there is none, the last administrator of any kind (the built-in one included) must.
+    let admins = |c: &Config, gone: &[Address], local_only: bool| {
         c.users()
             .filter(|u| u.enabled() && u.rights() == 3)
-            .filter(|u| !u.mapped() && !c.domain(u.domain()).is_some_and(|d| d.mapped()))
+            .filter(|u| !(local_only && c.is_mapped(u)))
             .filter(|u| !gone.iter().any(|g| u.is(&g.name, &g.domain)))
             .count()
+            + usize::from(!local_only && c.builtin_admin().is_some())
     };
     if !matches!(action, Action::Enable) {
         let gone: Vec<Address> = targets.iter().map(|t| t.address.clone()).collect();
-        if admins(&config, &[]) > 0 && admins(&config, &gone) == 0 {
+        let last = |local_only| {
+            admins(&config, &[], local_only) > 0 && admins(&config, &gone, local_only) == 0
+        };
+        if last(true) || last(false) {
             problems.push(format!(
                 "{}: would leave no enabled account with full administration rights (Rights 3)",
                 gone.iter()
@@ -315,7 +332,8 @@ fn remove(
                 )
             {
                 out.warning_lines.push(format!(
-                    "Disable User '{a}' (mapped from a directory service; {fate})"
+                    "Remove User {} (mapped from a directory service: {state}, not removed; {fate})",
+                    audit::quoted(&a.to_string())
                 ));
             }
         } else {
@@ -324,13 +342,30 @@ fn remove(
                 config.users.remove_item(d);
             }
             purge_or_tell(config, a, purge, out)?;
-            out.warning_lines
-                .push(format!("Remove User '{a}' ({fate})"));
+            out.warning_lines.push(format!(
+                "Remove User {} ({fate})",
+                audit::quoted(&a.to_string())
+            ));
         }
         let dir = match mailbox {
             None | Some(MailboxFate::Keep) => continue,
             Some(_) => account::mailbox_path(install, layout, a)?,
         };
+        if let Some(dir) = &dir {
+            out.store_lines.push(match mailbox {
+                Some(MailboxFate::Transfer(to)) => format!(
+                    "Move mailbox {} of {} to {}",
+                    audit::quoted(&dir.display().to_string()),
+                    audit::quoted(&a.to_string()),
+                    audit::quoted(&to.to_string())
+                ),
+                _ => format!(
+                    "Delete mailbox {} of {} (kept in the pre-change backup)",
+                    audit::quoted(&dir.display().to_string()),
+                    audit::quoted(&a.to_string())
+                ),
+            });
+        }
         match (mailbox, dir) {
             (_, None) => out.warnings.push(format!("{a} has no mailbox directory")),
             (Some(MailboxFate::Transfer(_)), Some(dir)) => {
@@ -475,13 +510,22 @@ pub fn list(
     progress: &dyn Progress,
 ) -> Result<Vec<Row>, UserError> {
     let config = Config::load(&install.root)?;
+    if let Some(d) = domain
+        && config.domain(d).is_none()
+    {
+        return Err(UserError::Unknown(crate::suggest::unknown(
+            "domain",
+            d,
+            config.domains().map(|d| d.name()),
+        )));
+    }
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
     for u in config.users() {
         if domain.is_some_and(|d| !u.domain().eq_ignore_ascii_case(d)) {
             continue;
         }
-        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        let mapped = config.is_mapped(&u);
         let a = Address {
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),

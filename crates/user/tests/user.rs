@@ -203,7 +203,7 @@ fn a_mapped_account_is_disabled_enabled_and_removed_as_the_console_does() {
     assert_eq!(
         s.new_log_lines("store/logs/warning.log"),
         [
-            "kc-user - Disable User 'hnelson@corp.example.net' (mapped from a directory service; mailbox kept)"
+            "kc-user - Remove User 'hnelson@corp.example.net' (mapped from a directory service: it is disabled, not removed; mailbox kept)"
         ]
     );
     s.undo_last();
@@ -231,6 +231,73 @@ fn a_mapped_account_is_disabled_enabled_and_removed_as_the_console_does() {
     s.undo_last();
     s.undo_last();
     s.assert_unchanged();
+}
+
+/// Writes `text` to `rel` in both the install and its pristine copy.
+fn plant(s: &Scratch, rel: &str, text: &str) {
+    for root in [&s.root, &s.before] {
+        std::fs::write(root.join(rel), text).expect("write");
+    }
+}
+
+#[test]
+fn a_local_account_of_a_mapped_domain_is_local_and_the_last_admin_of_any_kind_stays() {
+    let s = Scratch::new(&Options::demo());
+    let users = s.read("users.cfg");
+    // A local administrator in the mapped domain (DataSource 0), as the vendor advises keeping
+    // for when the directory is down.
+    let at = users
+        .find("<variable name=\"Name\">hnelson<")
+        .expect("hnelson");
+    let start = users[..at].rfind("<listitem>").expect("its record");
+    let end = at + users[at..].find("</listitem>").expect("end") + "</listitem>".len();
+    let local = users[start..end]
+        .replace(">hnelson<", ">localadm<")
+        .replace(
+            "<variable name=\"DataSource\">1<",
+            "<variable name=\"DataSource\">0<",
+        );
+    let planted = format!("{}\n    {local}{}", &users[..end], &users[end..]);
+    plant(&s, "users.cfg", &planted);
+    let out = ok(
+        &s,
+        &["remove", "localadm@corp.example.net", "--mailbox", "keep"],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("mapped"));
+    assert_eq!(
+        s.new_log_lines("store/logs/config.log"),
+        ["kc-user - delete User where Name='localadm', Domain='corp.example.net'"]
+    );
+    s.undo_last();
+    s.assert_unchanged();
+
+    // Only mapped administrators and no built-in one: the last of them is never disabled.
+    let only_mapped = planted.replace(">localadm<", ">localuser<").replace(
+        "<variable name=\"Rights\">3</variable>",
+        "<variable name=\"Rights\">0</variable>",
+    );
+    let hnelson = only_mapped.find(">hnelson<").expect("hnelson");
+    let rights = hnelson + only_mapped[hnelson..].find(">0</variable>").expect("a 0");
+    assert!(only_mapped[..rights].ends_with("<variable name=\"Rights\""));
+    let only_mapped = format!("{}>3{}", &only_mapped[..rights], &only_mapped[rights + 2..]);
+    plant(&s, "users.cfg", &only_mapped);
+    let server = s.read("mailserver.cfg").replace(
+        "<variable name=\"BuiltInAdminEnabled\">1<",
+        "<variable name=\"BuiltInAdminEnabled\">0<",
+    );
+    plant(&s, "mailserver.cfg", &server);
+    for args in [
+        &["disable", "hnelson@corp.example.net"][..],
+        &["remove", "hnelson@corp.example.net"],
+    ] {
+        let out = run(&s, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "kc-user: error: hnelson@corp.example.net: would leave no enabled account with full administration rights (Rights 3); nothing was changed\n"
+        );
+        s.assert_unchanged();
+    }
 }
 
 #[test]
@@ -439,7 +506,7 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
         &s,
         &["-n", "remove", "pnelson@example.org", "--mailbox", "keep"],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     // #public's two status.fld, two folder.map, acl.fld, the domain's acl.fld, the sub.fld.
     let lines: usize = subs
         .iter()
@@ -451,10 +518,10 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
     let entries = 2 + 2 + 1 + 2 + lines;
     let files = 2 + 2 + 1 + 1 + subs.len();
     assert!(
-        stdout.contains(&format!(
-            "  warning: {entries} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {files} files still name pnelson@example.org (use --purge-settings to remove)\n"
+        stderr.contains(&format!(
+            "kc-user: warning: {entries} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {files} files still name pnelson@example.org (use --purge-settings to remove)\n"
         )),
-        "{stdout}"
+        "{stderr}"
     );
     s.assert_unchanged();
 

@@ -301,6 +301,10 @@ pub const SECRET: [&str; 4] = [
     "BuiltInAdminPassword",
 ];
 
+/// The prefixes of the server's password forms (KERIO-FORMAT.md §2): a value starting with one is
+/// a secret in a log line whatever its variable is called.
+pub const PASSWORD_FORMS: [&str; 3] = ["D3S:", "SHA:", "NUL:"];
+
 /// `acl.fld` in a `#public` directory (`mail/#public/acl.fld`, or `mail/<domain>/#public/acl.fld`
 /// when each domain has its own public folders): who may use the public folders. KERIO-FORMAT.md
 /// §3: [C] that the file exists there and names users by address; [A] its layout, assumed here
