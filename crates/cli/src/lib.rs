@@ -32,7 +32,7 @@ pub struct GlobalArgs {
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print only warnings and errors
+    /// Print only errors (and the data asked for: tables, JSON, a dry run's plan)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Say more (repeat for more detail)
@@ -166,6 +166,13 @@ impl Settings {
             eprintln!("{message}");
         }
     }
+
+    /// Prints `<tool>: warning: <text>` on stderr unless `-q`, control characters escaped.
+    pub fn warn(&self, tool: &str, text: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("{tool}: warning: {}", kc_core::change::printable(text));
+        }
+    }
 }
 
 /// How a tool's run ended, when it did not fail.
@@ -209,11 +216,38 @@ pub fn error_line(tool: &str, err: &anyhow::Error) -> String {
     format!("{tool}: error: {}", kc_core::change::printable_lines(&text))
 }
 
+/// Writes one line of data on stdout, as `println!` does, but returning an error instead of
+/// panicking when stdout is gone (`kc-user list | head -1`): [`run`] then ends quietly.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*).map_err($crate::stdout_error)
+    }};
+}
+
+/// The error of a write to stdout, for [`outln!`].
+pub fn stdout_error(err: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(err).context("writing to stdout")
+}
+
+/// Whether an error is stdout closed by its reader (a pipe into `head`): not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    // A csv::Error gives its io::Error as its source: the chain reaches it too.
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs a tool's body and turns its result into the process's exit code, printing errors on
-/// stderr as `kc-<tool>: error: …`.
+/// stderr as `kc-<tool>: error: …`. stdout closed by its reader ends the tool quietly, exit 0,
+/// as in ripgrep: what the reader wanted it had.
 pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
     match body() {
         Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // clap's own errors (usage, --help, --version) print and exit as clap decides.
             if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
@@ -301,19 +335,23 @@ pub fn carry_out(
         match settings.format {
             Format::Json => print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?,
             Format::Human => {
-                println!(
+                outln!(
                     "{}: {} (dry run: nothing is changed)",
-                    tool, plan.description
-                );
+                    tool,
+                    plan.description
+                )?;
                 for line in plan.lines(true) {
-                    println!("  {line}");
+                    outln!("  {line}")?;
                 }
             }
+        }
+        for warning in &plan.warnings {
+            settings.warn(tool, warning);
         }
         return Ok(Outcome::Success);
     }
     for warning in &plan.warnings {
-        eprintln!("{tool}: warning: {}", kc_core::change::printable(warning));
+        settings.warn(tool, warning);
     }
     let applied = match &guard.0 {
         Some(lock) => kc_core::change::apply_locked(
@@ -335,17 +373,19 @@ fn print_applied(
 ) -> anyhow::Result<Outcome> {
     match settings.format {
         Format::Json => print_json(&serde_json::json!({ "applied": applied, "plan": plan }))?,
+        // -q: the change is made and the exit code says so; nothing more.
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
         Format::Human => {
-            println!("{}: {}", plan.tool, plan.description);
+            outln!("{}: {}", plan.tool, plan.description)?;
             for line in plan.lines(false) {
-                if !line.starts_with("warning: ") {
-                    println!("  {line}");
-                }
+                outln!("  {line}")?;
             }
-            println!(
+            outln!(
                 "done: change {}, pre-change backup {}; take it back with: kc-backup undo {}",
-                applied.change, applied.backup, applied.change
-            );
+                applied.change,
+                applied.backup,
+                applied.change
+            )?;
         }
     }
     Ok(Outcome::Success)
@@ -362,10 +402,13 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
     )?;
     match settings.format {
         Format::Json => print_json(&applied)?,
-        Format::Human => println!(
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
+        Format::Human => outln!(
             "resumed and finished change {} ({} steps); take it back with: kc-backup undo {}",
-            applied.change, applied.steps, applied.change
-        ),
+            applied.change,
+            applied.steps,
+            applied.change
+        )?,
     }
     Ok(Outcome::Success)
 }

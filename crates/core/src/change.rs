@@ -228,7 +228,8 @@ impl Plan {
         touched(&self.steps)
     }
 
-    /// The plan as lines, `WOULD …` when nothing will be done.
+    /// The plan's steps as lines, `WOULD …` when nothing will be done. Its warnings are not
+    /// among them: they are messages, for stderr.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let lead = if dry_run { "WOULD " } else { "" };
         let mut out: Vec<String> = Vec::new();
@@ -246,11 +247,6 @@ impl Plan {
                 _ => out.push(format!("{lead}{}", printable(&step.describe()))),
             }
         }
-        out.extend(
-            self.warnings
-                .iter()
-                .map(|w| format!("warning: {}", printable(w))),
-        );
         out
     }
 
@@ -282,6 +278,9 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for line in self.lines(true) {
             writeln!(f, "{line}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {}", printable(warning))?;
         }
         Ok(())
     }
@@ -1244,8 +1243,25 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |c| c == '\n' || c == '\t')
 }
 
+/// Problems of a refusal, one a line, each with its control characters escaped: a name holding
+/// a line break cannot make a refusal print a line of its own.
+pub fn problem_lines(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| printable(p).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Characters that change how text after them is shown without being control characters: the
+/// line and paragraph separators, the bidirectional overrides and isolates (a name could turn
+/// `…exe.txt` into `…txt.exe` on screen), zero-width characters and the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    let escaped = |c: char| c.is_control() && !keep(c);
+    let escaped = |c: char| (c.is_control() || is_invisible_format(c)) && !keep(c);
     if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }

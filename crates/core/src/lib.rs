@@ -18,6 +18,7 @@
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
 //! - [`audit`] writes what the tools change into the server's own Config and Warning logs.
+//! - [`suggest`] names the closest known name when one given is not on the install.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
@@ -32,4 +33,5 @@ pub mod orphan;
 pub mod progress;
 pub mod rename;
 pub mod store;
+pub mod suggest;
 pub mod user;

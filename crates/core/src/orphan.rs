@@ -75,8 +75,11 @@ pub enum OrphanError {
         line: usize,
         message: String,
     },
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
+    /// A `--domain` or `--name` the install does not have (a typo is never an all-clear).
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// The accounts of a directory export (LDIF): per domain (lower case), the names (lower case).
@@ -218,7 +221,7 @@ pub fn scan(
     // Accounts per domain (lower case), with their spelling.
     let mut accounts: HashMap<String, HashMap<String, (String, bool, bool)>> = HashMap::new();
     for u in config.users() {
-        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        let mapped = config.is_mapped(&u);
         accounts
             .entry(u.domain().to_ascii_lowercase())
             .or_default()
@@ -227,6 +230,7 @@ pub fn scan(
                 (u.name().to_owned(), u.enabled(), mapped),
             );
     }
+    check_filter(&config, &mail, filter)?;
     let mut found: Vec<Finding> = Vec::new();
     let blank = |kind, domain: &str, name: &str, path: &Path| Finding {
         kind,
@@ -267,6 +271,11 @@ pub fn scan(
             seen_dirs.insert((dkey.clone(), key.clone()));
             let account = known.and_then(|k| k.get(&key));
             let kind = match (account, mapped, listed) {
+                // A local account of a mapped domain is as any local one.
+                (Some((spelled, _, false)), true, _) if *spelled != name => {
+                    Some(Kind::CaseMismatch)
+                }
+                (Some((_, _, false)), true, _) => None,
                 // A mapped domain's accounts are the directory's: the export decides.
                 (_, true, Some(l)) if !l.contains(&key) => Some(Kind::OrphanMailbox),
                 (_, true, Some(_)) => None,
@@ -356,6 +365,63 @@ pub fn scan(
     Ok(found)
 }
 
+/// Refuses a `--domain` that is neither a domain of the server nor a directory of the store,
+/// and a `--name` that is neither an account nor a mailbox directory (of that domain), naming
+/// the closest one there is.
+fn check_filter(config: &Config, mail: &Path, filter: &Filter) -> Result<(), OrphanError> {
+    if filter.domain.is_none() && filter.name.is_none() {
+        return Ok(());
+    }
+    let mut domains: Vec<String> = config.domains().map(|d| d.name().to_owned()).collect();
+    let mut dirs = Vec::new();
+    for d in store::domains(mail)? {
+        if !store::is_server_folder(&d.name) {
+            domains.push(d.name.to_string_lossy().into_owned());
+            dirs.push(d);
+        }
+    }
+    if let Some(wanted) = &filter.domain
+        && !domains.iter().any(|d| d.eq_ignore_ascii_case(wanted))
+    {
+        return Err(OrphanError::Unknown(crate::suggest::unknown(
+            "domain",
+            wanted,
+            domains.iter().map(String::as_str),
+        )));
+    }
+    let Some(wanted) = &filter.name else {
+        return Ok(());
+    };
+    let in_domain = |d: &str| {
+        filter
+            .domain
+            .as_ref()
+            .is_none_or(|f| f.eq_ignore_ascii_case(d))
+    };
+    let mut names: Vec<String> = config
+        .users()
+        .filter(|u| in_domain(u.domain()))
+        .map(|u| u.name().to_owned())
+        .collect();
+    for d in dirs.iter().filter(|d| in_domain(&d.name.to_string_lossy())) {
+        for mb in store::mailboxes(d)? {
+            names.push(mb.name.to_string_lossy().into_owned());
+        }
+    }
+    if names.iter().any(|n| n.eq_ignore_ascii_case(wanted)) {
+        return Ok(());
+    }
+    let what = match &filter.domain {
+        Some(d) => format!("account or mailbox in {d} named"),
+        None => "account or mailbox named".to_owned(),
+    };
+    Err(OrphanError::Unknown(crate::suggest::unknown(
+        &what,
+        wanted,
+        names.iter().map(String::as_str),
+    )))
+}
+
 /// What to do with the orphan mailboxes found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolve {
@@ -386,6 +452,8 @@ pub fn plan(
     let mut warning_lines = Vec::new();
     let mut problems = Vec::new();
     let mut skipped = Vec::new();
+    // The orphan mailboxes acted on one by one (not those archived with their domain).
+    let mut acted = 0usize;
     // An orphan domain directory is archived whole; its mailboxes are also findings of their
     // own, for a transfer (or an archive of only some, with --user).
     let mut archived_domains: Vec<&str> = Vec::new();
@@ -396,8 +464,8 @@ pub fn plan(
                 path: f.rel.clone(),
             });
             warning_lines.push(format!(
-                "Remove orphan domain directory '{}' ({} bytes, {} messages; kept in the pre-change backup)",
-                f.domain, f.bytes, f.messages
+                "Remove orphan domain directory {} ({} bytes, {} messages; kept in the pre-change backup)",
+                audit::quoted(&f.domain), f.bytes, f.messages
             ));
         }
     }
@@ -431,10 +499,15 @@ pub fn plan(
                     path: f.rel.clone(),
                 });
                 warning_lines.push(format!(
-                    "Remove orphan mailbox '{addr}' ({} bytes, {} messages; kept in the pre-change backup)",
-                    f.bytes, f.messages
+                    "Remove orphan mailbox {} ({} bytes, {} messages; kept in the pre-change backup)",
+                    audit::quoted(&addr.to_string()), f.bytes, f.messages
                 ));
+                acted += 1;
             }
+            Resolve::TransferTo(to) if to.is(&addr) => problems.push(format!(
+                "{}: cannot be moved into itself (--transfer-to {to} names its own account)",
+                f.path
+            )),
             Resolve::TransferTo(to) => {
                 let Some(target) = &target else { continue };
                 match account::transfer_steps(install, &f.rel, &addr, target) {
@@ -444,7 +517,12 @@ pub fn plan(
                         continue;
                     }
                 }
-                lines.push(format!("Move orphan mailbox '{addr}' to '{to}'"));
+                lines.push(format!(
+                    "Move orphan mailbox {} to {}",
+                    audit::quoted(&addr.to_string()),
+                    audit::quoted(&to.to_string())
+                ));
+                acted += 1;
             }
             Resolve::Adopt if config.domain(&addr.domain).is_none() => {
                 skipped.push(format!(
@@ -474,6 +552,7 @@ pub fn plan(
                         (USER.data_source, "0"),
                     ],
                 )?;
+                acted += 1;
             }
         }
     }
@@ -509,7 +588,7 @@ pub fn plan(
     };
     Ok(Plan {
         tool: TOOL.into(),
-        description: format!("{verb} {} orphan mailboxes", orphans.len() - skipped.len()),
+        description: format!("{verb} {acted} orphan mailboxes"),
         steps,
         warnings: skipped,
     })

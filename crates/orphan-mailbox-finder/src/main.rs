@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::account::Address;
+use kc_core::change::printable;
 use kc_core::guard::{self, ServerState};
 use kc_core::orphan::{self, Directory, Filter, Finding, Resolve};
 
@@ -105,21 +106,26 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
                 settings.info("no findings");
                 return Ok(());
             }
-            println!(
+            kc_cli::outln!(
                 "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} PATH",
-                "KIND", "DOMAIN", "NAME", "BYTES", "MESSAGES", "NEWEST"
-            );
+                "KIND",
+                "DOMAIN",
+                "NAME",
+                "BYTES",
+                "MESSAGES",
+                "NEWEST"
+            )?;
             for f in found {
-                println!(
+                kc_cli::outln!(
                     "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} {}",
                     f.kind.as_str(),
-                    f.domain,
-                    f.name,
+                    printable(&f.domain),
+                    printable(&f.name),
                     f.bytes,
                     f.messages,
                     f.newest.as_deref().unwrap_or("-"),
-                    f.path
-                );
+                    printable(&f.path)
+                )?;
             }
             settings.info(format!("{} findings", found.len()));
         }
@@ -143,9 +149,9 @@ fn main() -> ExitCode {
             _ => None,
         };
         if action.is_none() && guard::server_state(&settings.pid_file) != ServerState::Stopped {
-            eprintln!(
-                "{}: warning: the server is running: the store may change under the report",
-                orphan::TOOL
+            settings.warn(
+                orphan::TOOL,
+                "the server is running: the store may change under the report",
             );
         }
         let directory = cli

@@ -100,12 +100,18 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
             }
         }
         Format::Human => {
-            println!(
+            kc_cli::outln!(
                 "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
-                "NAME", "DOMAIN", "FULL NAME", "ENABLED", "RIGHTS", "SOURCE", "MAILBOX"
-            );
+                "NAME",
+                "DOMAIN",
+                "FULL NAME",
+                "ENABLED",
+                "RIGHTS",
+                "SOURCE",
+                "MAILBOX"
+            )?;
             for r in &rows {
-                println!(
+                kc_cli::outln!(
                     "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
                     r.name,
                     r.domain,
@@ -115,7 +121,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
                     r.data_source,
                     r.mailbox_bytes
                         .map_or_else(|| "-".to_owned(), |b| b.to_string())
-                );
+                )?;
             }
         }
     }
@@ -151,7 +157,7 @@ fn main() -> ExitCode {
         let plan = user::plan(&settings.install, &who, &action)?;
         if plan.steps.is_empty() {
             for w in &plan.warnings {
-                eprintln!("kc-user: warning: {w}");
+                settings.warn(user::TOOL, w);
             }
             settings.info("kc-user: nothing to change");
             return Ok(Outcome::Success);
