@@ -136,8 +136,7 @@ fn parse_masks(s: &str) -> Result<Masks, String> {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run("kc-backup", || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool("kc-backup", |cli: Cli| {
         let settings = cli.global.resolve()?;
         match cli.command {
             Command::Create {

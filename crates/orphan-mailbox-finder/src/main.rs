@@ -134,8 +134,7 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(orphan::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(orphan::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -215,7 +214,7 @@ fn main() -> ExitCode {
 mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }

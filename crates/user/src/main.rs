@@ -129,8 +129,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(user::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(user::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -168,10 +167,9 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     #[test]
     fn the_command_line_is_well_formed() {
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }
