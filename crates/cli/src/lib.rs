@@ -178,6 +178,12 @@ impl Settings {
     }
 }
 
+/// A size for people in tables and messages: `431.50 KiB`, `3.20 GiB` (exact bytes stay in
+/// `--json` and `--csv`).
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
+}
+
 /// How a tool's run ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
