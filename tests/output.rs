@@ -314,3 +314,59 @@ fn tables_speak_in_sizes_words_and_counts() {
             .any(|r| r.starts_with("rstewart ") && r.contains(" none "))
     );
 }
+
+#[test]
+fn diff_shows_the_edit_and_never_a_password() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(
+        &s,
+        "kc-user",
+        &["-n", "--diff", "disable", "mwood@example.org"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let diff = &stdout[stdout.find("--- a/users.cfg\n").expect("a diff")..];
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("--- ")
+                && !l.starts_with("+++ ")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-      <variable name=\"Account_enabled\">1</variable>",
+            "+      <variable name=\"Account_enabled\">0</variable>",
+        ]
+    );
+    assert!(diff.contains("+++ b/users.cfg\n@@ "), "{diff}");
+    assert!(
+        diff.contains("       <variable name=\"Password\">xxxxxx</variable>\n"),
+        "{diff}"
+    );
+
+    // An import: every new record's password masked, whatever its form.
+    let csv = s.root.parent().expect("dir").join("staff.csv");
+    std::fs::write(
+        &csv,
+        "Name;Password;FullName\nkbuyer;Sup3r-Secret-1;Karl Buyer\n",
+    )
+    .expect("csv");
+    let out = s
+        .tool("kc-bulk-import")
+        .args(["-n", "--diff", "--domain", "example.com"])
+        .arg(&csv)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("+      <variable name=\"Password\">xxxxxx</variable>\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Sup3r"), "{stdout}");
+    assert!(!text(&out.stderr).contains("Sup3r"));
+    s.assert_unchanged();
+}

@@ -153,7 +153,7 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
 
 fn main() -> ExitCode {
     kc_cli::run_tool(orphan::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }

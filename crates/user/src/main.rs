@@ -140,7 +140,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
 
 fn main() -> ExitCode {
     kc_cli::run_tool(user::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }
