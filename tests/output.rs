@@ -370,3 +370,25 @@ fn diff_shows_the_edit_and_never_a_password() {
     assert!(!text(&out.stderr).contains("Sup3r"));
     s.assert_unchanged();
 }
+
+#[test]
+fn newest_comes_from_the_messages_so_a_fresh_copy_still_has_old_orphans() {
+    let s = Scratch::new(&Options::demo());
+    // As `cp -r` leaves it: every file's time is now.
+    let touched = std::process::Command::new("find")
+        .arg(&s.root)
+        .args(["-type", "f", "-exec", "touch", "{}", "+"])
+        .status()
+        .expect("find");
+    assert!(touched.success());
+    let out = run(
+        &s,
+        "kc-orphan-mailbox-finder",
+        &["--json", "--older-than", "30", "--name", "former.employee"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let row: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().expect("a row")).expect("JSON");
+    // The demo's index.fld: its newest D field.
+    assert_eq!(row["newest"], "2025-09-30T22:27:18Z");
+}
