@@ -259,7 +259,7 @@ fn header_date(message: &Path) -> Option<SystemTime> {
         let ts = jiff::fmt::rfc2822::DateTimeParser::new()
             .parse_timestamp(&value)
             .ok()?;
-        return SystemTime::try_from(ts).ok();
+        return Some(SystemTime::from(ts));
     }
     None
 }
