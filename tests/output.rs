@@ -392,3 +392,26 @@ fn newest_comes_from_the_messages_so_a_fresh_copy_still_has_old_orphans() {
     // The demo's index.fld: its newest D field.
     assert_eq!(row["newest"], "2025-09-30T22:27:18Z");
 }
+
+#[test]
+fn an_import_over_a_kept_mailbox_says_whose_mail_the_account_gets() {
+    let s = Scratch::new(&Options::demo());
+    let csv = s.root.parent().expect("dir").join("back.csv");
+    std::fs::write(
+        &csv,
+        "Name;Password;FullName\nformer.employee;Sup3r-Secret-1;Back Again\n",
+    )
+    .expect("csv");
+    let out = s
+        .tool("kc-bulk-import")
+        .args(["-n", "--domain", "example.com"])
+        .arg(&csv)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "kc-bulk-import: warning: former.employee@example.com gets the existing mailbox store/mail/example.com/former.employee (23 messages, newest 2025-09-30): the server attaches it to the new account; move it away first (kc-orphan-mailbox-finder --transfer-to or --archive) if it is not theirs\n"
+    );
+    s.assert_unchanged();
+}
