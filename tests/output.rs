@@ -415,3 +415,29 @@ fn an_import_over_a_kept_mailbox_says_whose_mail_the_account_gets() {
     );
     s.assert_unchanged();
 }
+
+#[test]
+fn a_rename_map_names_every_bad_line_in_one_pass() {
+    let s = Scratch::new(&Options::demo());
+    let map = s.root.parent().expect("dir").join("map.csv");
+    std::fs::write(
+        &map,
+        "old,new\nnobody@example.org,x\nbad line without comma\npnelson@example.org,pe ter\nmwood@example.org,martin\n",
+    )
+    .expect("map");
+    let out = s
+        .tool("kc-rename-user")
+        .arg("--map")
+        .arg(&map)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let m = map.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "kc-rename-user: error: {m}:2: nobody@example.org: no such user\n{m}:3: expected two fields \"old,new\", found 1\n{m}:4: NEW: \"pe ter\" is not an address: ' ' is not allowed (letters, digits, '.', '_' and '-' only); nothing was changed\n"
+        )
+    );
+    s.assert_unchanged();
+}

@@ -52,13 +52,16 @@ struct Cli {
     no_alias: bool,
 }
 
-/// Reads a `--map` file: `old,new` per record; blank lines and `#` comments are skipped, and a
-/// first line `old,new` is taken as a header.
-fn read_map(path: &Path) -> anyhow::Result<Vec<Rename>> {
+/// Reads a `--map` file: `old,new` per record (CSV quoting as any spreadsheet writes it); blank
+/// lines and `#` comments are skipped, and a first line `old,new` is taken as a header. Returns
+/// the renames of the good lines and a problem per bad one, `FILE:LINE: …`.
+fn read_map(path: &Path) -> anyhow::Result<(Vec<Rename>, Vec<String>)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     let mut problems = Vec::new();
+    // Line by line: the csv crate's positions leave comment lines uncounted, and an admin
+    // needs the line the editor shows.
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
         let origin = format!("{}:{line}", path.display());
@@ -95,13 +98,21 @@ fn read_map(path: &Path) -> anyhow::Result<Vec<Rename>> {
             )),
         }
     }
-    if !problems.is_empty() {
-        bail!("{}; nothing was changed", problems.join("\n"));
-    }
-    if out.is_empty() {
+    if out.is_empty() && problems.is_empty() {
         bail!("{}: no renames in it", path.display());
     }
-    Ok(out)
+    Ok((out, problems))
+}
+
+/// The line number of a `FILE:LINE: …` problem, for putting a map's problems in file order.
+fn line_of(problem: &str, path: &Path) -> usize {
+    let rest = problem
+        .strip_prefix(&format!("{}:", path.display()))
+        .unwrap_or("");
+    rest.split(':')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX)
 }
 
 fn parse_pair(old: &str, new: &str) -> anyhow::Result<(Address, Address)> {
@@ -118,8 +129,27 @@ fn main() -> ExitCode {
         }
         let dry = DryRun::from(cli.write);
         let guard = kc_cli::guard(&settings, rename::TOOL, dry)?;
+        let options = Options {
+            alias: !cli.no_alias,
+        };
         let renames = match (&cli.map, &cli.old, &cli.new) {
-            (Some(map), _, _) => read_map(map)?,
+            (Some(map), _, _) => {
+                let (renames, mut problems) = read_map(map)?;
+                if !problems.is_empty() {
+                    // Every bad line in one pass: those the plan would refuse too.
+                    if let Err(rename::RenameError::Refused(more)) =
+                        rename::plan(&settings.install, &renames, options)
+                    {
+                        problems.extend(more);
+                    }
+                    problems.sort_by_key(|p| line_of(p, map));
+                    bail!(
+                        "{}; nothing was changed",
+                        kc_core::change::problem_lines(&problems)
+                    );
+                }
+                renames
+            }
             (None, Some(old), Some(new)) => {
                 let (old, new) = parse_pair(old, new)?;
                 vec![Rename {
@@ -129,9 +159,6 @@ fn main() -> ExitCode {
                 }]
             }
             _ => bail!("give OLD and NEW, or --map FILE"),
-        };
-        let options = Options {
-            alias: !cli.no_alias,
         };
         let planned = rename::plan(&settings.install, &renames, options)?;
         kc_cli::carry_out(&settings, &planned.plan, dry, &guard)
@@ -157,20 +184,26 @@ mod tests {
             "old,new\n# a comment\njdoe@example.com,john\n\nbad name@example.com,x\na@b.c,d,e\n",
         )
         .expect("write");
-        let err = read_map(&path).expect_err("bad lines").to_string();
+        let (good, problems) = read_map(&path).expect("reads");
         let p = path.display();
         assert_eq!(
-            err,
-            format!(
-                "{p}:5: OLD: \"bad name@example.com\" is not an address: ' ' is not allowed (letters, digits, '.', '_' and '-' only)\n{p}:6: expected two fields \"old,new\", found 3; nothing was changed"
-            )
+            problems,
+            [
+                format!(
+                    "{p}:5: OLD: \"bad name@example.com\" is not an address: ' ' is not allowed (letters, digits, '.', '_' and '-' only)"
+                ),
+                format!("{p}:6: expected two fields \"old,new\", found 3"),
+            ]
         );
+        assert_eq!(good.len(), 1);
+        assert_eq!(good[0].origin, format!("{p}:3"));
         std::fs::write(
             &path,
             "jdoe@example.com, john \nx@example.org,y@example.com\n",
         )
         .expect("write");
-        let ok = read_map(&path).expect("reads");
+        let (ok, problems) = read_map(&path).expect("reads");
+        assert!(problems.is_empty());
         assert_eq!(
             ok.iter()
                 .map(|r| format!(
