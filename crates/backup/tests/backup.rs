@@ -717,3 +717,37 @@ fn a_foreign_sidecar_in_the_backup_directory_is_left_out_with_a_warning() {
         .assert()
         .success();
 }
+
+/// Records the totals a backup's stages start with.
+#[derive(Debug, Default)]
+struct Totals(std::sync::Mutex<Vec<(String, Option<u64>)>>);
+
+impl kc_core::progress::Progress for Totals {
+    fn start(&self, stage: &str, total: Option<u64>, _unit: kc_core::progress::Unit) {
+        self.0.lock().expect("lock").push((stage.to_owned(), total));
+    }
+}
+
+#[test]
+fn the_bar_starts_with_the_last_backups_size_as_its_total() {
+    let (dir, _) = kc_testkit::temp_install(&Options::demo()).expect("fixture");
+    let root = dir.path().join("kerio");
+    let install = kc_core::install::Install::locate(Some(&root), None).expect("install");
+    let backups = root.join("kc-backups");
+    let backing_up = |t: &Totals| {
+        t.0.lock()
+            .expect("lock")
+            .iter()
+            .find(|(s, _)| s == "backing up")
+            .map(|(_, total)| *total)
+            .expect("the stage")
+    };
+    let first = Totals::default();
+    let options = kc_core::archive::CreateOptions::default();
+    let made = kc_core::archive::create(&install, &backups, &options, &first).expect("backup");
+    // Nothing to go by: the total comes when the walk is done.
+    assert_eq!(backing_up(&first), None);
+    let second = Totals::default();
+    kc_core::archive::create(&install, &backups, &options, &second).expect("backup");
+    assert_eq!(backing_up(&second), Some(made.meta.bytes));
+}

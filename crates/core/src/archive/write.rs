@@ -75,6 +75,20 @@ fn fresh_id(dir: &Path, kind: Kind) -> String {
     }
 }
 
+/// The bytes the newest earlier backup of `kind` in `backup_dir` held (none for a pre-change
+/// backup, whose size has nothing to do with the last one's).
+fn estimate(backup_dir: &Path, kind: Kind) -> Option<u64> {
+    if kind == Kind::PreChange {
+        return None;
+    }
+    super::list(backup_dir)
+        .ok()?
+        .into_iter()
+        .filter(|b| b.meta.kind == kind)
+        .max_by(|a, b| a.meta.id.cmp(&b.meta.id))
+        .map(|b| b.meta.bytes)
+}
+
 /// Removes the partial files of a failed backup.
 struct Cleanup(Vec<PathBuf>);
 
@@ -125,8 +139,13 @@ pub fn create(
     let (compression, skip) = (options.compression, options.skip_unreadable);
     let in_flight = pipeline::default_in_flight();
     let chunk_size = options.chunk_size as u64;
-    // The total is known once the walk is over; the bar gets it then.
-    progress.start("backing up", None, ProgressUnit::Bytes);
+    // The total is known once the walk is over; the bar gets it then. Until then, the previous
+    // backup of this kind gives an estimate, so the bar has a percentage and an ETA at once.
+    progress.start(
+        "backing up",
+        estimate(backup_dir, options.kind),
+        ProgressUnit::Bytes,
+    );
 
     // Two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
     // planner thread), while chunks are built in parallel and appended in order (here).
