@@ -70,8 +70,10 @@ enum Command {
     },
     /// List the backups in the backup directory (a pre-change backup names its change)
     List,
-    /// List the changes the toolkit's tools made, oldest first: when, which tool, what, its
-    /// pre-change backup, and whether it is in effect, undone, rolled back or interrupted
+    /// List the changes the tools made: when, which tool, what, and whether still in effect
+    ///
+    /// Oldest first, with each change's pre-change backup; its state is in effect, undone,
+    /// rolled back (it failed and was taken back) or interrupted.
     Changes,
     /// Check a backup: every chunk decompresses and every file matches its SHA-256
     Verify {

@@ -2,8 +2,7 @@
 //! error that names the closest one it has, never an empty all-clear.
 
 /// The candidate closest to `wanted` (case-insensitively), if one is close enough to be a typo:
-/// at most a third of its length in edits, and at least one character in common at the start
-/// or in shape.
+/// at most a quarter of its length in edits (a swap counts as one), and at least one.
 pub fn closest<'a, I>(wanted: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
@@ -17,7 +16,7 @@ where
                 c,
             )
         })
-        .filter(|(d, c)| *d > 0 && *d <= (c.chars().count().max(3) / 3).max(1))
+        .filter(|(d, c)| *d > 0 && *d <= (c.chars().count() / 4).max(1))
         .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))
         .map(|(_, c)| c)
 }

@@ -211,9 +211,12 @@ fn filters_csv_and_exit_codes() {
         text.contains("deleted-mailbox-folder,example.com,anelson,"),
         "{text}"
     );
-    // Nothing found: exit 0.
-    let out = run(&s, &["--json", "--name", "nobody"]);
+    // Nothing found for an account that is in order: exit 0; for a name that is nowhere: exit 2.
+    let out = run(&s, &["--json", "--name", "mwood"]);
     assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let out = run(&s, &["--json", "--name", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     // Older than any message: only findings without messages remain.
     let out = run(&s, &["--json", "--older-than", "100000"]);
