@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "kc-backup",
     "kc-rename-user",
     "kc-bulk-import",
     "kc-orphan-mailbox-finder",
     "kc-user",
+    "kc-store",
 ];
 
 fn repo() -> &'static Path {
@@ -278,20 +279,19 @@ fn every_flag_of_every_tool_is_in_its_docs_page() {
                 .output()
                 .expect("runs"),
         ];
-        if tool == "kc-backup" || tool == "kc-user" {
-            let subs: &[&str] = if tool == "kc-backup" {
-                &["create", "list", "verify", "restore", "undo"]
-            } else {
-                &["disable", "enable", "remove", "list"]
-            };
-            for sub in subs {
-                helps.push(
-                    Command::new(dir.join(tool))
-                        .args([sub, "--help"])
-                        .output()
-                        .expect("runs"),
-                );
-            }
+        let subs: &[&str] = match tool {
+            "kc-backup" => &["create", "list", "verify", "restore", "undo"],
+            "kc-user" => &["disable", "enable", "remove", "list"],
+            "kc-store" => &["check", "reindex"],
+            _ => &[],
+        };
+        for sub in subs {
+            helps.push(
+                Command::new(dir.join(tool))
+                    .args([sub, "--help"])
+                    .output()
+                    .expect("runs"),
+            );
         }
         for help in helps {
             let text = String::from_utf8_lossy(&help.stdout).into_owned();

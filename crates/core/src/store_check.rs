@@ -51,7 +51,7 @@ pub enum Kind {
     DuplicateRecord,
     /// An `index.fld` line that is not a record.
     BadIndexLine,
-    /// A folder with no `index.fld`.
+    /// A folder with messages and no `index.fld`.
     MissingIndex,
     /// A folder with no `status.fld`.
     MissingStatus,
@@ -436,14 +436,18 @@ fn check_directory(accounts: &Accounts, me: Option<Me>, place: &Place, dir: &Dir
         at.read(&index_path)
             .map(|bytes| read_index(&mut at, &index_path, &bytes))
     } else {
-        at.add(
-            Kind::MissingIndex,
-            &index_path,
-            format!(
-                "no {}: the server rebuilds it from {MESSAGES_DIR}",
-                INDEX.file
-            ),
-        );
+        // A folder with no messages either (a new folder, or one made by moving a mailbox under
+        // another) has nothing to index: the server writes its index when it needs one.
+        if holds.messages {
+            at.add(
+                Kind::MissingIndex,
+                &index_path,
+                format!(
+                    "no {}: the server rebuilds it from {MESSAGES_DIR}",
+                    INDEX.file
+                ),
+            );
+        }
         None
     };
     compare_messages(
