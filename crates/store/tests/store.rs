@@ -260,6 +260,13 @@ fn plant_damage(s: &Scratch) -> BTreeSet<Key> {
         "",
         "mail/example.org/pnelson/folder.map",
     );
+    // A new, empty folder (a status.fld and nothing to index) is no finding.
+    std::fs::create_dir(lhill.join("INBOX/Empty")).expect("mkdir");
+    std::fs::write(
+        lhill.join("INBOX/Empty/status.fld"),
+        "T2 G1-2 V3 U00000001 C00000000 M6 D0 R0 N0 S0\n",
+    )
+    .expect("write");
     // Another folder: no index at all; a third: a line that is no record, and a record twice.
     std::fs::remove_file(mail.join("example.org/hcarter/Sent Items/index.fld")).expect("rm");
     add(
