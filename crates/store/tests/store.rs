@@ -775,3 +775,53 @@ fn from_check_takes_exactly_the_folders_the_check_reported() {
     kc_testkit::compare_trees(&planted, &s.root, &kc_testkit::TOOLKIT_FILES)
         .expect("refusals changed nothing");
 }
+
+#[test]
+fn a_reindex_killed_half_way_is_undone_or_resumed() {
+    let s = Scratch::new(&Options::demo());
+    let inbox = s.root.join("store/mail/example.com/lhill/INBOX");
+    for finish in ["undo", "resume"] {
+        // Killed after the moves, before the audit line.
+        let out = s
+            .tool(BIN)
+            .env("KC_CRASH_AFTER_STEP", "1")
+            .args(["reindex", "--user", "lhill@example.com"])
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), None, "killed: {}", stderr(&out));
+        assert!(inbox.join("index.bad").is_file() && !inbox.join("index.fld").exists());
+        // Every writer refuses until the change is finished or undone; the check still reads.
+        let out = run(&s, &["reindex", "-n", "--domain", "example.org"]);
+        code(&out, 2);
+        assert!(
+            stderr(&out).contains("was interrupted and is unfinished"),
+            "{}",
+            stderr(&out)
+        );
+        // (which reports what is true: 11 folders without an index, until the server starts)
+        let out = run(&s, &["check", "--json"]);
+        code(&out, 1);
+        assert!(
+            findings(&out).iter().all(|f| f["kind"] == "missing-index"),
+            "{}",
+            stdout(&out)
+        );
+        if finish == "undo" {
+            code(&backup_undo(&s), 0);
+            s.assert_unchanged();
+        } else {
+            let out = run(&s, &["--resume"]);
+            code(&out, 0);
+            let log = s.read("store/logs/config.log");
+            assert_eq!(
+                log.lines()
+                    .filter(|l| l.contains("] kc-store - Reindex folder 'example.com/lhill/"))
+                    .count(),
+                11,
+                "{log}"
+            );
+            code(&backup_undo(&s), 0);
+            s.assert_unchanged();
+        }
+    }
+}
