@@ -79,7 +79,7 @@ fn every_tool_works_on_an_install_in_every_real_shape_and_undo_brings_it_all_bac
     assert!(
         !found
             .iter()
-            .any(|(_, d, n)| d.contains("stale") || n.contains("stale") || n == "ghost"),
+            .any(|(_, d, n)| d.contains("stale") || n.contains("stale")),
         "{found:?}"
     );
 

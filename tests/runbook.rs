@@ -1,5 +1,5 @@
 //! The README's maintenance-window runbook, run line by line as written on a copy of
-//! fixtures/demo, then its undo block; and every tool's completions and man page.
+//! fixtures/demo, then its undo block; and every tool's completions and man pages.
 //!
 //! `cargo test --workspace` has built every binary; their directory goes first on PATH, so the
 //! lines run unchanged. Two lines cannot run here and are skipped: `systemctl` (there is no
@@ -263,6 +263,152 @@ fn every_tool_generates_completions_and_a_man_page() {
             assert!(help.contains(part), "{tool} --help lacks {part:?}:\n{help}");
         }
     }
+}
+
+/// The subcommands a tool's `--help` lists (clap's `help` aside).
+fn subcommands(bin: &Path) -> Vec<String> {
+    let out = Command::new(bin).arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(at) = help.find("\nCommands:\n") else {
+        return Vec::new();
+    };
+    help[at + "\nCommands:\n".len()..]
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every `name(1)` a page refers to, its roff escapes undone.
+fn page_references(page: &str) -> Vec<String> {
+    let text = page
+        .replace("\\-", "-")
+        .replace("\\fB", "")
+        .replace("\\fR", "");
+    text.match_indices("(1)")
+        .map(|(at, _)| {
+            let before = &text[..at];
+            let start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .map_or(0, |i| i + 1);
+            before[start..].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
+    let dir = bin_dir();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let man1 = tmp.path().join("man1");
+    for tool in TOOLS {
+        let out = Command::new(dir.join(tool))
+            .args(["man", "--dir"])
+            .arg(&man1)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "{tool}: {out:?}"
+        );
+        let subs = subcommands(&dir.join(tool));
+        if tool == "kc-backup" || tool == "kc-user" {
+            assert!(subs.len() >= 4, "{tool}: {subs:?}");
+        }
+        if tool == "kc-store" {
+            assert_eq!(subs, ["check", "reindex"]);
+        }
+        for sub in subs {
+            let page = man1.join(format!("{tool}-{sub}.1"));
+            assert!(page.exists(), "{} is made", page.display());
+        }
+        // `<tool> man` (the README's command) prints the tool's own page.
+        let out = Command::new(dir.join(tool))
+            .arg("man")
+            .output()
+            .expect("runs");
+        let page = std::fs::read(man1.join(format!("{tool}.1"))).expect("the tool's page");
+        assert_eq!(out.stdout, page, "{tool} man");
+    }
+    let mut made: Vec<String> = std::fs::read_dir(&man1)
+        .expect("man1")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            "kc-backup-create.1",
+            "kc-backup-list.1",
+            "kc-backup-restore.1",
+            "kc-backup-undo.1",
+            "kc-backup-verify.1",
+            "kc-backup.1",
+            "kc-bulk-import.1",
+            "kc-orphan-mailbox-finder.1",
+            "kc-rename-user.1",
+            "kc-store-check.1",
+            "kc-store-reindex.1",
+            "kc-store.1",
+            "kc-user-disable.1",
+            "kc-user-enable.1",
+            "kc-user-list.1",
+            "kc-user-remove.1",
+            "kc-user.1",
+        ]
+    );
+    let read = |name: &str| std::fs::read_to_string(man1.join(name)).expect("a page");
+    // The flags an admin looks for on a subcommand's page, as option entries.
+    for (page, flags) in [
+        (
+            "kc-backup-restore.1",
+            &["to", "in\\-place", "mask", "user"][..],
+        ),
+        ("kc-backup-create.1", &["kind", "compression"]),
+        ("kc-backup-undo.1", &["last", "force"]),
+        (
+            "kc-user-remove.1",
+            &["mailbox", "purge\\-settings", "dry\\-run"],
+        ),
+    ] {
+        let text = read(page);
+        let options = &text[text.find(".SH OPTIONS").expect("an OPTIONS section")..];
+        for flag in flags {
+            let entry = format!("\\fB\\-\\-{flag}\\fR");
+            assert!(options.contains(&entry), "{page} lacks --{flag}:\n{text}");
+        }
+    }
+    for name in &made {
+        let text = read(name);
+        for reference in page_references(&text) {
+            assert!(
+                made.contains(&format!("{reference}.1")),
+                "{name} refers to {reference}(1), which is not made"
+            );
+        }
+    }
+    let main = read("kc-backup.1");
+    let see_also = &main[main.find(".SH \"SEE ALSO\"").expect("a SEE ALSO")..];
+    let named = page_references(see_also);
+    assert_eq!(
+        named,
+        [
+            "kc-backup-create",
+            "kc-backup-list",
+            "kc-backup-verify",
+            "kc-backup-restore",
+            "kc-backup-undo",
+            "kc-rename-user",
+            "kc-bulk-import",
+            "kc-orphan-mailbox-finder",
+            "kc-user",
+            "kc-store",
+        ]
+    );
+    assert_eq!(page_references(&read("kc-user-remove.1")), ["kc-user"]);
+    assert_eq!(page_references(&read("kc-store-reindex.1")), ["kc-store"]);
 }
 
 #[test]

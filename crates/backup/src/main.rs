@@ -7,11 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings};
+use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, Verbosity};
 use kc_core::archive::{
     self, Backup, Compression, CreateOptions, Kind, Mask, RestoreOptions, Selection,
 };
 use kc_core::guard;
+
+const TOOL: &str = "kc-backup";
 
 /// Back up, verify and restore a stopped Kerio Connect server.
 ///
@@ -134,8 +136,7 @@ fn parse_masks(s: &str) -> Result<Masks, String> {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run("kc-backup", || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool("kc-backup", |cli: Cli| {
         let settings = cli.global.resolve()?;
         match cli.command {
             Command::Create {
@@ -264,10 +265,11 @@ fn create(
         Format::Json => kc_cli::print_json(
             &serde_json::json!({"archive": backup.archive, "meta": backup.meta}),
         )?,
-        Format::Human => println!("{}", describe(&backup)),
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
+        Format::Human => kc_cli::outln!("{}", describe(&backup))?,
     }
     for s in &backup.meta.skipped {
-        eprintln!("kc-backup: warning: skipped {}: {}", s.path, s.error);
+        settings.warn(TOOL, &format!("skipped {}: {}", s.path, s.error));
     }
     settings.info(format!(
         "verified and written in {:.1} s",
@@ -297,15 +299,20 @@ fn undo(
                 "edited_since": edited,
             }))?,
             Format::Human => {
-                println!(
+                kc_cli::outln!(
                     "WOULD undo {} ({}: {}) from backup {}",
-                    journal.id, journal.tool, journal.description, journal.backup
-                );
+                    journal.id,
+                    journal.tool,
+                    journal.description,
+                    journal.backup
+                )?;
                 for path in &journal.touched {
-                    println!("  WOULD put back {}", path.display());
+                    kc_cli::outln!("  WOULD put back {}", path.display())?;
                 }
                 for e in &edited {
-                    println!("  edited since the change: {e} (undo refuses without --force)");
+                    kc_cli::outln!(
+                        "  edited since the change: {e} (undo refuses without --force)"
+                    )?;
                 }
             }
         }
@@ -320,17 +327,22 @@ fn undo(
         &settings.progress(),
     )?;
     for w in &undone.warnings {
-        eprintln!("kc-backup: warning: {w}");
+        settings.warn(TOOL, w);
     }
     match settings.format {
         Format::Json => kc_cli::print_json(&undone)?,
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
         Format::Human => {
-            println!(
+            kc_cli::outln!(
                 "undone {} ({}: {}): {} paths put back as backup {} had them",
-                undone.change, undone.tool, undone.description, undone.paths, undone.backup
-            );
+                undone.change,
+                undone.tool,
+                undone.description,
+                undone.paths,
+                undone.backup
+            )?;
             if let Some(b) = &undone.replaced_backup {
-                println!("what the undo replaced is kept in backup {b}");
+                kc_cli::outln!("what the undo replaced is kept in backup {b}")?;
             }
         }
     }
@@ -340,9 +352,12 @@ fn undo(
 fn list(settings: &Settings) -> anyhow::Result<Outcome> {
     let backups = archive::list(&settings.backup_dir)?;
     for (path, why) in archive::foreign(&settings.backup_dir)? {
-        eprintln!(
-            "kc-backup: warning: {} is not a kc-backup backup, left out: {why}",
-            path.display()
+        settings.warn(
+            TOOL,
+            &format!(
+                "{} is not a kc-backup backup, left out: {why}",
+                path.display()
+            ),
         );
     }
     for b in &backups {
@@ -350,7 +365,7 @@ fn list(settings: &Settings) -> anyhow::Result<Outcome> {
             Format::Json => {
                 kc_cli::print_json(&serde_json::json!({"archive": b.archive, "meta": b.meta}))?
             }
-            Format::Human => println!("{}", describe(b)),
+            Format::Human => kc_cli::outln!("{}", describe(b))?,
         }
     }
     if backups.is_empty() {
@@ -373,12 +388,15 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
         }
         Format::Human => {
             for problem in &report.damage {
-                println!("{problem}");
+                kc_cli::outln!("{problem}")?;
             }
         }
     }
     for link in &report.links_out {
-        eprintln!("kc-backup: warning: {link}; restore puts it back as a link, never follows it");
+        settings.warn(
+            TOOL,
+            &format!("{link}; restore puts it back as a link, never follows it"),
+        );
     }
     let what = if against_live {
         "differences from the live tree"
@@ -457,6 +475,45 @@ fn restore_in_place(
     kc_cli::carry_out(settings, &plan, DryRun::Disabled, &guard)
 }
 
+/// Refuses a `--domain` or `--user` the backup does not hold, naming the closest it does: a
+/// typo is an error, never "restored 0 files".
+fn check_names(
+    backup: &archive::Backup,
+    chain: &[archive::Backup],
+    domain: Option<&str>,
+    user: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(domain) = domain else {
+        return Ok(());
+    };
+    let boxes = archive::mailboxes(chain)?;
+    let domains: std::collections::BTreeSet<&str> = boxes.iter().map(|(d, _)| d.as_str()).collect();
+    if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        bail!(
+            "backup {}: {}",
+            backup.meta.id,
+            kc_core::suggest::unknown("domain", domain, domains.iter().copied())
+        );
+    }
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let here: Vec<String> = boxes
+        .iter()
+        .filter(|(d, u)| d.eq_ignore_ascii_case(domain) && !u.starts_with('#'))
+        .map(|(d, u)| format!("{u}@{d}"))
+        .collect();
+    let wanted = format!("{user}@{domain}");
+    if !here.iter().any(|a| a.eq_ignore_ascii_case(&wanted)) {
+        bail!(
+            "backup {}: {}",
+            backup.meta.id,
+            kc_core::suggest::unknown("mailbox", &wanted, here.iter().map(String::as_str))
+        );
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn restore(
     settings: &Settings,
@@ -481,6 +538,7 @@ fn restore(
         (None, Some(u)) => bail!("--user {u} needs --domain (or give it as user@domain)"),
         (d, u) => (d, u),
     };
+    check_names(&backup, &chain, domain.as_deref(), user.as_deref())?;
     let selection = Selection::new(
         masks,
         &backup.meta.store_prefix,
@@ -488,6 +546,21 @@ fn restore(
         user.as_deref(),
         folder.as_deref(),
     );
+    // A narrowed selection that matches nothing is a mistake, never "restored 0 files".
+    if (domain.is_some() || masks.iter().any(|m| *m != Mask::All))
+        && !chain
+            .iter()
+            .map(|b| b.manifest())
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .flatten()
+            .any(|(_, path)| selection.matches(path))
+    {
+        bail!(
+            "the selection matches no file in {}; nothing was restored",
+            backup.meta.id
+        );
+    }
     let progress = settings.progress();
     let options = if in_place {
         return restore_in_place(settings, &backup, &chain, &selection);
@@ -514,7 +587,8 @@ fn restore(
     let report = archive::restore(&chain, &options, &progress)?;
     match settings.format {
         Format::Json => kc_cli::print_json(&report)?,
-        Format::Human => println!(
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
+        Format::Human => kc_cli::outln!(
             "restored {} into {}: {} files, {} directories, {}{}",
             report.backups.join(" + "),
             options.to.display(),
@@ -526,13 +600,7 @@ fn restore(
             } else {
                 String::new()
             }
-        ),
-    }
-    if report.files == 0 && report.dirs == 0 {
-        eprintln!(
-            "kc-backup: warning: the selection matched nothing in {}",
-            report.backups.join(" + ")
-        );
+        )?,
     }
     Ok(Outcome::Success)
 }

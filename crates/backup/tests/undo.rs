@@ -77,7 +77,7 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
             },
             Step::AppendLine {
                 path: "store/logs/config.log".into(),
-                line: change::audit_line("kc-test", "Rename User"),
+                line: kc_core::audit::line("kc-test", "Rename User"),
             },
         ],
         warnings: vec![],
@@ -206,7 +206,7 @@ fn changes_are_undone_newest_first() {
         description: "a second change".into(),
         steps: vec![Step::AppendLine {
             path: "store/logs/config.log".into(),
-            line: change::audit_line("kc-test", "Second"),
+            line: kc_core::audit::line("kc-test", "Second"),
         }],
         warnings: vec![],
     };
@@ -325,7 +325,7 @@ fn another_plan() -> Plan {
         description: "another change".into(),
         steps: vec![Step::AppendLine {
             path: "store/logs/config.log".into(),
-            line: change::audit_line("kc-test", "Other change"),
+            line: kc_core::audit::line("kc-test", "Other change"),
         }],
         warnings: vec![],
     }
@@ -406,7 +406,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         steps: vec![
             Step::AppendLine {
                 path: "store/logs/config.log".into(),
-                line: change::audit_line("kc-test", "Big"),
+                line: kc_core::audit::line("kc-test", "Big"),
             },
             Step::write_file("store/big.bin", vec![7u8; bytes], Expect::Any),
         ],

@@ -88,8 +88,7 @@ fn write_credentials(path: &Path, credentials: &[(String, String)]) -> anyhow::R
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(import::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(import::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -154,7 +153,7 @@ fn main() -> ExitCode {
 mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }

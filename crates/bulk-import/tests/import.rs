@@ -109,9 +109,13 @@ fn the_vendors_two_csv_examples_import_as_they_are() {
         );
     assert_eq!(sc.read("users.cfg"), want);
     let log = sc.read("store/logs/config.log");
-    assert!(
-        log.contains("kc-bulk-import - Add User 'ewood@example.org': FullName='Edward Wood', Password='xxxxxx', Groups='sales,all'\n"),
-        "{log}"
+    assert_eq!(
+        sc.new_log_lines("store/logs/config.log"),
+        [
+            "kc-bulk-import - insert User set Name='ewood', Domain='example.org', FullName='Edward Wood', Description='Sales', Password=xxxxxx, Account_enabled='1', Auth_type='0', Rights='0', ForwardMode='0', ForwardAddress='', EmailAddresses='ewood,wood', Groups='sales,all', Qstorage='0', Qmessage='0', DataSource='0'",
+            "kc-bulk-import - update Group set Members='lclark,tevans,ewood' where Name='sales', Domain='example.org'",
+            "kc-bulk-import - update Group set Members='pnelson,tbaker,mwood,lclark,hcarter,tevans,oreed,ewood' where Name='all', Domain='example.org'",
+        ]
     );
     assert!(!log.contains("Ahdpppu4"), "the password is masked");
 

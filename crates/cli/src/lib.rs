@@ -7,8 +7,10 @@
 //! outcomes to the exit codes 0 (success), 1 (finished and found something), 2 (error or refused,
 //! nothing changed) and 130 (interrupted).
 //!
-//! stdout carries data only; messages, warnings and progress go to stderr.
+//! stdout carries data only; messages, warnings and progress go to stderr. Completions and man
+//! pages come from [`generate`], answered by [`run_tool`] before the tool runs.
 
+mod generate;
 mod progress;
 
 use std::io::IsTerminal;
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use kc_core::install::Install;
 
+pub use generate::{ManPage, TOOLS, man_pages};
 pub use progress::Bar;
 
 /// The flags every binary takes, before or after its subcommand.
@@ -32,7 +35,7 @@ pub struct GlobalArgs {
     /// Machine-readable output on stdout
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print only warnings and errors
+    /// Print only errors (and the data asked for: tables, JSON, a dry run's plan)
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Say more (repeat for more detail)
@@ -166,6 +169,13 @@ impl Settings {
             eprintln!("{message}");
         }
     }
+
+    /// Prints `<tool>: warning: <text>` on stderr unless `-q`, control characters escaped.
+    pub fn warn(&self, tool: &str, text: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("{tool}: warning: {}", kc_core::change::printable(text));
+        }
+    }
 }
 
 /// How a tool's run ended, when it did not fail.
@@ -209,11 +219,38 @@ pub fn error_line(tool: &str, err: &anyhow::Error) -> String {
     format!("{tool}: error: {}", kc_core::change::printable_lines(&text))
 }
 
+/// Writes one line of data on stdout, as `println!` does, but returning an error instead of
+/// panicking when stdout is gone (`kc-user list | head -1`): [`run`] then ends quietly.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*).map_err($crate::stdout_error)
+    }};
+}
+
+/// The error of a write to stdout, for [`outln!`].
+pub fn stdout_error(err: std::io::Error) -> anyhow::Error {
+    anyhow::Error::new(err).context("writing to stdout")
+}
+
+/// Whether an error is stdout closed by its reader (a pipe into `head`): not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    // A csv::Error gives its io::Error as its source: the chain reaches it too.
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs a tool's body and turns its result into the process's exit code, printing errors on
-/// stderr as `kc-<tool>: error: …`.
+/// stderr as `kc-<tool>: error: …`. stdout closed by its reader ends the tool quietly, exit 0,
+/// as in ripgrep: what the reader wanted it had.
 pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCode {
     match body() {
         Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // clap's own errors (usage, --help, --version) print and exit as clap decides.
             if let Some(clap_err) = err.downcast_ref::<clap::Error>() {
@@ -230,43 +267,47 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCo
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KC_GIT_COMMIT"), ")");
 
 /// Said at the end of every tool's `--help`.
-const MORE_HELP: &str = "Shell completions and a man page are generated from these definitions:\n  \
-     <tool> completions bash|zsh|fish > FILE      <tool> man > <tool>.1\n\
+const MORE_HELP: &str = "Shell completions and man pages are generated from these definitions:\n  \
+     <tool> completions bash|zsh|fish > FILE      <tool> man > <tool>.1\n  \
+     <tool> man --dir DIR   (every page: the tool's and one per subcommand)\n\
      Docs: docs/<tool>.md in the kerio-toolkit repository.";
 
-/// The tool's clap command as every binary presents it: the version with its commit, and the
-/// closing lines of `--help`.
+/// The tool's clap command as every binary presents it: the version with its commit, the
+/// closing lines of `--help`, and the hidden `completions` and `man` subcommands.
 pub fn command<T: clap::CommandFactory>() -> clap::Command {
-    T::command().version(VERSION).after_long_help(MORE_HELP)
+    generate::with_generators(T::command().version(VERSION).after_long_help(MORE_HELP))
 }
 
-/// Parses the command line, turning a usage error into exit code 2 (clap's default, kept here so
-/// that every binary says it the same way). `<tool> completions SHELL` and `<tool> man` print
-/// the completion script or the man page, generated from the same definitions, and exit.
-pub fn parse<T: clap::Parser>() -> anyhow::Result<T> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let mut cmd = command::<T>();
-    let mut out = std::io::stdout().lock();
-    match args.get(1).and_then(|a| a.to_str()) {
-        Some("completions") => {
-            let shell = args.get(2).and_then(|s| s.to_str()).unwrap_or("");
-            let shell: clap_complete::Shell = shell.parse().map_err(|_| {
-                anyhow::anyhow!("completions: give a shell: bash, zsh or fish (got {shell:?})")
-            })?;
-            let name = cmd.get_name().to_owned();
-            clap_complete::generate(shell, &mut cmd, name, &mut out);
-            std::process::exit(0);
+/// A tool's `main`: parses the command line (a usage error is exit code 2, said the same way by
+/// every binary), answers `completions` and `man` itself, and otherwise runs `body` with the
+/// parsed arguments, as [`run`] does.
+pub fn run_tool<T: clap::Parser>(
+    tool: &str,
+    body: impl FnOnce(T) -> anyhow::Result<Outcome>,
+) -> ExitCode {
+    run(tool, || {
+        let args = std::env::args_os();
+        match parse_from::<T>(args, &mut std::io::stdout().lock())? {
+            Some(cli) => body(cli),
+            None => Ok(Outcome::Success),
         }
-        Some("man") => {
-            clap_mangen::Man::new(cmd)
-                .render(&mut out)
-                .context("writing the man page")?;
-            std::process::exit(0);
-        }
-        _ => {}
+    })
+}
+
+/// The tool's arguments, or `None` when the command line asked for completions or man pages
+/// (written to `out`, or to `man --dir`).
+fn parse_from<T: clap::Parser>(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Option<T>> {
+    let cmd = command::<T>();
+    let matches = cmd.clone().try_get_matches_from(args)?;
+    if generate::answer(&cmd, &matches, out)? {
+        return Ok(None);
     }
-    let matches = cmd.try_get_matches_from(args)?;
-    T::from_arg_matches(&matches).map_err(anyhow::Error::from)
+    T::from_arg_matches(&matches)
+        .map(Some)
+        .map_err(anyhow::Error::from)
 }
 
 /// The guard a writer holds from before it reads what it plans from until its change is done:
@@ -301,19 +342,23 @@ pub fn carry_out(
         match settings.format {
             Format::Json => print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?,
             Format::Human => {
-                println!(
+                outln!(
                     "{}: {} (dry run: nothing is changed)",
-                    tool, plan.description
-                );
+                    tool,
+                    plan.description
+                )?;
                 for line in plan.lines(true) {
-                    println!("  {line}");
+                    outln!("  {line}")?;
                 }
             }
+        }
+        for warning in &plan.warnings {
+            settings.warn(tool, warning);
         }
         return Ok(Outcome::Success);
     }
     for warning in &plan.warnings {
-        eprintln!("{tool}: warning: {}", kc_core::change::printable(warning));
+        settings.warn(tool, warning);
     }
     let applied = match &guard.0 {
         Some(lock) => kc_core::change::apply_locked(
@@ -335,17 +380,19 @@ fn print_applied(
 ) -> anyhow::Result<Outcome> {
     match settings.format {
         Format::Json => print_json(&serde_json::json!({ "applied": applied, "plan": plan }))?,
+        // -q: the change is made and the exit code says so; nothing more.
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
         Format::Human => {
-            println!("{}: {}", plan.tool, plan.description);
+            outln!("{}: {}", plan.tool, plan.description)?;
             for line in plan.lines(false) {
-                if !line.starts_with("warning: ") {
-                    println!("  {line}");
-                }
+                outln!("  {line}")?;
             }
-            println!(
+            outln!(
                 "done: change {}, pre-change backup {}; take it back with: kc-backup undo {}",
-                applied.change, applied.backup, applied.change
-            );
+                applied.change,
+                applied.backup,
+                applied.change
+            )?;
         }
     }
     Ok(Outcome::Success)
@@ -362,10 +409,13 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
     )?;
     match settings.format {
         Format::Json => print_json(&applied)?,
-        Format::Human => println!(
+        Format::Human if settings.verbosity == Verbosity::Quiet => {}
+        Format::Human => outln!(
             "resumed and finished change {} ({} steps); take it back with: kc-backup undo {}",
-            applied.change, applied.steps, applied.change
-        ),
+            applied.change,
+            applied.steps,
+            applied.change
+        )?,
     }
     Ok(Outcome::Success)
 }
@@ -386,6 +436,7 @@ mod tests {
     use super::*;
 
     #[derive(Debug, Parser)]
+    #[command(name = "t")]
     struct Cli {
         #[command(flatten)]
         global: GlobalArgs,
@@ -398,6 +449,91 @@ mod tests {
     #[derive(Debug, clap::Subcommand)]
     enum Command {
         Go,
+    }
+
+    /// A tool shaped like kc-rename-user: positional arguments, no subcommands of its own.
+    #[derive(Debug, Parser)]
+    #[command(name = "kc-pos")]
+    struct Positional {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[arg(required_unless_present = "other")]
+        old: Option<String>,
+        #[arg(required_unless_present = "other")]
+        new: Option<String>,
+        #[arg(long)]
+        other: bool,
+    }
+
+    fn parse<T: Parser>(args: &[&str]) -> (Option<T>, String) {
+        let mut out = Vec::new();
+        let args = args.iter().map(std::ffi::OsString::from);
+        let cli = parse_from::<T>(args, &mut out).expect("parses");
+        (cli, String::from_utf8(out).expect("UTF-8"))
+    }
+
+    #[test]
+    fn completions_and_man_are_subcommands_of_every_shape_of_tool() {
+        command::<Cli>().debug_assert();
+        command::<Positional>().debug_assert();
+        // Global flags before a tool's own subcommand still work; `man` anywhere a subcommand goes.
+        let (cli, _) = parse::<Cli>(&["t", "--server", "/a", "go"]);
+        assert!(cli.is_some());
+        let (cli, page) = parse::<Cli>(&["t", "--server", "/a", "man"]);
+        assert!(cli.is_none() && page.starts_with(".ie"), "{page}");
+        assert!(page.contains(".TH t 1"), "{page}");
+        let (cli, script) = parse::<Positional>(&["t", "completions", "bash"]);
+        assert!(cli.is_none() && script.contains("kc-pos"), "{script}");
+        // `man` needs none of the tool's required arguments...
+        let (cli, page) = parse::<Positional>(&["t", "man"]);
+        assert!(cli.is_none() && page.contains(".TH kc-pos 1"), "{page}");
+        // ...and after a positional argument it is a value, not a subcommand.
+        let (cli, out) = parse::<Positional>(&["t", "jdoe@example.com", "man"]);
+        let cli = cli.expect("a rename to `man`");
+        assert_eq!(cli.new.as_deref(), Some("man"));
+        assert!(out.is_empty() && cli.global.server.is_none() && !cli.other);
+        assert!(
+            parse_from::<Positional>(
+                ["t", "completions", "tcsh"].map(Into::into),
+                &mut Vec::new()
+            )
+            .is_err()
+        );
+        // Hidden: neither the usage nor --help of a tool changes.
+        let help = command::<Positional>().render_long_help().to_string();
+        assert!(
+            !help.contains("Commands:") && help.contains("Usage: kc-pos [OPTIONS] [OLD] [NEW]"),
+            "{help}"
+        );
+        assert!(help.contains("man --dir DIR"), "{help}");
+    }
+
+    #[test]
+    fn man_dir_writes_a_page_per_subcommand_and_see_also_names_only_those() {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let dir = tmp.path().join("man1");
+        let args = ["t", "man", "--dir", dir.to_str().expect("UTF-8")];
+        let (cli, out) = parse::<Cli>(&args);
+        assert!(cli.is_none() && out.is_empty());
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .expect("written")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["t-go.1", "t.1"]);
+        let main = std::fs::read_to_string(dir.join("t.1")).expect("t.1");
+        assert!(
+            main.ends_with(".SH \"SEE ALSO\"\n\\fBt\\-go\\fR(1)\n"),
+            "{main}"
+        );
+        let sub = std::fs::read_to_string(dir.join("t-go.1")).expect("t-go.1");
+        let th = format!(".TH t-go 1 {} \"kerio-toolkit ", env!("KC_GIT_DATE"));
+        assert!(sub.contains(&th), "{sub}");
+        assert!(
+            sub.contains("\\-\\-server"),
+            "global flags on every page: {sub}"
+        );
+        assert!(sub.ends_with("\\fBt\\fR(1)\n"), "{sub}");
     }
 
     fn install() -> Install {

@@ -26,7 +26,7 @@ pub use read::{
     RestoreOptions, RestoreReport, VerifyReport, chain, entry_paths, restore, verify,
     verify_against_live,
 };
-pub use select::{Mask, Selection};
+pub use select::{Mask, Selection, mailboxes};
 pub(crate) use write::sync_dir;
 pub use write::{CreateOptions, create};
 

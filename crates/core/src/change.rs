@@ -253,7 +253,8 @@ impl Plan {
         touched(&self.steps)
     }
 
-    /// The plan as lines, `WOULD …` when nothing will be done.
+    /// The plan's steps as lines, `WOULD …` when nothing will be done. Its warnings are not
+    /// among them: they are messages, for stderr.
     pub fn lines(&self, dry_run: bool) -> Vec<String> {
         let lead = if dry_run { "WOULD " } else { "" };
         let mut out: Vec<String> = Vec::new();
@@ -279,11 +280,6 @@ impl Plan {
                 _ => out.push(format!("{lead}{}", printable(&step.describe()))),
             }
         }
-        out.extend(
-            self.warnings
-                .iter()
-                .map(|w| format!("warning: {}", printable(w))),
-        );
         out
     }
 
@@ -315,6 +311,9 @@ impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for line in self.lines(true) {
             writeln!(f, "{line}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "warning: {}", printable(warning))?;
         }
         Ok(())
     }
@@ -1306,18 +1305,6 @@ fn backup_current(
     )
 }
 
-/// The Kerio log line for an action: `[DD/Mon/YYYY HH:MM:SS] kc-<tool> - <text>`, local time.
-/// Control characters in the text (a directory named with a newline or an escape sequence) are
-/// written as `\u{…}`: a name can never forge a second log line or drive the admin's terminal.
-pub fn audit_line(tool: &str, text: &str) -> String {
-    let now = jiff::Zoned::now();
-    format!(
-        "[{}] {tool} - {}",
-        now.strftime("%d/%b/%Y %H:%M:%S"),
-        printable(text)
-    )
-}
-
 /// `text` with every control character (C0, DEL, C1) written as `\u{…}`.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |_| false)
@@ -1328,8 +1315,25 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
     escape_controls(text, |c| c == '\n' || c == '\t')
 }
 
+/// Problems of a refusal, one a line, each with its control characters escaped: a name holding
+/// a line break cannot make a refusal print a line of its own.
+pub fn problem_lines(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| printable(p).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Characters that change how text after them is shown without being control characters: the
+/// line and paragraph separators, the bidirectional overrides and isolates (a name could turn
+/// `…exe.txt` into `…txt.exe` on screen), zero-width characters and the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
-    let escaped = |c: char| c.is_control() && !keep(c);
+    let escaped = |c: char| (c.is_control() || is_invisible_format(c)) && !keep(c);
     if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -1360,18 +1364,7 @@ mod tests {
     }
 
     #[test]
-    fn a_name_with_a_newline_or_an_escape_cannot_forge_a_log_line() {
-        let line = audit_line(
-            "kc-test",
-            "Archive mailbox evil\n[01/Jan/2026 00:00:00] Admin - x\x1b[2J",
-        );
-        assert_eq!(line.lines().count(), 1, "{line}");
-        assert!(
-            line.ends_with(
-                "] kc-test - Archive mailbox evil\\u{a}[01/Jan/2026 00:00:00] Admin - x\\u{1b}[2J"
-            ),
-            "{line}"
-        );
+    fn a_path_with_an_escape_is_printed_escaped() {
         let plan = plan(vec![Step::RemoveDir {
             path: "store/mail/d/evil\u{1b}]0;owned\u{7}".into(),
         }]);

@@ -193,6 +193,28 @@ pub struct Document {
     sections: Vec<Section>,
 }
 
+/// What an edit does to one record (a list's item, or a table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordAction {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One record an edit changes: see [`Document::record_changes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordChange {
+    pub action: RecordAction,
+    /// The list (or table) name: `User`, `Alias`, `Group`, …
+    pub list: String,
+    /// For an insert every variable of the new record, for an update the ones it changes, in
+    /// record order; empty for a delete.
+    pub vars: Vec<(String, String)>,
+    /// The record's key variables as the file had them (`Name`, `Domain`); empty for an insert
+    /// and for a table.
+    pub key: Vec<(String, String)>,
+}
+
 /// A read-only view of one item (a list's `<listitem>`, or a table).
 #[derive(Debug, Clone, Copy)]
 pub struct ItemRef<'d> {
@@ -503,6 +525,80 @@ impl Document {
             self.set(id, name, &kept)?;
         }
         Ok(count)
+    }
+
+    /// The records the pending edits insert, update and delete, in file order: what the
+    /// server's Config log says of a change (see [`crate::audit`]). An item added and removed
+    /// again is no change; an update lists only the variables whose value differs from the file.
+    pub fn record_changes(&self) -> Vec<RecordChange> {
+        let source = self.source.as_str();
+        let mut out = Vec::new();
+        for section in &self.sections {
+            for item in &section.items {
+                let current = || {
+                    item.vars
+                        .iter()
+                        .map(|v| (v.name(source).to_owned(), v.value(source).to_owned()))
+                        .collect::<Vec<_>>()
+                };
+                // The record as the file names it: its Name and Domain (the `where` of the log);
+                // a record lacking one is named by every variable it had, so that the line never
+                // reads as a change to other records too.
+                let key = || {
+                    let original = || {
+                        item.vars.iter().filter_map(|v| {
+                            let value = v.original.as_ref()?.value.as_str(source);
+                            Some((v.name(source).to_owned(), value.to_owned()))
+                        })
+                    };
+                    let key: Vec<_> = original()
+                        .filter(|(name, _)| {
+                            crate::config::schema::RECORD_KEY.contains(&name.as_str())
+                        })
+                        .collect();
+                    if key.len() == crate::config::schema::RECORD_KEY.len() {
+                        key
+                    } else {
+                        original().collect()
+                    }
+                };
+                let (action, vars) = match (&item.span, item.removed) {
+                    (None, true) => continue,
+                    (None, false) => (RecordAction::Insert, current()),
+                    (Some(_), true) => (RecordAction::Delete, Vec::new()),
+                    (Some(_), false) => {
+                        let set: Vec<_> = item
+                            .vars
+                            .iter()
+                            .filter(|v| {
+                                v.edited.as_deref().is_some_and(|e| {
+                                    v.original
+                                        .as_ref()
+                                        .is_none_or(|o| o.value.as_str(source) != e)
+                                })
+                            })
+                            .map(|v| (v.name(source).to_owned(), v.value(source).to_owned()))
+                            .collect();
+                        if set.is_empty() {
+                            continue;
+                        }
+                        (RecordAction::Update, set)
+                    }
+                };
+                let key = if action == RecordAction::Insert || section.kind == SectionKind::Table {
+                    Vec::new()
+                } else {
+                    key()
+                };
+                out.push(RecordChange {
+                    action,
+                    list: section.name.clone(),
+                    vars,
+                    key,
+                });
+            }
+        }
+        out
     }
 
     /// Whether any edit is pending, i.e. [`Document::to_bytes`] differs from the input.

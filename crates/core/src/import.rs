@@ -12,7 +12,8 @@ pub use password::{check_password, generate_password};
 pub use read::{Field, Migration, Row, read_csv, read_toml, read_users_cfg};
 
 use crate::account::{Names, check_name};
-use crate::change::{Plan, Step, audit_line};
+use crate::audit;
+use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Config, ConfigError, list_tokens, view::Template};
 use crate::install::Install;
@@ -165,7 +166,6 @@ pub fn plan(
     let mut members: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let mut planned: Vec<Vars> = Vec::new();
     let mut credentials = Vec::new();
-    let mut audit = Vec::new();
     let mut enabled_new = Vec::new();
     let mut empty_passwords: Vec<String> = Vec::new();
 
@@ -372,11 +372,6 @@ pub fn plan(
         if value(&values, USER.enabled).trim() != "0" {
             enabled_new.push(row);
         }
-        audit.push(format!(
-            "Add User '{name}@{domain}': FullName='{}', Password='xxxxxx', Groups='{}'",
-            value(&values, USER.full_name),
-            groups.join(",")
-        ));
         planned.push(values);
     }
 
@@ -386,7 +381,7 @@ pub fn plan(
             .users()
             .filter(|u| u.enabled())
             .filter(|u| {
-                let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+                let mapped = config.is_mapped(u);
                 !mapped || install.mail_dir().join(u.domain()).join(u.name()).is_dir()
             })
             .count();
@@ -458,7 +453,6 @@ pub fn plan(
         }
         let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         config.users.add_item(GROUP.list, &refs)?;
-        audit.push(format!("Add Group '{name}@{domain}'"));
         created += 1;
     }
     let group_ids: Vec<_> = config
@@ -470,13 +464,11 @@ pub fn plan(
                     g.name().to_ascii_lowercase(),
                     g.domain().to_ascii_lowercase(),
                 ),
-                g.name().to_owned(),
-                g.domain().to_owned(),
                 g.members().to_owned(),
             )
         })
         .collect();
-    for (id, key, name, domain, current) in group_ids {
+    for (id, key, current) in group_ids {
         if let Some(new) = members.remove(&key) {
             let joined = if current.trim().is_empty() {
                 new.join(",")
@@ -484,10 +476,6 @@ pub fn plan(
                 format!("{current},{}", new.join(","))
             };
             config.users.set(id, GROUP.members, &joined)?;
-            audit.push(format!(
-                "Update Group '{name}@{domain}': {} members added",
-                new.len()
-            ));
         }
     }
     for vars in aliases {
@@ -506,14 +494,12 @@ pub fn plan(
             &config.users,
         ));
     }
-    if !audit.is_empty() {
-        let log = layout.config_log();
-        let lines: Vec<String> = audit.iter().map(|l| audit_line(TOOL, l)).collect();
-        steps.push(Step::AppendLine {
-            path: log,
-            line: lines.join("\n"),
-        });
-    }
+    steps.extend(audit::steps(
+        &layout.logs,
+        TOOL,
+        &audit::config_changes(&config),
+        &[],
+    ));
     let accounts = planned.len();
     Ok(Imported {
         plan: Plan {

@@ -20,10 +20,13 @@
 //! - [`reindex`] plans moving folders' indexes aside, so that the server rebuilds them.
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
+//! - [`audit`] writes what the tools change into the server's own Config and Warning logs.
+//! - [`suggest`] names the closest known name when one given is not on the install.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
 pub mod account;
 pub mod archive;
+pub mod audit;
 pub mod change;
 pub mod config;
 pub mod guard;
@@ -35,4 +38,5 @@ pub mod reindex;
 pub mod rename;
 pub mod store;
 pub mod store_check;
+pub mod suggest;
 pub mod user;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::account::{self, AccountError, Address, Layout};
-use crate::change::{Plan, Step, audit_line};
+use crate::audit;
+use crate::change::{Plan, Step};
 use crate::config::schema::USER;
 use crate::config::{Config, ConfigError};
 use crate::install::Install;
@@ -74,8 +75,11 @@ pub enum OrphanError {
         line: usize,
         message: String,
     },
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
+    /// A `--domain` or `--name` the install does not have (a typo is never an all-clear).
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// The accounts of a directory export (LDIF): per domain (lower case), the names (lower case).
@@ -217,7 +221,7 @@ pub fn scan(
     // Accounts per domain (lower case), with their spelling.
     let mut accounts: HashMap<String, HashMap<String, (String, bool, bool)>> = HashMap::new();
     for u in config.users() {
-        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        let mapped = config.is_mapped(&u);
         accounts
             .entry(u.domain().to_ascii_lowercase())
             .or_default()
@@ -226,6 +230,7 @@ pub fn scan(
                 (u.name().to_owned(), u.enabled(), mapped),
             );
     }
+    check_filter(&config, &mail, filter)?;
     let mut found: Vec<Finding> = Vec::new();
     let blank = |kind, domain: &str, name: &str, path: &Path| Finding {
         kind,
@@ -248,6 +253,12 @@ pub fn scan(
         let Some(domain) = config.domain(&dname) else {
             measure.push(found.len());
             found.push(blank(Kind::OrphanDomain, &dname, "", &domain_dir.path));
+            // Each mailbox in it is an orphan too: it can be moved out on its own.
+            for mb in store::mailboxes(&domain_dir)? {
+                let name = mb.name.to_string_lossy().into_owned();
+                measure.push(found.len());
+                found.push(blank(Kind::OrphanMailbox, &dname, &name, &mb.path));
+            }
             continue;
         };
         let mapped = domain.mapped();
@@ -260,6 +271,11 @@ pub fn scan(
             seen_dirs.insert((dkey.clone(), key.clone()));
             let account = known.and_then(|k| k.get(&key));
             let kind = match (account, mapped, listed) {
+                // A local account of a mapped domain is as any local one.
+                (Some((spelled, _, false)), true, _) if *spelled != name => {
+                    Some(Kind::CaseMismatch)
+                }
+                (Some((_, _, false)), true, _) => None,
                 // A mapped domain's accounts are the directory's: the export decides.
                 (_, true, Some(l)) if !l.contains(&key) => Some(Kind::OrphanMailbox),
                 (_, true, Some(_)) => None,
@@ -326,15 +342,84 @@ pub fn scan(
     }
     let now = SystemTime::now();
     found.retain(|f| filter.keeps(f, now));
+    // The mailboxes of an orphan domain right under its row (its name is empty: first).
+    let orphan_domains: HashSet<String> = found
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanDomain)
+        .map(|f| f.domain.to_ascii_lowercase())
+        .collect();
+    let group = |f: &Finding| match f.kind {
+        Kind::OrphanMailbox if orphan_domains.contains(&f.domain.to_ascii_lowercase()) => {
+            Kind::OrphanDomain
+        }
+        kind => kind,
+    };
     found.sort_by(|a, b| {
-        (a.kind, a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-            b.kind,
+        (group(a), a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
+            group(b),
             b.domain.to_ascii_lowercase(),
             &b.name,
             &b.path,
         ))
     });
     Ok(found)
+}
+
+/// Refuses a `--domain` that is neither a domain of the server nor a directory of the store,
+/// and a `--name` that is neither an account nor a mailbox directory (of that domain), naming
+/// the closest one there is.
+fn check_filter(config: &Config, mail: &Path, filter: &Filter) -> Result<(), OrphanError> {
+    if filter.domain.is_none() && filter.name.is_none() {
+        return Ok(());
+    }
+    let mut domains: Vec<String> = config.domains().map(|d| d.name().to_owned()).collect();
+    let mut dirs = Vec::new();
+    for d in store::domains(mail)? {
+        if !store::is_server_folder(&d.name) {
+            domains.push(d.name.to_string_lossy().into_owned());
+            dirs.push(d);
+        }
+    }
+    if let Some(wanted) = &filter.domain
+        && !domains.iter().any(|d| d.eq_ignore_ascii_case(wanted))
+    {
+        return Err(OrphanError::Unknown(crate::suggest::unknown(
+            "domain",
+            wanted,
+            domains.iter().map(String::as_str),
+        )));
+    }
+    let Some(wanted) = &filter.name else {
+        return Ok(());
+    };
+    let in_domain = |d: &str| {
+        filter
+            .domain
+            .as_ref()
+            .is_none_or(|f| f.eq_ignore_ascii_case(d))
+    };
+    let mut names: Vec<String> = config
+        .users()
+        .filter(|u| in_domain(u.domain()))
+        .map(|u| u.name().to_owned())
+        .collect();
+    for d in dirs.iter().filter(|d| in_domain(&d.name.to_string_lossy())) {
+        for mb in store::mailboxes(d)? {
+            names.push(mb.name.to_string_lossy().into_owned());
+        }
+    }
+    if names.iter().any(|n| n.eq_ignore_ascii_case(wanted)) {
+        return Ok(());
+    }
+    let what = match &filter.domain {
+        Some(d) => format!("account or mailbox in {d} named"),
+        None => "account or mailbox named".to_owned(),
+    };
+    Err(OrphanError::Unknown(crate::suggest::unknown(
+        &what,
+        wanted,
+        names.iter().map(String::as_str),
+    )))
 }
 
 /// What to do with the orphan mailboxes found.
@@ -366,16 +451,21 @@ pub fn plan(
     let mut lines = Vec::new();
     let mut warning_lines = Vec::new();
     let mut problems = Vec::new();
-    // An orphan domain has no account to move its mailboxes to or create in it: it can only be
-    // archived.
+    let mut skipped = Vec::new();
+    // The orphan mailboxes acted on one by one (not those archived with their domain).
+    let mut acted = 0usize;
+    // An orphan domain directory is archived whole; its mailboxes are also findings of their
+    // own, for a transfer (or an archive of only some, with --user).
+    let mut archived_domains: Vec<&str> = Vec::new();
     if *action == Resolve::Archive {
         for f in findings.iter().filter(|f| f.kind == Kind::OrphanDomain) {
+            archived_domains.push(&f.domain);
             late.push(Step::RemoveDir {
                 path: f.rel.clone(),
             });
             warning_lines.push(format!(
-                "Remove orphan domain directory '{}' ({} bytes, {} messages; kept in the pre-change backup)",
-                f.domain, f.bytes, f.messages
+                "Remove orphan domain directory {} ({} bytes, {} messages; kept in the pre-change backup)",
+                audit::quoted(&f.domain), f.bytes, f.messages
             ));
         }
     }
@@ -399,15 +489,25 @@ pub fn plan(
             domain: f.domain.clone(),
         };
         match action {
+            // Archived with its whole domain.
+            Resolve::Archive
+                if archived_domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(&f.domain)) => {}
             Resolve::Archive => {
                 late.push(Step::RemoveDir {
                     path: f.rel.clone(),
                 });
                 warning_lines.push(format!(
-                    "Remove orphan mailbox '{addr}' ({} bytes, {} messages; kept in the pre-change backup)",
-                    f.bytes, f.messages
+                    "Remove orphan mailbox {} ({} bytes, {} messages; kept in the pre-change backup)",
+                    audit::quoted(&addr.to_string()), f.bytes, f.messages
                 ));
+                acted += 1;
             }
+            Resolve::TransferTo(to) if to.is(&addr) => problems.push(format!(
+                "{}: cannot be moved into itself (--transfer-to {to} names its own account)",
+                f.path
+            )),
             Resolve::TransferTo(to) => {
                 let Some(target) = &target else { continue };
                 match account::transfer_steps(install, &f.rel, &addr, target) {
@@ -417,7 +517,18 @@ pub fn plan(
                         continue;
                     }
                 }
-                lines.push(format!("Move orphan mailbox '{addr}' to '{to}'"));
+                lines.push(format!(
+                    "Move orphan mailbox {} to {}",
+                    audit::quoted(&addr.to_string()),
+                    audit::quoted(&to.to_string())
+                ));
+                acted += 1;
+            }
+            Resolve::Adopt if config.domain(&addr.domain).is_none() => {
+                skipped.push(format!(
+                    "{addr}: not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
+                    addr.domain
+                ));
             }
             Resolve::Adopt => {
                 if let Err(why) = account::check_name(&addr.name) {
@@ -441,11 +552,13 @@ pub fn plan(
                         (USER.data_source, "0"),
                     ],
                 )?;
-                lines.push(format!(
-                    "Add User '{addr}': Account_enabled='0', Password='xxxxxx' (adopts an orphan mailbox; set a password before enabling it)"
-                ));
+                acted += 1;
             }
         }
+    }
+    // Nothing else to adopt: what was skipped is the answer, not an all-clear.
+    if !config.users.is_modified() {
+        problems.append(&mut skipped);
     }
     if !problems.is_empty() {
         return Err(OrphanError::Refused(problems));
@@ -454,18 +567,15 @@ pub fn plan(
         steps.insert(0, Step::save_document("users.cfg", &config.users));
     }
     steps.extend(late);
-    for line in lines.iter().chain(&warning_lines) {
-        steps.push(Step::AppendLine {
-            path: layout.config_log(),
-            line: audit_line(TOOL, line),
-        });
-    }
-    for line in &warning_lines {
-        steps.push(Step::AppendLine {
-            path: layout.warning_log(),
-            line: audit_line(TOOL, line),
-        });
-    }
+    let mut config_lines = audit::config_changes(&config);
+    config_lines.extend(lines);
+    config_lines.extend(warning_lines.iter().cloned());
+    steps.extend(audit::steps(
+        &layout.logs,
+        TOOL,
+        &config_lines,
+        &warning_lines,
+    ));
     let domains = findings
         .iter()
         .filter(|f| f.kind == Kind::OrphanDomain)
@@ -478,9 +588,9 @@ pub fn plan(
     };
     Ok(Plan {
         tool: TOOL.into(),
-        description: format!("{verb} {} orphan mailboxes", orphans.len()),
+        description: format!("{verb} {acted} orphan mailboxes"),
         steps,
-        warnings: Vec::new(),
+        warnings: skipped,
     })
 }
 

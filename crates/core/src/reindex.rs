@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::account::Layout;
-use crate::change::{FileMove, Plan, Step, audit_line};
+use crate::change::{FileMove, Plan, Step};
 use crate::config::schema::INDEX;
 use crate::install::{Install, is_plain_relative};
 use crate::store::scope::{self, Place, ScopeError, Selection};
@@ -257,7 +257,7 @@ pub fn plan(install: &Install, folders: &[Folder]) -> Plan {
         if moved.is_empty() {
             nothing.push(folder.name.clone());
         } else {
-            lines.push(audit_line(
+            lines.push(crate::audit::line(
                 TOOL,
                 &format!(
                     "Reindex folder '{}': {} (the server rebuilds them from {MESSAGES_DIR})",

@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::account::{self, AccountError, Address, Layout, NameKey, Names, ShareFile, name_key};
-use crate::change::{Plan, Step, audit_line};
+use crate::audit;
+use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DATA};
 use crate::config::view::User;
 use crate::config::{Config, ConfigError, Document, ItemId};
@@ -31,7 +32,7 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenameError {
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -270,7 +271,7 @@ pub fn plan(
         };
         new.domain = new_domain.name().to_owned();
         let new_domain_mapped = new_domain.mapped();
-        if user.mapped() || config.domain(&old.domain).is_some_and(|d| d.mapped()) {
+        if config.is_mapped(&user) {
             problems.push(format!(
                 "{here}{old}: is mapped from a directory service; rename it in the directory"
             ));
@@ -422,9 +423,6 @@ pub fn plan(
                 "{old_addr} has no mailbox directory (never logged in): nothing to move"
             )),
         }
-        audit.push(format!(
-            "Rename User '{old_addr}' -> '{new_addr}': {n} references in the configuration"
-        ));
         done.push((old, new));
     }
     if !problems.is_empty() {
@@ -453,7 +451,6 @@ pub fn plan(
                     (ALIAS.description, &format!("Previous login of {new}")),
                 ],
             )?;
-            audit.push(format!("Add Alias '{old}' -> '{new}'"));
         }
     }
 
@@ -535,6 +532,15 @@ pub fn plan(
     for dir in create_dirs {
         steps.push(Step::CreateDir { path: dir });
     }
+    for (from, to) in &moves {
+        if from != to {
+            audit.push(format!(
+                "Rename mailbox directory {} -> {}",
+                audit::quoted(&from.display().to_string()),
+                audit::quoted(&to.display().to_string())
+            ));
+        }
+    }
     for (from, to) in moves {
         if from == to {
             continue; // the directory already has the new spelling (a case mismatch put right)
@@ -575,12 +581,9 @@ pub fn plan(
         }
     }
     audit.push(rewrite);
-    for line in audit {
-        steps.push(Step::AppendLine {
-            path: layout.config_log(),
-            line: audit_line(TOOL, &line),
-        });
-    }
+    let mut lines = audit::config_changes(&config);
+    lines.extend(audit);
+    steps.extend(audit::steps(&layout.logs, TOOL, &lines, &[]));
     let description = done
         .iter()
         .map(|(o, n)| format!("{o} -> {n}"))

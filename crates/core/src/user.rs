@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::account::{self, AccountError, Address, Layout, ShareFile};
-use crate::change::{Plan, Step, audit_line};
+use crate::audit;
+use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
 use crate::config::{Config, ConfigError, list_tokens};
 use crate::install::Install;
@@ -29,12 +30,40 @@ pub enum MailboxFate {
 pub enum Action {
     Disable,
     Enable,
-    Remove { mailbox: MailboxFate, purge: bool },
+    /// Remove local accounts; a mapped account is only disabled, as the console does (its
+    /// record is the directory's). `mailbox` is required for a local account; for a mapped one
+    /// it applies only when given.
+    Remove {
+        mailbox: Option<MailboxFate>,
+        purge: bool,
+    },
+}
+
+/// One account an action applies to, as the configuration spells it.
+#[derive(Debug)]
+struct Target {
+    address: Address,
+    id: crate::config::ItemId,
+    enabled: bool,
+    /// Mapped from a directory service (the user's or its domain's data source).
+    mapped: bool,
+}
+
+/// `jdoe@example.com: no such user`, with the closest address there is when one is close.
+fn no_such_user(config: &Config, a: &Address) -> String {
+    let all: Vec<String> = config.users().map(|u| u.address()).collect();
+    match crate::suggest::closest(&a.to_string(), all.iter().map(String::as_str)) {
+        Some(c) => format!("{a}: no such user (did you mean {c}?)"),
+        None => format!("{a}: no such user"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("{}; nothing was changed", .0.join("\n"))]
+    /// A `--domain` the server does not have (a typo is never an empty list).
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
     Refused(Vec<String>),
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -97,7 +126,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
     let mut config = Config::load(&install.root)?;
     let builtin = config.builtin_admin().map(str::to_owned);
     let mut problems = Vec::new();
-    let mut targets: Vec<(Address, crate::config::ItemId, bool)> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     for a in who {
         if builtin
             .as_deref()
@@ -109,49 +138,63 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             continue;
         }
         let Some(u) = config.user(&a.name, &a.domain) else {
-            problems.push(format!("{a}: no such user"));
+            problems.push(no_such_user(&config, a));
             continue;
         };
-        if u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped()) {
-            problems.push(format!(
-                "{a}: is mapped from a directory service; its record lives in the directory"
-            ));
-            continue;
-        }
+        let mapped = config.is_mapped(&u);
         let spelled = Address {
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),
         };
-        if targets.iter().any(|(t, ..)| t.is(&spelled)) {
+        if let Action::Remove { mailbox: None, .. } = action
+            && !mapped
+        {
+            problems.push(format!(
+                "{spelled}: say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN"
+            ));
             continue;
         }
-        targets.push((spelled, u.id(), u.enabled()));
+        if targets.iter().any(|t| t.address.is(&spelled)) {
+            continue;
+        }
+        targets.push(Target {
+            address: spelled,
+            id: u.id(),
+            enabled: u.enabled(),
+            mapped,
+        });
     }
     if let Action::Remove {
-        mailbox: MailboxFate::Transfer(to),
+        mailbox: Some(MailboxFate::Transfer(to)),
         ..
     } = action
     {
+        // A mapped account removed stays (disabled), but its mailbox moves: not onto itself.
         match config.user(&to.name, &to.domain) {
-            None => problems.push(format!("transfer target {to}: no such user")),
-            Some(_) if targets.iter().any(|(t, ..)| t.is(to)) => problems.push(format!(
+            None => problems.push(format!("transfer target {}", no_such_user(&config, to))),
+            Some(_) if targets.iter().any(|t| t.address.is(to)) => problems.push(format!(
                 "transfer target {to}: is one of the accounts removed"
             )),
             Some(_) => {}
         }
     }
     // The admin lockout guard: some enabled local full administrator must remain (a mapped one
-    // depends on a directory service that may be the very thing being repaired).
-    let admins = |c: &Config, gone: &[Address]| {
+    // depends on a directory service that may be the very thing being repaired); and where
+    // there is none, the last administrator of any kind (the built-in one included) must.
+    let admins = |c: &Config, gone: &[Address], local_only: bool| {
         c.users()
             .filter(|u| u.enabled() && u.rights() == 3)
-            .filter(|u| !u.mapped() && !c.domain(u.domain()).is_some_and(|d| d.mapped()))
+            .filter(|u| !(local_only && c.is_mapped(u)))
             .filter(|u| !gone.iter().any(|g| u.is(&g.name, &g.domain)))
             .count()
+            + usize::from(!local_only && c.builtin_admin().is_some())
     };
     if !matches!(action, Action::Enable) {
-        let gone: Vec<Address> = targets.iter().map(|(a, ..)| a.clone()).collect();
-        if admins(&config, &[]) > 0 && admins(&config, &gone) == 0 {
+        let gone: Vec<Address> = targets.iter().map(|t| t.address.clone()).collect();
+        let last = |local_only| {
+            admins(&config, &[], local_only) > 0 && admins(&config, &gone, local_only) == 0
+        };
+        if last(true) || last(false) {
             problems.push(format!(
                 "{}: would leave no enabled account with full administration rights (Rights 3)",
                 gone.iter()
@@ -168,180 +211,282 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
         return Err(UserError::Refused(problems));
     }
 
-    let mut steps = Vec::new();
-    let mut late = Vec::new();
-    let mut warnings = Vec::new();
-    let mut config_lines = Vec::new();
-    let mut warning_lines = Vec::new();
+    let mut out = Edits::default();
     match action {
-        Action::Disable | Action::Enable => {
-            let (value, verb) = if *action == Action::Disable {
-                ("0", "Disable")
-            } else {
-                ("1", "Enable")
-            };
-            for (a, id, enabled) in &targets {
-                if *enabled == (*action == Action::Enable) {
-                    warnings.push(format!("{a} is already {}d", verb.to_lowercase()));
-                    continue;
-                }
-                config.users.set(*id, USER.enabled, value)?;
-                config_lines.push(format!("{verb} User '{a}': Account_enabled='{value}'"));
-            }
-        }
-        Action::Remove { mailbox, purge } => {
-            // The target's mailbox, and the step creating it (taken when a mailbox moves there).
-            let mut target = match mailbox {
-                MailboxFate::Transfer(to) => Some(account::transfer_target(install, &layout, to)?),
-                _ => None,
-            };
-            for (a, id, _) in &targets {
-                config.users.remove_item(*id);
-                let extra =
-                    crate::config::view::additional_data_of(&config.users, &a.name, &a.domain);
-                for d in extra {
-                    config.users.remove_item(d);
-                }
-                // References elsewhere: removed with --purge-settings, else only told.
-                let said = if *purge {
-                    purge_config(&mut config, a)?
-                } else {
-                    purge_config(&mut config.clone(), a)?
-                };
-                let fate = match mailbox {
-                    MailboxFate::Keep => "mailbox kept".to_owned(),
-                    MailboxFate::Delete => "mailbox deleted".to_owned(),
-                    MailboxFate::Transfer(to) => format!("mailbox moved to {to}"),
-                };
-                for s in &said {
-                    if *purge {
-                        config_lines.push(format!("Remove reference to '{a}': {s}"));
-                    } else {
-                        warnings.push(format!(
-                            "{a} is still named: {s} (use --purge-settings to remove)"
-                        ));
-                    }
-                }
-                let line = format!("Remove User '{a}' ({fate})");
-                config_lines.push(line.clone());
-                warning_lines.push(line);
-                let dir = account::mailbox_path(install, &layout, a)?;
-                match (mailbox, dir) {
-                    (MailboxFate::Keep, _) => {}
-                    (_, None) => warnings.push(format!("{a} has no mailbox directory")),
-                    (MailboxFate::Delete, Some(dir)) => late.push(Step::RemoveDir { path: dir }),
-                    (MailboxFate::Transfer(_), Some(dir)) => {
-                        let (target, create) = target.as_mut().expect("resolved for a transfer");
-                        steps.extend(create.take());
-                        late.extend(
-                            account::transfer_steps(install, &dir, a, target)
-                                .map_err(|e| UserError::Refused(vec![e.to_string()]))?,
-                        );
-                    }
-                }
-            }
-            // The store: ACL entries and subscriptions naming the removed accounts.
-            let gone: Vec<String> = targets.iter().map(|(a, ..)| a.to_string()).collect();
-            let deleted: Vec<PathBuf> = late
-                .iter()
-                .filter_map(|s| match s {
-                    Step::RemoveDir { path } => Some(path.clone()),
-                    _ => None,
-                })
-                .collect();
-            let found = Mutex::new(Vec::new());
-            let files = account::edit_share_files(install, &layout, |kind, path, bytes| {
-                let rel = install.logical(path).unwrap_or_else(|| path.to_path_buf());
-                if deleted.iter().any(|d| rel.starts_with(d)) {
-                    return Ok(None);
-                }
-                let (out, n) = match kind {
-                    ShareFile::Status | ShareFile::PublicAcl => {
-                        let mut s = StatusFld::parse(bytes);
-                        let n: usize = gone.iter().map(|g| s.remove(g)).sum();
-                        (s.into_bytes(), n)
-                    }
-                    ShareFile::Map => {
-                        let mut bytes = bytes;
-                        let mut n = 0;
-                        for g in &gone {
-                            let map = FolderMap::parse(path, bytes)
-                                .map_err(|e| AccountError::Share(e.to_string()))?;
-                            let (b, k) = map.without_owner(g);
-                            n += k;
-                            bytes = b;
-                        }
-                        (bytes, n)
-                    }
-                    ShareFile::Subscriptions => {
-                        let mut s = SubFld::parse(bytes);
-                        let n: usize = gone.iter().map(|g| s.remove(g)).sum();
-                        (s.into_bytes(), n)
-                    }
-                };
-                if n == 0 {
-                    return Ok(None);
-                }
-                found
-                    .lock()
-                    .map_err(|_| AccountError::Share("a worker panicked".into()))?
-                    .push((rel.to_path_buf(), n));
-                Ok(Some(out))
-            })?;
-            let found = found.into_inner().unwrap_or_default();
-            let total: usize = found.iter().map(|(_, n)| n).sum();
-            if *purge {
-                for (path, bytes, read) in files {
-                    steps.push(Step::write_file(path, bytes, read));
-                }
-                if total > 0 {
-                    config_lines.push(format!(
-                        "Remove {total} folder sharing entries naming {}",
-                        gone.join(", ")
-                    ));
-                }
-            } else if total > 0 {
-                warnings.push(format!(
-                    "{total} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {} files still name {} (use --purge-settings to remove)",
-                    found.len(),
-                    gone.join(", ")
-                ));
-            }
-        }
+        Action::Disable => set_enabled(&mut config, &targets, false, &mut out)?,
+        Action::Enable => set_enabled(&mut config, &targets, true, &mut out)?,
+        Action::Remove { mailbox, purge } => remove(
+            install,
+            &layout,
+            &mut config,
+            &targets,
+            mailbox.as_ref(),
+            *purge,
+            &mut out,
+        )?,
     }
-    let mut head = Vec::new();
+    let mut steps = Vec::new();
     for doc in [&config.users, &config.mailserver] {
         if doc.is_modified() {
             let name = doc.path().file_name().unwrap_or_default();
-            head.push(Step::save_document(Path::new(name), doc));
+            steps.push(Step::save_document(Path::new(name), doc));
         }
     }
-    head.extend(steps);
-    head.extend(late);
-    for line in config_lines {
-        head.push(Step::AppendLine {
-            path: layout.config_log(),
-            line: audit_line(TOOL, &line),
-        });
-    }
-    for line in warning_lines {
-        head.push(Step::AppendLine {
-            path: layout.warning_log(),
-            line: audit_line(TOOL, &line),
-        });
-    }
+    steps.extend(out.steps);
+    steps.extend(out.late);
+    let mut config_lines = audit::config_changes(&config);
+    config_lines.extend(out.store_lines);
+    steps.extend(audit::steps(
+        &layout.logs,
+        TOOL,
+        &config_lines,
+        &out.warning_lines,
+    ));
     let verb = match action {
         Action::Disable => "disable",
         Action::Enable => "enable",
         Action::Remove { .. } => "remove",
     };
-    let names: Vec<String> = targets.iter().map(|(a, ..)| a.to_string()).collect();
+    let names: Vec<String> = targets.iter().map(|t| t.address.to_string()).collect();
     Ok(Plan {
         tool: TOOL.into(),
         description: format!("{verb} {}", names.join(", ")),
-        steps: head,
-        warnings,
+        steps,
+        warnings: out.warnings,
     })
+}
+
+/// What an action's phases add to the plan besides the config edits.
+#[derive(Debug, Default)]
+struct Edits {
+    /// Store steps taken first (a transfer target's folder created).
+    steps: Vec<Step>,
+    /// Store steps taken after (mailboxes removed or moved).
+    late: Vec<Step>,
+    warnings: Vec<String>,
+    /// Config log lines of what is not a config record (folder sharing entries).
+    store_lines: Vec<String>,
+    warning_lines: Vec<String>,
+}
+
+fn set_enabled(
+    config: &mut Config,
+    targets: &[Target],
+    enable: bool,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    for t in targets {
+        if t.enabled == enable {
+            let state = if enable { "enabled" } else { "disabled" };
+            out.warnings
+                .push(format!("{} is already {state}", t.address));
+            continue;
+        }
+        config
+            .users
+            .set(t.id, USER.enabled, if enable { "1" } else { "0" })?;
+    }
+    Ok(())
+}
+
+/// Removes the local accounts and disables the mapped ones (the console's "delete" of a mapped
+/// account), then does what `mailbox` says with their mailboxes and, with `purge`, removes what
+/// names the removed ones.
+fn remove(
+    install: &Install,
+    layout: &Layout,
+    config: &mut Config,
+    targets: &[Target],
+    mailbox: Option<&MailboxFate>,
+    purge: bool,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    // The target's mailbox, and the step creating it (taken when a mailbox moves there).
+    let mut target = match mailbox {
+        Some(MailboxFate::Transfer(to)) => Some(account::transfer_target(install, layout, to)?),
+        _ => None,
+    };
+    for t in targets {
+        let a = &t.address;
+        let fate = match mailbox {
+            None | Some(MailboxFate::Keep) => "mailbox kept".to_owned(),
+            Some(MailboxFate::Delete) => "mailbox deleted".to_owned(),
+            Some(MailboxFate::Transfer(to)) => format!("mailbox moved to {to}"),
+        };
+        if t.mapped {
+            if t.enabled {
+                config.users.set(t.id, USER.enabled, "0")?;
+            }
+            let state = if t.enabled {
+                "it is disabled"
+            } else {
+                "it is already disabled"
+            };
+            out.warnings.push(format!(
+                "{a} is mapped from a directory service: {state}, not removed, as the administration console does (remove it in the directory); {fate}"
+            ));
+            if t.enabled
+                || matches!(
+                    mailbox,
+                    Some(MailboxFate::Delete | MailboxFate::Transfer(_))
+                )
+            {
+                out.warning_lines.push(format!(
+                    "Remove User {} (mapped from a directory service: {state}, not removed; {fate})",
+                    audit::quoted(&a.to_string())
+                ));
+            }
+        } else {
+            config.users.remove_item(t.id);
+            for d in crate::config::view::additional_data_of(&config.users, &a.name, &a.domain) {
+                config.users.remove_item(d);
+            }
+            purge_or_tell(config, a, purge, out)?;
+            out.warning_lines.push(format!(
+                "Remove User {} ({fate})",
+                audit::quoted(&a.to_string())
+            ));
+        }
+        let dir = match mailbox {
+            None | Some(MailboxFate::Keep) => continue,
+            Some(_) => account::mailbox_path(install, layout, a)?,
+        };
+        if let Some(dir) = &dir {
+            out.store_lines.push(match mailbox {
+                Some(MailboxFate::Transfer(to)) => format!(
+                    "Move mailbox {} of {} to {}",
+                    audit::quoted(&dir.display().to_string()),
+                    audit::quoted(&a.to_string()),
+                    audit::quoted(&to.to_string())
+                ),
+                _ => format!(
+                    "Delete mailbox {} of {} (kept in the pre-change backup)",
+                    audit::quoted(&dir.display().to_string()),
+                    audit::quoted(&a.to_string())
+                ),
+            });
+        }
+        match (mailbox, dir) {
+            (_, None) => out.warnings.push(format!("{a} has no mailbox directory")),
+            (Some(MailboxFate::Transfer(_)), Some(dir)) => {
+                let (target, create) = target.as_mut().expect("resolved for a transfer");
+                out.steps.extend(create.take());
+                out.late.extend(
+                    account::transfer_steps(install, &dir, a, target)
+                        .map_err(|e| UserError::Refused(vec![e.to_string()]))?,
+                );
+            }
+            (_, Some(dir)) => out.late.push(Step::RemoveDir { path: dir }),
+        }
+    }
+    // The store: ACL entries and subscriptions naming the removed (local) accounts.
+    let gone: Vec<String> = targets
+        .iter()
+        .filter(|t| !t.mapped)
+        .map(|t| t.address.to_string())
+        .collect();
+    if !gone.is_empty() {
+        share_entries(install, layout, &gone, purge, out)?;
+    }
+    Ok(())
+}
+
+/// References elsewhere in the configuration: removed with `purge`, else only told.
+fn purge_or_tell(
+    config: &mut Config,
+    a: &Address,
+    purge: bool,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    if purge {
+        purge_config(config, a)?;
+        return Ok(());
+    }
+    for s in purge_config(&mut config.clone(), a)? {
+        out.warnings.push(format!(
+            "{a} is still named: {s} (use --purge-settings to remove)"
+        ));
+    }
+    Ok(())
+}
+
+/// Folder sharing entries (status.fld and #public/acl.fld ACLs, folder.map owners, sub.fld
+/// subscriptions) naming the removed accounts: rewritten with `purge`, else only told.
+fn share_entries(
+    install: &Install,
+    layout: &Layout,
+    gone: &[String],
+    purge: bool,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    let deleted: Vec<PathBuf> = out
+        .late
+        .iter()
+        .filter_map(|s| match s {
+            Step::RemoveDir { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let found = Mutex::new(Vec::new());
+    let files = account::edit_share_files(install, layout, |kind, path, bytes| {
+        let rel = install.logical(path).unwrap_or_else(|| path.to_path_buf());
+        if deleted.iter().any(|d| rel.starts_with(d)) {
+            return Ok(None);
+        }
+        let (out, n) = match kind {
+            ShareFile::Status | ShareFile::PublicAcl => {
+                let mut s = StatusFld::parse(bytes);
+                let n: usize = gone.iter().map(|g| s.remove(g)).sum();
+                (s.into_bytes(), n)
+            }
+            ShareFile::Map => {
+                let mut bytes = bytes;
+                let mut n = 0;
+                for g in gone {
+                    let map = FolderMap::parse(path, bytes)
+                        .map_err(|e| AccountError::Share(e.to_string()))?;
+                    let (b, k) = map.without_owner(g);
+                    n += k;
+                    bytes = b;
+                }
+                (bytes, n)
+            }
+            ShareFile::Subscriptions => {
+                let mut s = SubFld::parse(bytes);
+                let n: usize = gone.iter().map(|g| s.remove(g)).sum();
+                (s.into_bytes(), n)
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        found
+            .lock()
+            .map_err(|_| AccountError::Share("a worker panicked".into()))?
+            .push((rel.to_path_buf(), n));
+        Ok(Some(out))
+    })?;
+    let found = found.into_inner().unwrap_or_default();
+    let total: usize = found.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    if purge {
+        for (path, bytes, read) in files {
+            out.steps.push(Step::write_file(path, bytes, read));
+        }
+        out.store_lines.push(format!(
+            "Remove {total} folder sharing entries naming {}",
+            gone.join(", ")
+        ));
+    } else {
+        out.warnings.push(format!(
+            "{total} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {} files still name {} (use --purge-settings to remove)",
+            found.len(),
+            gone.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// One line of `kc-user list`.
@@ -365,13 +510,22 @@ pub fn list(
     progress: &dyn Progress,
 ) -> Result<Vec<Row>, UserError> {
     let config = Config::load(&install.root)?;
+    if let Some(d) = domain
+        && config.domain(d).is_none()
+    {
+        return Err(UserError::Unknown(crate::suggest::unknown(
+            "domain",
+            d,
+            config.domains().map(|d| d.name()),
+        )));
+    }
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
     for u in config.users() {
         if domain.is_some_and(|d| !u.domain().eq_ignore_ascii_case(d)) {
             continue;
         }
-        let mapped = u.mapped() || config.domain(u.domain()).is_some_and(|d| d.mapped());
+        let mapped = config.is_mapped(&u);
         let a = Address {
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::account::Address;
+use kc_core::change::printable;
 use kc_core::guard::{self, ServerState};
 use kc_core::orphan::{self, Directory, Filter, Finding, Resolve};
 
@@ -105,21 +106,26 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
                 settings.info("no findings");
                 return Ok(());
             }
-            println!(
+            kc_cli::outln!(
                 "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} PATH",
-                "KIND", "DOMAIN", "NAME", "BYTES", "MESSAGES", "NEWEST"
-            );
+                "KIND",
+                "DOMAIN",
+                "NAME",
+                "BYTES",
+                "MESSAGES",
+                "NEWEST"
+            )?;
             for f in found {
-                println!(
+                kc_cli::outln!(
                     "{:<22} {:<20} {:<20} {:>12} {:>8} {:<20} {}",
                     f.kind.as_str(),
-                    f.domain,
-                    f.name,
+                    printable(&f.domain),
+                    printable(&f.name),
                     f.bytes,
                     f.messages,
                     f.newest.as_deref().unwrap_or("-"),
-                    f.path
-                );
+                    printable(&f.path)
+                )?;
             }
             settings.info(format!("{} findings", found.len()));
         }
@@ -128,8 +134,7 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(orphan::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(orphan::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -143,9 +148,9 @@ fn main() -> ExitCode {
             _ => None,
         };
         if action.is_none() && guard::server_state(&settings.pid_file) != ServerState::Stopped {
-            eprintln!(
-                "{}: warning: the server is running: the store may change under the report",
-                orphan::TOOL
+            settings.warn(
+                orphan::TOOL,
+                "the server is running: the store may change under the report",
             );
         }
         let directory = cli
@@ -209,7 +214,7 @@ fn main() -> ExitCode {
 mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }

@@ -84,8 +84,15 @@ fn it_reports_exactly_what_was_planted_measured_as_the_filesystem_says() {
             let (n, d) = split(a);
             want.insert(("orphan-mailbox".into(), d, n));
         }
+        // An orphan domain, and each mailbox in it on a row of its own.
         for d in &p.orphan_domains {
             want.insert(("orphan-domain".into(), d.clone(), String::new()));
+            for e in std::fs::read_dir(s.root.join("store/mail").join(d)).expect("domain dir") {
+                let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+                if !name.starts_with('#') {
+                    want.insert(("orphan-mailbox".into(), d.clone(), name));
+                }
+            }
         }
         for (a, dir) in &p.case_mismatches {
             want.insert(("case-mismatch".into(), split(a).1, dir.clone()));
@@ -343,8 +350,85 @@ fn adopt_creates_disabled_accounts_the_server_reattaches() {
         s.changed(),
         [PathBuf::from("store/logs/config.log"), "users.cfg".into()]
     );
+    // The mailbox of the orphan domain has no domain to get an account in: left, and said.
+    assert!(
+        stderr(&out).contains("warning: ghost@old-domain.example: not adopted: its domain old-domain.example is not on the server"),
+        "{}",
+        stderr(&out)
+    );
     let after = keys(&findings(&run(&s, &["--json"])));
-    assert!(!after.iter().any(|k| k.0 == "orphan-mailbox"), "{after:?}");
+    let left: Vec<_> = after.iter().filter(|k| k.0 == "orphan-mailbox").collect();
+    assert_eq!(
+        left,
+        [&(
+            "orphan-mailbox".to_owned(),
+            "old-domain.example".to_owned(),
+            "ghost".to_owned()
+        )]
+    );
+    s.undo_last();
+    s.assert_unchanged();
+    // Only that one: refused, never an all-clear.
+    let out = run(
+        &s,
+        &["--domain", "old-domain.example", "--adopt", "--execute"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ghost@old-domain.example: not adopted"));
+    s.assert_unchanged();
+}
+
+#[test]
+fn a_mailbox_of_an_orphan_domain_is_a_row_of_its_own_and_moves_out_alone() {
+    let s = Scratch::new(&Options::demo());
+    // The table: the mailbox right under its domain's row.
+    let out = run(&s, &["--domain", "old-domain.example"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let at = rows
+        .iter()
+        .position(|r| r[0] == "orphan-domain")
+        .expect("the domain's row");
+    assert_eq!(rows[at][1], "old-domain.example");
+    assert_eq!(
+        rows[at + 1][..3],
+        ["orphan-mailbox", "old-domain.example", "ghost"]
+    );
+
+    let out = run(
+        &s,
+        &[
+            "--domain",
+            "old-domain.example",
+            "--transfer-to",
+            "mwood@example.org",
+            "--execute",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let folder = s
+        .root
+        .join("store/mail/example.org/mwood/Deleted mailbox \u{2014} ghost@old-domain.example");
+    assert_eq!(
+        kc_testkit::differences(
+            &s.before.join("store/mail/old-domain.example/ghost"),
+            &folder,
+            &[]
+        ),
+        [PathBuf::from("status.fld")]
+    );
+    assert!(!s.root.join("store/mail/old-domain.example/ghost").exists());
+    assert_eq!(
+        s.new_log_lines("store/logs/config.log"),
+        [
+            "kc-orphan-mailbox-finder - Move orphan mailbox 'ghost@old-domain.example' to 'mwood@example.org'"
+        ]
+    );
     s.undo_last();
     s.assert_unchanged();
 }

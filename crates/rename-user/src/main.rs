@@ -111,8 +111,7 @@ fn parse_pair(old: &str, new: &str) -> anyhow::Result<(Address, Address)> {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(rename::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(rename::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -145,8 +144,8 @@ mod tests {
 
     #[test]
     fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 
     #[test]

@@ -108,7 +108,7 @@ fn a_rename_rewrites_every_reference_and_nothing_else_and_undo_takes_it_back() {
             "{file}"
         );
     }
-    // One audit line per change, in Kerio's format.
+    // One Config log line per record changed, in the server's own form, then the store's.
     let log = s.read("store/logs/config.log");
     let old_log = read(&s.before, "store/logs/config.log");
     let added: Vec<&str> = log[old_log.len()..].lines().collect();
@@ -119,8 +119,14 @@ fn a_rename_rewrites_every_reference_and_nothing_else_and_undo_takes_it_back() {
     assert_eq!(
         tails,
         [
-            "kc-rename-user - Rename User 'pnelson@example.org' -> 'peter@example.org': 7 references in the configuration",
-            "kc-rename-user - Add Alias 'pnelson@example.org' -> 'peter@example.org'",
+            "kc-rename-user - update User set Name='peter', EmailAddresses='peter,peter.nelson' where Name='pnelson', Domain='example.org'",
+            "kc-rename-user - update Group set Members='peter' where Name='management', Domain='example.org'",
+            "kc-rename-user - update Group set Members='peter,tbaker,mwood,lclark,hcarter,tevans,oreed' where Name='all', Domain='example.org'",
+            "kc-rename-user - update Alias set DeliverTo='peter@example.org' where Name='postmaster', Domain='example.org'",
+            "kc-rename-user - insert Alias set Name='pnelson', Domain='example.org', DeliverTo='peter@example.org', Description='Previous login of peter@example.org'",
+            "kc-rename-user - update UserAdditionalData set Name='peter' where Name='pnelson', Domain='example.org'",
+            "kc-rename-user - update MailingList set Members='peter@example.org,tbaker@example.org,mwood@example.org,lclark@example.org,hcarter@example.org,tevans@example.org', Moderators='peter@example.org' where Name='announce', Domain='example.org'",
+            "kc-rename-user - Rename mailbox directory 'store/mail/example.org/pnelson' -> 'store/mail/example.org/peter'",
             "kc-rename-user - Rewrite store: 2 ACL entries, 2 folder.map owners",
         ]
     );

@@ -80,7 +80,7 @@ enum Command {
 
 const FIELDS: [&str; 6] = ["kind", "domain", "user", "folder", "path", "detail"];
 
-fn table(report: &Report) {
+fn table(report: &Report) -> anyhow::Result<()> {
     let width = |get: &dyn Fn(&store_check::Finding) -> usize, title: &str| {
         report
             .findings
@@ -95,12 +95,15 @@ fn table(report: &Report) {
     let wd = width(&|f| f.domain.chars().count(), "DOMAIN");
     let wu = width(&|f| f.user.chars().count(), "USER");
     let wf = width(&|f| f.folder.chars().count(), "FOLDER");
-    println!(
+    kc_cli::outln!(
         "{:<wk$}  {:<wd$}  {:<wu$}  {:<wf$}  DETAIL  |  PATH",
-        "KIND", "DOMAIN", "USER", "FOLDER"
-    );
+        "KIND",
+        "DOMAIN",
+        "USER",
+        "FOLDER"
+    )?;
     for f in &report.findings {
-        println!(
+        kc_cli::outln!(
             "{:<wk$}  {:<wd$}  {:<wu$}  {:<wf$}  {}  |  {}",
             f.kind.as_str(),
             printable(&f.domain),
@@ -108,9 +111,9 @@ fn table(report: &Report) {
             printable(&f.folder),
             printable(&f.detail),
             printable(&f.path)
-        );
+        )?;
     }
-    println!();
+    kc_cli::outln!()?;
     let counts = report.counts();
     let wc = counts
         .iter()
@@ -119,14 +122,17 @@ fn table(report: &Report) {
         .unwrap_or(0)
         .max(5);
     for (kind, n) in &counts {
-        println!("{:<wc$}  {n:>7}", kind.as_str());
+        kc_cli::outln!("{:<wc$}  {n:>7}", kind.as_str())?;
     }
-    println!("{:<wc$}  {:>7}", "total", report.findings.len());
+    kc_cli::outln!("{:<wc$}  {:>7}", "total", report.findings.len())
 }
 
 fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Result<Outcome> {
     if guard::server_state(&settings.pid_file) != ServerState::Stopped {
-        eprintln!("{TOOL}: warning: the server is running: the store may change under the report");
+        settings.warn(
+            TOOL,
+            "the server is running: the store may change under the report",
+        );
     }
     let report = store_check::check(&settings.install, &selection, &settings.progress())?;
     if csv_out {
@@ -151,7 +157,7 @@ fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Re
                 }
             }
             Format::Human if report.findings.is_empty() => {}
-            Format::Human => table(&report),
+            Format::Human => table(&report)?,
         }
     }
     settings.info(format!(
@@ -202,7 +208,7 @@ fn reindex(
     let plan = reindex::plan(&settings.install, &folders);
     if plan.steps.is_empty() {
         for w in &plan.warnings {
-            eprintln!("{TOOL}: warning: {}", printable(w));
+            settings.warn(TOOL, w);
         }
         settings.info(format!("{TOOL}: nothing to change"));
         return Ok(Outcome::Success);
@@ -211,8 +217,7 @@ fn reindex(
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -242,7 +247,7 @@ fn main() -> ExitCode {
 mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }

@@ -216,6 +216,22 @@ impl Scratch {
         let path = self.root.join(rel);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
+
+    /// The lines a log (`store/logs/config.log`) gained since the copy was made, without their
+    /// `[date] ` prefix: `kc-user - update User set …`.
+    pub fn new_log_lines(&self, rel: impl AsRef<Path>) -> Vec<String> {
+        let rel = rel.as_ref();
+        let before = std::fs::read_to_string(self.before.join(rel)).unwrap_or_default();
+        let now = self.read(rel);
+        assert!(now.starts_with(&before), "{} was rewritten", rel.display());
+        now[before.len()..]
+            .lines()
+            .map(|l| match l.split_once("] ") {
+                Some((date, text)) if date.starts_with('[') => text.to_owned(),
+                _ => panic!("not a log line: {l:?}"),
+            })
+            .collect()
+    }
 }
 
 /// The folder-level share files (`status.fld`, `folder.map`, `acl.fld`, `sub.fld`) under

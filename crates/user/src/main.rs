@@ -14,7 +14,10 @@ use kc_core::user::{self, Action, MailboxFate};
 ///
 /// A disabled account cannot log in but keeps every message and setting. Removal keeps, deletes
 /// or moves the mailbox, as the administration console offers; removals are logged in
-/// warning.log. A verified backup of everything touched is taken first.
+/// warning.log. As in the console, an account mapped from a directory service can be disabled
+/// and enabled, and removing one only disables it. Changes are written to config.log in the
+/// server's own form (insert/update/delete User set …). A verified backup of everything touched
+/// is taken first.
 ///
 /// Examples:
 ///   kc-user list --domain example.com
@@ -51,9 +54,11 @@ enum Command {
         #[arg(required = true, value_name = "ADDR")]
         addresses: Vec<String>,
         /// keep (re-attached if the name is created again), delete, or transfer:USER@DOMAIN
-        /// (moved under that account as folder "Deleted mailbox — <user>@<domain>")
+        /// (moved under that account as folder "Deleted mailbox — <user>@<domain>"). Required
+        /// for a local account; an account mapped from a directory service is only disabled, as
+        /// the console does, and its mailbox is left alone unless this is given
         #[arg(long, value_name = "FATE", value_parser = parse_fate)]
-        mailbox: MailboxFate,
+        mailbox: Option<MailboxFate>,
         /// Also remove group memberships, mailing-list entries, aliases delivering only to
         /// them, other users' forwards, and folder sharing naming them (else: warnings)
         #[arg(long)]
@@ -95,12 +100,18 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
             }
         }
         Format::Human => {
-            println!(
+            kc_cli::outln!(
                 "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
-                "NAME", "DOMAIN", "FULL NAME", "ENABLED", "RIGHTS", "SOURCE", "MAILBOX"
-            );
+                "NAME",
+                "DOMAIN",
+                "FULL NAME",
+                "ENABLED",
+                "RIGHTS",
+                "SOURCE",
+                "MAILBOX"
+            )?;
             for r in &rows {
-                println!(
+                kc_cli::outln!(
                     "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
                     r.name,
                     r.domain,
@@ -110,7 +121,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
                     r.data_source,
                     r.mailbox_bytes
                         .map_or_else(|| "-".to_owned(), |b| b.to_string())
-                );
+                )?;
             }
         }
     }
@@ -118,8 +129,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run(user::TOOL, || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool(user::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?;
         if cli.write.resume {
             return kc_cli::resume(&settings);
@@ -146,7 +156,7 @@ fn main() -> ExitCode {
         let plan = user::plan(&settings.install, &who, &action)?;
         if plan.steps.is_empty() {
             for w in &plan.warnings {
-                eprintln!("kc-user: warning: {w}");
+                settings.warn(user::TOOL, w);
             }
             settings.info("kc-user: nothing to change");
             return Ok(Outcome::Success);
@@ -157,10 +167,9 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     #[test]
     fn the_command_line_is_well_formed() {
-        super::Cli::command().debug_assert();
+        // As the binary presents it: with kc-cli's `completions` and `man`.
+        kc_cli::command::<super::Cli>().debug_assert();
     }
 }

@@ -41,15 +41,6 @@ fn same(a: &Path, b: &Path) {
     }
 }
 
-fn new_log_lines(s: &Scratch, log: &str) -> Vec<String> {
-    let before = std::fs::read_to_string(s.before.join(log)).unwrap_or_default();
-    let now = s.read(log);
-    now[before.len()..]
-        .lines()
-        .map(|l| l.split_once("] ").expect("[date] text").1.to_owned())
-        .collect()
-}
-
 #[test]
 fn disable_and_enable_flip_one_variable_and_log_it() {
     let s = Scratch::new(&Options::demo());
@@ -65,8 +56,8 @@ fn disable_and_enable_flip_one_variable_and_log_it() {
         [PathBuf::from("store/logs/config.log"), "users.cfg".into()]
     );
     assert_eq!(
-        new_log_lines(&s, "store/logs/config.log"),
-        ["kc-user - Disable User 'mwood@example.org': Account_enabled='0'"]
+        s.new_log_lines("store/logs/config.log"),
+        ["kc-user - update User set Account_enabled='0' where Name='mwood', Domain='example.org'"]
     );
     let config = Config::load(&s.root).expect("config");
     assert!(
@@ -100,7 +91,7 @@ fn remove_keep_delete_and_transfer_then_undo_back_through_every_change() {
     assert!(!config.additional_data().any(|d| d.name() == "lclark"));
     assert!(s.root.join(mail.join("lclark")).is_dir());
     assert_eq!(
-        new_log_lines(&s, "store/logs/warning.log"),
+        s.new_log_lines("store/logs/warning.log"),
         ["kc-user - Remove User 'lclark@example.org' (mailbox kept)"]
     );
     let after_keep = snapshot(&s, "after-keep");
@@ -167,6 +158,148 @@ fn remove_keep_delete_and_transfer_then_undo_back_through_every_change() {
     s.assert_unchanged();
 }
 
+/// users.cfg with `who`'s Account_enabled set to `to` (it must hold the other value).
+fn flag_of(users: &str, who: &str, to: &str) -> String {
+    let at = users.find(&format!(">{who}<")).expect("the record");
+    let from = if to == "0" { "1" } else { "0" };
+    let var = format!("<variable name=\"Account_enabled\">{from}<");
+    let flag = at + users[at..].find(&var).expect("Account_enabled") + var.len() - 2;
+    format!("{}{to}{}", &users[..flag], &users[flag + 1..])
+}
+
+#[test]
+fn a_mapped_account_is_disabled_enabled_and_removed_as_the_console_does() {
+    let s = Scratch::new(&Options::demo());
+    let before = s.read("users.cfg");
+    let disabled = flag_of(&before, "hnelson", "0");
+    let log = "store/logs/config.log";
+    let mailbox = PathBuf::from("store/mail/corp.example.net/hnelson");
+
+    ok(&s, &["disable", "hnelson@corp.example.net"]);
+    assert_eq!(s.read("users.cfg"), disabled);
+    ok(&s, &["enable", "hnelson@corp.example.net"]);
+    assert_eq!(s.read("users.cfg"), before);
+    assert_eq!(
+        s.new_log_lines(log),
+        [
+            "kc-user - update User set Account_enabled='0' where Name='hnelson', Domain='corp.example.net'",
+            "kc-user - update User set Account_enabled='1' where Name='hnelson', Domain='corp.example.net'",
+        ]
+    );
+
+    // Remove only disables it; without --mailbox its mailbox is left as it is.
+    let out = ok(&s, &["remove", "hnelson@corp.example.net"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("warning"))
+            .collect::<Vec<_>>(),
+        [
+            "kc-user: warning: hnelson@corp.example.net is mapped from a directory service: it is disabled, not removed, as the administration console does (remove it in the directory); mailbox kept"
+        ]
+    );
+    assert_eq!(s.read("users.cfg"), disabled);
+    same(&s.before.join(&mailbox), &s.root.join(&mailbox));
+    assert_eq!(
+        s.new_log_lines("store/logs/warning.log"),
+        [
+            "kc-user - Remove User 'hnelson@corp.example.net' (mapped from a directory service: it is disabled, not removed; mailbox kept)"
+        ]
+    );
+    s.undo_last();
+    assert_eq!(s.read("users.cfg"), before);
+
+    // With --mailbox, the mailbox goes where it says; the record stays, disabled.
+    ok(
+        &s,
+        &[
+            "remove",
+            "hnelson@corp.example.net",
+            "--mailbox",
+            "transfer:tbaker@example.org",
+        ],
+    );
+    assert_eq!(s.read("users.cfg"), disabled);
+    assert!(!s.root.join(&mailbox).exists());
+    // Its messages byte for byte under the target (the folder gains a status.fld of its own).
+    same(
+        &s.before.join(&mailbox).join("INBOX"),
+        &s.root
+            .join("store/mail/example.org/tbaker/Deleted mailbox — hnelson@corp.example.net/INBOX"),
+    );
+    s.undo_last();
+    s.undo_last();
+    s.undo_last();
+    s.assert_unchanged();
+}
+
+/// Writes `text` to `rel` in both the install and its pristine copy.
+fn plant(s: &Scratch, rel: &str, text: &str) {
+    for root in [&s.root, &s.before] {
+        std::fs::write(root.join(rel), text).expect("write");
+    }
+}
+
+#[test]
+fn a_local_account_of_a_mapped_domain_is_local_and_the_last_admin_of_any_kind_stays() {
+    let s = Scratch::new(&Options::demo());
+    let users = s.read("users.cfg");
+    // A local administrator in the mapped domain (DataSource 0), as the vendor advises keeping
+    // for when the directory is down.
+    let at = users
+        .find("<variable name=\"Name\">hnelson<")
+        .expect("hnelson");
+    let start = users[..at].rfind("<listitem>").expect("its record");
+    let end = at + users[at..].find("</listitem>").expect("end") + "</listitem>".len();
+    let local = users[start..end]
+        .replace(">hnelson<", ">localadm<")
+        .replace(
+            "<variable name=\"DataSource\">1<",
+            "<variable name=\"DataSource\">0<",
+        );
+    let planted = format!("{}\n    {local}{}", &users[..end], &users[end..]);
+    plant(&s, "users.cfg", &planted);
+    let out = ok(
+        &s,
+        &["remove", "localadm@corp.example.net", "--mailbox", "keep"],
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("mapped"));
+    assert_eq!(
+        s.new_log_lines("store/logs/config.log"),
+        ["kc-user - delete User where Name='localadm', Domain='corp.example.net'"]
+    );
+    s.undo_last();
+    s.assert_unchanged();
+
+    // Only mapped administrators and no built-in one: the last of them is never disabled.
+    let only_mapped = planted.replace(">localadm<", ">localuser<").replace(
+        "<variable name=\"Rights\">3</variable>",
+        "<variable name=\"Rights\">0</variable>",
+    );
+    let hnelson = only_mapped.find(">hnelson<").expect("hnelson");
+    let rights = hnelson + only_mapped[hnelson..].find(">0</variable>").expect("a 0");
+    assert!(only_mapped[..rights].ends_with("<variable name=\"Rights\""));
+    let only_mapped = format!("{}>3{}", &only_mapped[..rights], &only_mapped[rights + 2..]);
+    plant(&s, "users.cfg", &only_mapped);
+    let server = s.read("mailserver.cfg").replace(
+        "<variable name=\"BuiltInAdminEnabled\">1<",
+        "<variable name=\"BuiltInAdminEnabled\">0<",
+    );
+    plant(&s, "mailserver.cfg", &server);
+    for args in [
+        &["disable", "hnelson@corp.example.net"][..],
+        &["remove", "hnelson@corp.example.net"],
+    ] {
+        let out = run(&s, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "kc-user: error: hnelson@corp.example.net: would leave no enabled account with full administration rights (Rights 3); nothing was changed\n"
+        );
+        s.assert_unchanged();
+    }
+}
+
 #[test]
 fn refusals_exit_2_and_change_nothing() {
     let s = Scratch::new(&Options::demo());
@@ -184,8 +317,8 @@ fn refusals_exit_2_and_change_nothing() {
             "anelson@example.com, pnelson@example.org: would leave no enabled account with full administration rights (Rights 3)",
         ),
         (
-            &["remove", "hnelson@corp.example.net", "--mailbox", "delete"],
-            "hnelson@corp.example.net: is mapped from a directory service",
+            &["remove", "lclark@example.org"],
+            "lclark@example.org: say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN",
         ),
         (
             &[
@@ -373,7 +506,7 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
         &s,
         &["-n", "remove", "pnelson@example.org", "--mailbox", "keep"],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     // #public's two status.fld, two folder.map, acl.fld, the domain's acl.fld, the sub.fld.
     let lines: usize = subs
         .iter()
@@ -385,10 +518,10 @@ fn purge_settings_removes_the_account_from_public_acl_fld_and_every_sub_fld() {
     let entries = 2 + 2 + 1 + 2 + lines;
     let files = 2 + 2 + 1 + 1 + subs.len();
     assert!(
-        stdout.contains(&format!(
-            "  warning: {entries} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {files} files still name pnelson@example.org (use --purge-settings to remove)\n"
+        stderr.contains(&format!(
+            "kc-user: warning: {entries} folder sharing entries (ACLs in status.fld and #public/acl.fld, subscriptions in folder.map and sub.fld) in {files} files still name pnelson@example.org (use --purge-settings to remove)\n"
         )),
-        "{stdout}"
+        "{stderr}"
     );
     s.assert_unchanged();
 

@@ -269,6 +269,34 @@ fn is_prefix(prefix: &[Part], path: &[u8]) -> bool {
         .all(|want| parts.next().is_some_and(|have| part_eq(want, have)))
 }
 
+/// The mailboxes a chain of backups holds, as `(domain, user)` in the archive's spelling (with a
+/// domain's `#public` and other `#` folders among the users): read
+/// from the manifests (the `.sha256` sidecars), so a selection can be checked before anything
+/// is restored.
+pub fn mailboxes(
+    chain: &[super::Backup],
+) -> Result<std::collections::BTreeSet<(String, String)>, super::ArchiveError> {
+    let mut out = std::collections::BTreeSet::new();
+    for backup in chain {
+        let mail = format!("{}/mail/", backup.meta.store_prefix.trim_end_matches('/'));
+        for (_, path) in backup.manifest()? {
+            let Some(rest) = path.strip_prefix(mail.as_bytes()) else {
+                continue;
+            };
+            let mut parts = rest.splitn(3, |&b| b == b'/');
+            if let (Some(d), Some(u), Some(_)) = (parts.next(), parts.next(), parts.next())
+                && !d.starts_with(b"#")
+            {
+                out.insert((
+                    String::from_utf8_lossy(d).into_owned(),
+                    String::from_utf8_lossy(u).into_owned(),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

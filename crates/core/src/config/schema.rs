@@ -286,6 +286,25 @@ pub const SINGLE_LINE: [&str; 32] = [
     "BuiltInAdminPassword",
 ];
 
+/// The variables that name a record in the Config log's `where` clause (`update User set …
+/// where Name='jdoe', Domain='example.com'`) [A: the server's `update`/`delete` forms are not
+/// documented; `insert User set …` is, KERIO-FORMAT.md §4].
+pub const RECORD_KEY: [&str; 2] = ["Name", "Domain"];
+
+/// Variables whose values the Config log writes as `Password=xxxxxx` (without quotes, as the
+/// server writes `Password`) [C for Password; PIN and the others are secrets too, masked here
+/// although one vendor example shows a PIN].
+pub const SECRET: [&str; 4] = [
+    USER.password,
+    USER_ADDITIONAL_DATA.password_history,
+    "PIN",
+    "BuiltInAdminPassword",
+];
+
+/// The prefixes of the server's password forms (KERIO-FORMAT.md §2): a value starting with one is
+/// a secret in a log line whatever its variable is called.
+pub const PASSWORD_FORMS: [&str; 3] = ["D3S:", "SHA:", "NUL:"];
+
 /// `acl.fld` in a `#public` directory (`mail/#public/acl.fld`, or `mail/<domain>/#public/acl.fld`
 /// when each domain has its own public folders): who may use the public folders. KERIO-FORMAT.md
 /// §3: [C] that the file exists there and names users by address; [A] its layout, assumed here

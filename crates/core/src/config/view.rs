@@ -210,6 +210,17 @@ impl Config {
         self.domains().find(|d| d.name().eq_ignore_ascii_case(name))
     }
 
+    /// Whether an account is mapped from a directory service (its record is the directory's):
+    /// its `DataSource` says so; without one, its domain's `DirService` does. A local account
+    /// (`DataSource` 0) in a mapped domain is local: the vendor advises keeping one such
+    /// administrator for when the directory is down.
+    pub fn is_mapped(&self, user: &User<'_>) -> bool {
+        match user.0.get(USER.data_source) {
+            Some(v) if !v.trim().is_empty() => v.trim() == "1",
+            _ => self.domain(user.domain()).is_some_and(|d| d.mapped()),
+        }
+    }
+
     /// The `StoreDir` of mailserver.cfg, if set and not empty.
     pub fn store_dir(&self) -> Option<&str> {
         store_dir(&self.mailserver)

@@ -49,35 +49,43 @@ pub enum ScopeError {
         "{mail}: no such directory: the store has no mail (is the store right? --store, or StoreDir of mailserver.cfg)"
     )]
     NoMail { mail: PathBuf },
-    #[error("--domain {domain}: no such domain directory in {mail} (it has: {have})")]
+    #[error("no domain {domain} in {mail} ({hint})")]
     NoDomain {
         domain: String,
         mail: PathBuf,
-        have: String,
+        hint: String,
     },
-    #[error("--user {user}: no such mailbox in {within} (it has: {have})")]
+    #[error("no mailbox {user} in {within} ({hint})")]
     NoUser {
         user: String,
         within: String,
-        have: String,
+        hint: String,
     },
-    #[error("--user {user}: {why}")]
+    #[error("--user {user} {why}")]
     BadUser { user: String, why: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Up to ten names, for a message saying what there is.
-fn some_names(names: impl Iterator<Item = String>) -> String {
-    let all: Vec<String> = names.collect();
-    if all.is_empty() {
-        return "nothing".into();
+/// What to say after a name that is not there: the closest one when it looks like a typo of it
+/// (`did you mean …?`), else up to ten of the names there are.
+fn hint(wanted: &str, names: &[String]) -> String {
+    if let Some(close) = crate::suggest::closest(wanted, names.iter().map(String::as_str)) {
+        return format!("did you mean {close}?");
     }
-    let mut out = all.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
-    if all.len() > 10 {
-        out.push_str(&format!(", … {} in all", all.len()));
+    if names.is_empty() {
+        return "it has none".into();
     }
-    out
+    let mut out = names
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 10 {
+        out.push_str(&format!(", … {} in all", names.len()));
+    }
+    format!("it has: {out}")
 }
 
 fn lossy(name: &OsStr) -> String {
@@ -139,10 +147,11 @@ pub fn places(mail: &Path, selection: &Selection) -> Result<Vec<Place>, ScopeErr
                 .filter(|x| super::name_matches(&x.name, d))
                 .collect();
             if found.is_empty() {
+                let names: Vec<String> = all_domains.iter().map(|x| lossy(&x.name)).collect();
                 return Err(ScopeError::NoDomain {
                     domain: d.clone(),
                     mail: mail.to_owned(),
-                    have: some_names(all_domains.iter().map(|x| lossy(&x.name))),
+                    hint: hint(d, &names),
                 });
             }
             found
@@ -180,7 +189,7 @@ pub fn places(mail: &Path, selection: &Selection) -> Result<Vec<Place>, ScopeErr
         return Err(ScopeError::NoUser {
             user: u.clone(),
             within,
-            have: some_names(seen_in_domains.into_iter()),
+            hint: hint(u, &seen_in_domains),
         });
     }
     Ok(out)
@@ -320,22 +329,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "--domain exmaple.com: no such domain directory in {} (it has: example.com, example.org)",
+                "no domain exmaple.com in {} (did you mean example.com?)",
                 mail.display()
             )
         );
-        let err = places(&mail, &sel(Some("example.com"), Some("jdeo"))).expect_err("typo");
+        let err = places(&mail, &sel(Some("elsewhere.test"), None)).expect_err("no such");
         assert!(
             err.to_string()
-                .starts_with("--user jdeo: no such mailbox in ")
-                && err.to_string().ends_with("(it has: #public, jdoe)"),
+                .ends_with("(it has: example.com, example.org)"),
+            "{err}"
+        );
+        let err = places(&mail, &sel(Some("example.com"), Some("jdeo"))).expect_err("typo");
+        assert!(
+            err.to_string().starts_with("no mailbox jdeo in ")
+                && err.to_string().ends_with("(did you mean jdoe?)"),
+            "{err}"
+        );
+        let err = places(&mail, &sel(Some("example.com"), Some("someone"))).expect_err("none");
+        assert!(
+            err.to_string().ends_with("(it has: #public, jdoe)"),
             "{err}"
         );
         let err = places(&mail, &sel(Some("example.com"), Some("jdoe@example.org")))
             .expect_err("two domains");
         assert_eq!(
             err.to_string(),
-            "--user jdoe@example.org: is in example.org, and --domain says example.com"
+            "--user jdoe@example.org is in example.org, and --domain says example.com"
         );
         assert!(matches!(
             places(&tmp.path().join("nothing"), &Selection::default()),

@@ -73,8 +73,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    kc_cli::run("kc-fixture", || {
-        let cli: Cli = kc_cli::parse()?;
+    kc_cli::run_tool("kc-fixture", |cli: Cli| {
         if let Some(n) = cli.threads {
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
