@@ -129,7 +129,9 @@ fn quiet_writers_say_nothing_and_warnings_go_to_stderr() {
     assert_eq!(out.status.code(), Some(0));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
-        stdout.starts_with("kc-user: remove lclark@example.org (dry run: nothing is changed)\n"),
+        stdout.starts_with(
+            "kc-user: remove lclark@example.org (mailbox kept) (dry run: nothing is changed)\n"
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("warning: "), "{stdout}");
@@ -190,4 +192,235 @@ fn a_closed_pipe_ends_a_listing_quietly() {
         assert_eq!(out.status.code(), Some(0), "{tool} {args:?}: {stderr}");
         assert_eq!(stderr, "", "{tool} {args:?}");
     }
+}
+
+#[test]
+fn changes_lists_what_each_tool_did_and_whether_it_is_still_in_effect() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, "kc-backup", &["changes"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).starts_with("no changes recorded in "));
+
+    for args in [
+        &["-q", "disable", "mwood@example.org"][..],
+        &["-q", "remove", "lclark@example.org", "--mailbox", "delete"],
+    ] {
+        assert_eq!(run(&s, "kc-user", args).status.code(), Some(0));
+    }
+    assert_eq!(
+        run(&s, "kc-backup", &["-q", "undo", "--last"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    let out = run(&s, "kc-backup", &["changes", "--json"]);
+    let rows: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let seen: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["tool"].as_str().expect("tool"),
+                r["description"].as_str().expect("description"),
+                r["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("kc-user", "disable mwood@example.org", "in effect"),
+            (
+                "kc-user",
+                "remove lclark@example.org (mailbox deleted)",
+                "undone"
+            ),
+        ]
+    );
+    // The table: a header, then one row each, the change's words last.
+    let out = run(&s, "kc-backup", &["changes"]);
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("CHANGE ") && lines[0].ends_with(" WHAT"));
+    for (line, row) in lines[1..].iter().zip(&rows) {
+        let id = row["change"].as_str().expect("id");
+        let backup = row["backup"].as_str().expect("backup");
+        assert!(line.starts_with(id), "{line}");
+        assert!(line.contains(&format!(" {backup} ")), "{line}");
+        assert!(
+            line.contains(row["state"].as_str().expect("state")),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(row["description"].as_str().expect("what")),
+            "{line}"
+        );
+    }
+    // `list` names the change each pre-change backup was taken for.
+    let out = run(&s, "kc-backup", &["list"]);
+    let first = rows[0]["backup"].as_str().expect("backup");
+    let change = rows[0]["change"].as_str().expect("change");
+    assert!(
+        text(&out.stdout).lines().any(|l| l.starts_with(&format!(
+            "{first}  pre-change (before {change}, kc-user disable mwood@example.org)  2 files  "
+        ))),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn tables_speak_in_sizes_words_and_counts() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(&s, "kc-orphan-mailbox-finder", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = text(&out.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        rows[0],
+        "KIND                   DOMAIN               NAME                         SIZE MESSAGES NEWEST               PATH"
+    );
+    let ghost = rows
+        .iter()
+        .find(|r| r.contains(" ghost "))
+        .expect("ghost's row");
+    assert!(
+        ghost.starts_with("orphan-mailbox         old-domain.example   ghost                  325.26 KiB       17 "),
+        "{ghost}"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "8 findings: 3 orphan-mailbox, 1 orphan-domain, 1 case-mismatch, 1 missing-mailbox, 1 deleted-mailbox-folder, 1 unverifiable\n"
+    );
+    // Exact bytes stay in the machine formats.
+    let out = run(
+        &s,
+        "kc-orphan-mailbox-finder",
+        &["--json", "--name", "ghost"],
+    );
+    let ghost: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().expect("a row")).expect("JSON");
+    assert_eq!(ghost["bytes"], 333_065);
+
+    let out = run(&s, "kc-user", &["list", "--domain", "example.com"]);
+    let table = text(&out.stdout);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        rows[0],
+        "NAME                     DOMAIN               FULL NAME                ENABLED  RIGHTS     SOURCE      MAILBOX"
+    );
+    assert_eq!(
+        rows[1],
+        "anelson                  example.com          Anna Nelson              yes      full       local    387.86 KiB"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("rstewart ") && r.contains(" none "))
+    );
+}
+
+#[test]
+fn diff_shows_the_edit_and_never_a_password() {
+    let s = Scratch::new(&Options::demo());
+    let out = run(
+        &s,
+        "kc-user",
+        &["-n", "--diff", "disable", "mwood@example.org"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let diff = &stdout[stdout.find("--- a/users.cfg\n").expect("a diff")..];
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("--- ")
+                && !l.starts_with("+++ ")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-      <variable name=\"Account_enabled\">1</variable>",
+            "+      <variable name=\"Account_enabled\">0</variable>",
+        ]
+    );
+    assert!(diff.contains("+++ b/users.cfg\n@@ "), "{diff}");
+    assert!(
+        diff.contains("       <variable name=\"Password\">xxxxxx</variable>\n"),
+        "{diff}"
+    );
+
+    // An import: every new record's password masked, whatever its form.
+    let csv = s.root.parent().expect("dir").join("staff.csv");
+    std::fs::write(
+        &csv,
+        "Name;Password;FullName\nkbuyer;Sup3r-Secret-1;Karl Buyer\n",
+    )
+    .expect("csv");
+    let out = s
+        .tool("kc-bulk-import")
+        .args(["-n", "--diff", "--domain", "example.com"])
+        .arg(&csv)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("+      <variable name=\"Password\">xxxxxx</variable>\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Sup3r"), "{stdout}");
+    assert!(!text(&out.stderr).contains("Sup3r"));
+    s.assert_unchanged();
+}
+
+#[test]
+fn newest_comes_from_the_messages_so_a_fresh_copy_still_has_old_orphans() {
+    let s = Scratch::new(&Options::demo());
+    // As `cp -r` leaves it: every file's time is now.
+    let touched = std::process::Command::new("find")
+        .arg(&s.root)
+        .args(["-type", "f", "-exec", "touch", "{}", "+"])
+        .status()
+        .expect("find");
+    assert!(touched.success());
+    let out = run(
+        &s,
+        "kc-orphan-mailbox-finder",
+        &["--json", "--older-than", "30", "--name", "former.employee"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let row: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).lines().next().expect("a row")).expect("JSON");
+    // The demo's index.fld: its newest D field.
+    assert_eq!(row["newest"], "2025-09-30T22:27:18Z");
+}
+
+#[test]
+fn an_import_over_a_kept_mailbox_says_whose_mail_the_account_gets() {
+    let s = Scratch::new(&Options::demo());
+    let csv = s.root.parent().expect("dir").join("back.csv");
+    std::fs::write(
+        &csv,
+        "Name;Password;FullName\nformer.employee;Sup3r-Secret-1;Back Again\n",
+    )
+    .expect("csv");
+    let out = s
+        .tool("kc-bulk-import")
+        .args(["-n", "--domain", "example.com"])
+        .arg(&csv)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "kc-bulk-import: warning: former.employee@example.com gets the existing mailbox store/mail/example.com/former.employee (23 messages, newest 2025-09-30): the server attaches it to the new account; move it away first (kc-orphan-mailbox-finder --transfer-to or --archive) if it is not theirs\n"
+    );
+    s.assert_unchanged();
 }

@@ -11,6 +11,7 @@ use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, Verbosity};
 use kc_core::archive::{
     self, Backup, Compression, CreateOptions, Kind, Mask, RestoreOptions, Selection,
 };
+use kc_core::change::printable;
 use kc_core::guard;
 
 const TOOL: &str = "kc-backup";
@@ -67,8 +68,11 @@ enum Command {
         #[arg(long)]
         skip_unreadable: bool,
     },
-    /// List the backups in the backup directory
+    /// List the backups in the backup directory (a pre-change backup names its change)
     List,
+    /// List the changes the toolkit's tools made, oldest first: when, which tool, what, its
+    /// pre-change backup, and whether it is in effect, undone, rolled back or interrupted
+    Changes,
     /// Check a backup: every chunk decompresses and every file matches its SHA-256
     Verify {
         /// The backup's ID (F20261122T101500Z), archive path, or latest (the newest full or differential)
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
                 skip_unreadable,
             ),
             Command::List => list(&settings),
+            Command::Changes => changes(&settings),
             Command::Undo {
                 change,
                 force,
@@ -182,10 +187,80 @@ fn main() -> ExitCode {
 }
 
 fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    kc_cli::human_bytes(bytes)
 }
 
-fn describe(b: &Backup) -> String {
+/// What a change's state means to an admin.
+fn state(status: kc_core::change::Status) -> &'static str {
+    use kc_core::change::Status;
+    match status {
+        Status::Done => "in effect",
+        Status::Undone => "undone",
+        Status::RolledBack => "rolled back",
+        Status::Applying => "interrupted",
+        Status::Undoing => "undo interrupted",
+    }
+}
+
+fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
+    let journals = kc_core::change::journals(&settings.install)?;
+    for j in &journals {
+        match settings.format {
+            Format::Json => kc_cli::print_json(&serde_json::json!({
+                "change": j.id,
+                "started": j.started,
+                "tool": j.tool,
+                "description": j.description,
+                "state": state(j.status),
+                "backup": j.backup,
+                "undone": j.undone,
+                "paths": j.touched.len(),
+            }))?,
+            Format::Human => {
+                if j.id == journals[0].id {
+                    kc_cli::outln!(
+                        "{:<18} {:<20} {:<16} {:<24} {:<18} WHAT",
+                        "CHANGE",
+                        "STARTED (UTC)",
+                        "STATE",
+                        "TOOL",
+                        "BACKUP"
+                    )?;
+                }
+                kc_cli::outln!(
+                    "{:<18} {:<20} {:<16} {:<24} {:<18} {}",
+                    j.id,
+                    j.started.get(..19).unwrap_or(&j.started),
+                    state(j.status),
+                    j.tool,
+                    j.backup,
+                    printable(&j.description)
+                )?;
+            }
+        }
+    }
+    if journals.is_empty() {
+        settings.info(format!(
+            "no changes recorded in {}",
+            settings
+                .install
+                .root
+                .join(kc_core::install::JOURNAL_DIR)
+                .display()
+        ));
+    } else if let Some(unfinished) = journals.iter().find(|j| j.status.unfinished()) {
+        settings.warn(
+            TOOL,
+            &format!(
+                "change {} was interrupted: finish it with `{} --resume` or take it back with `kc-backup undo {}`",
+                unfinished.id, unfinished.tool, unfinished.id
+            ),
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn describe(b: &Backup, changes: &[kc_core::change::Journal]) -> String {
     let m = &b.meta;
     let kind = match m.kind {
         Kind::Full => "full",
@@ -197,8 +272,20 @@ fn describe(b: &Backup) -> String {
         .as_deref()
         .map(|b| format!(" (base {b})"))
         .unwrap_or_default();
+    let change = changes
+        .iter()
+        .find(|j| j.backup == m.id)
+        .map(|j| {
+            format!(
+                " (before {}, {} {})",
+                j.id,
+                j.tool,
+                printable(&j.description)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "{}  {kind}{base}  {} files  {} -> {}  {}",
+        "{}  {kind}{base}{change}  {} files  {} -> {}  {}",
         m.id,
         m.files,
         mib(m.bytes),
@@ -266,7 +353,7 @@ fn create(
             &serde_json::json!({"archive": backup.archive, "meta": backup.meta}),
         )?,
         Format::Human if settings.verbosity == Verbosity::Quiet => {}
-        Format::Human => kc_cli::outln!("{}", describe(&backup))?,
+        Format::Human => kc_cli::outln!("{}", describe(&backup, &[]))?,
     }
     for s in &backup.meta.skipped {
         settings.warn(TOOL, &format!("skipped {}: {}", s.path, s.error));
@@ -351,6 +438,8 @@ fn undo(
 
 fn list(settings: &Settings) -> anyhow::Result<Outcome> {
     let backups = archive::list(&settings.backup_dir)?;
+    // Which change each pre-change backup was taken for (none when the journal is unreadable).
+    let changes = kc_core::change::journals(&settings.install).unwrap_or_default();
     for (path, why) in archive::foreign(&settings.backup_dir)? {
         settings.warn(
             TOOL,
@@ -365,7 +454,7 @@ fn list(settings: &Settings) -> anyhow::Result<Outcome> {
             Format::Json => {
                 kc_cli::print_json(&serde_json::json!({"archive": b.archive, "meta": b.meta}))?
             }
-            Format::Human => kc_cli::outln!("{}", describe(b))?,
+            Format::Human => kc_cli::outln!("{}", describe(b, &changes))?,
         }
     }
     if backups.is_empty() {

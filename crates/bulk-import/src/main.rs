@@ -89,7 +89,7 @@ fn write_credentials(path: &Path, credentials: &[(String, String)]) -> anyhow::R
 
 fn main() -> ExitCode {
     kc_cli::run_tool(import::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }

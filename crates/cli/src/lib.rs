@@ -64,6 +64,9 @@ pub struct WriteArgs {
     /// Finish the change a crash interrupted (instead of `kc-backup undo` of it)
     #[arg(long, global = true, conflicts_with = "dry_run")]
     pub resume: bool,
+    /// With the plan, print a unified diff of every file it rewrites (passwords as xxxxxx)
+    #[arg(long, global = true)]
+    pub diff: bool,
 }
 
 /// Whether a writer changes anything.
@@ -108,6 +111,8 @@ pub struct Settings {
     pub progress: bool,
     pub backup_dir: PathBuf,
     pub pid_file: PathBuf,
+    /// Print a diff of what a plan rewrites (`--diff`).
+    pub diff: bool,
 }
 
 impl GlobalArgs {
@@ -152,11 +157,18 @@ impl GlobalArgs {
             progress,
             backup_dir,
             pid_file: self.pid_file.clone(),
+            diff: false,
         }
     }
 }
 
 impl Settings {
+    /// The settings of a writer: what its [`WriteArgs`] add.
+    pub fn writing(mut self, write: &WriteArgs) -> Settings {
+        self.diff = write.diff;
+        self
+    }
+
     /// A progress reporter: a bar on stderr when allowed, else silent; with `-v`, each stage's
     /// duration on stderr.
     pub fn progress(&self) -> Bar {
@@ -176,6 +188,12 @@ impl Settings {
             eprintln!("{tool}: warning: {}", kc_core::change::printable(text));
         }
     }
+}
+
+/// A size for people in tables and messages: `431.50 KiB`, `3.20 GiB` (exact bytes stay in
+/// `--json` and `--csv`).
+pub fn human_bytes(bytes: u64) -> String {
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// How a tool's run ended, when it did not fail.
@@ -330,6 +348,64 @@ pub fn guard(settings: &Settings, tool: &str, dry_run: DryRun) -> anyhow::Result
     Ok(Guard(lock))
 }
 
+/// Prints a unified diff of every file the plan rewrites, as it is now against what the plan
+/// writes: text files line by line, others as one line saying they differ. Secrets in config
+/// lines (a `Password` variable, a `D3S:` value) are shown as `xxxxxx` on both sides.
+pub fn print_diff(settings: &Settings, plan: &kc_core::change::Plan) -> anyhow::Result<()> {
+    use kc_core::change::Step;
+    for step in &plan.steps {
+        let Step::WriteFile { path, content, .. } = step else {
+            continue;
+        };
+        let real = settings.install.resolve(path);
+        let old = match std::fs::read(&real) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("reading {}", real.display())));
+            }
+        };
+        let name = kc_core::change::printable(&path.to_string_lossy()).into_owned();
+        let (Ok(old), Ok(new)) = (std::str::from_utf8(&old), std::str::from_utf8(content)) else {
+            outln!("Binary files a/{name} and b/{name} differ")?;
+            continue;
+        };
+        let (old, new) = (mask_secrets(old), mask_secrets(new));
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        let text = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("a/{name}"), &format!("b/{name}"))
+            .to_string();
+        // Names from the install never drive the terminal; line breaks are the diff's own.
+        let mut out = std::io::stdout().lock();
+        std::io::Write::write_all(&mut out, kc_core::change::printable_lines(&text).as_bytes())
+            .map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+/// `text` with the value of every secret config variable (see [`kc_core::audit::is_secret`])
+/// replaced by `xxxxxx`: `<variable name="Password">xxxxxx</variable>`.
+fn mask_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let masked = (|| {
+            let at = line.find("<variable name=")?;
+            let rest = &line[at + "<variable name=".len()..];
+            let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+            let name_end = rest[1..].find(quote)? + 1;
+            let name = &rest[1..name_end];
+            let open = at + "<variable name=".len() + name_end + rest[name_end..].find('>')? + 1;
+            let close = open + line[open..].find("</variable>")?;
+            kc_core::audit::is_secret(name, &line[open..close])
+                .then(|| format!("{}xxxxxx{}", &line[..open], &line[close..]))
+        })();
+        out.push_str(masked.as_deref().unwrap_or(line));
+    }
+    out
+}
+
 /// Prints a dry run's plan, or carries the plan out through the change protocol under `guard`.
 pub fn carry_out(
     settings: &Settings,
@@ -338,6 +414,8 @@ pub fn carry_out(
     guard: &Guard,
 ) -> anyhow::Result<Outcome> {
     let tool = plan.tool.as_str();
+    // The diff is for people: never inside JSON output.
+    let diff = settings.diff && settings.format == Format::Human;
     if dry_run == DryRun::Enabled {
         match settings.format {
             Format::Json => print_json(&serde_json::json!({ "dry_run": true, "plan": plan }))?,
@@ -350,6 +428,9 @@ pub fn carry_out(
                 for line in plan.lines(true) {
                     outln!("  {line}")?;
                 }
+                if diff {
+                    print_diff(settings, plan)?;
+                }
             }
         }
         for warning in &plan.warnings {
@@ -359,6 +440,9 @@ pub fn carry_out(
     }
     for warning in &plan.warnings {
         settings.warn(tool, warning);
+    }
+    if diff {
+        print_diff(settings, plan)?;
     }
     let applied = match &guard.0 {
         Some(lock) => kc_core::change::apply_locked(

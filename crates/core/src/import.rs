@@ -6,7 +6,7 @@ mod password;
 mod read;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use password::{check_password, generate_password};
 pub use read::{Field, Migration, Row, read_csv, read_toml, read_users_cfg};
@@ -46,6 +46,34 @@ pub enum ImportError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// One warning per new account that gets a mailbox already in the store (kept when an account
+/// of that name was removed): the server re-attaches it, old mail and all.
+fn kept_mailboxes(install: &Install, kept: &[(crate::account::Address, PathBuf)]) -> Vec<String> {
+    let dirs: Vec<&Path> = kept.iter().map(|(_, d)| d.as_path()).collect();
+    let stats = crate::store::stats_of_all(&dirs, &crate::progress::Silent);
+    kept.iter()
+        .zip(stats)
+        .map(|((address, dir), stats)| {
+            let at = install.logical(dir).unwrap_or_else(|| dir.clone());
+            let what = match stats {
+                Ok(s) => {
+                    let newest = s
+                        .newest
+                        .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                        .map(|t| format!(", newest {}", t.strftime("%Y-%m-%d")))
+                        .unwrap_or_default();
+                    format!("{} messages{newest}", s.messages)
+                }
+                Err(e) => format!("not readable: {e}"),
+            };
+            format!(
+                "{address} gets the existing mailbox {} ({what}): the server attaches it to the new account; move it away first (kc-orphan-mailbox-finder --transfer-to or --archive) if it is not theirs",
+                at.display()
+            )
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -168,6 +196,7 @@ pub fn plan(
     let mut credentials = Vec::new();
     let mut enabled_new = Vec::new();
     let mut empty_passwords: Vec<String> = Vec::new();
+    let mut kept: Vec<(crate::account::Address, PathBuf)> = Vec::new();
 
     for row in rows {
         let before = problems.len();
@@ -198,7 +227,11 @@ pub fn plan(
                 problems.push(row.at(
                     domain_line,
                     "domain",
-                    format!("{domain_text} is not a domain of this server"),
+                    crate::suggest::unknown(
+                        "domain",
+                        &domain_text,
+                        config.domains().map(|d| d.name()),
+                    ) + " on this server",
                 ));
                 continue;
             }
@@ -372,6 +405,14 @@ pub fn plan(
         if value(&values, USER.enabled).trim() != "0" {
             enabled_new.push(row);
         }
+        // A mailbox left by a removal with its mail kept: the server gives it to the new account.
+        let address = crate::account::Address {
+            name: name.clone(),
+            domain: domain.clone(),
+        };
+        if let Ok(Some(dir)) = crate::account::mailbox_dir(install, &address) {
+            kept.push((address, dir));
+        }
         planned.push(values);
     }
 
@@ -501,20 +542,20 @@ pub fn plan(
         &[],
     ));
     let accounts = planned.len();
+    let mut warnings = kept_mailboxes(install, &kept);
+    if !empty_passwords.is_empty() {
+        warnings.push(format!(
+            "{} accounts get an empty password (anyone may log in to them): {}; give passwords, or --generate-passwords",
+            empty_passwords.len(),
+            empty_passwords.join(", ")
+        ));
+    }
     Ok(Imported {
         plan: Plan {
             tool: TOOL.into(),
             description: format!("import {accounts} accounts ({created} groups created)"),
             steps,
-            warnings: if empty_passwords.is_empty() {
-                Vec::new()
-            } else {
-                vec![format!(
-                    "{} accounts get an empty password (anyone may log in to them): {}; give passwords, or --generate-passwords",
-                    empty_passwords.len(),
-                    empty_passwords.join(", ")
-                )]
-            },
+            warnings,
         },
         credentials,
         accounts,

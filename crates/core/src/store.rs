@@ -30,6 +30,8 @@ pub const ASSOC_DIR: &str = "#assoc";
 pub const FOLDER_MAP: &str = "folder.map";
 /// A folder's status, whose trailing tokens are its ACL.
 pub const STATUS_FLD: &str = "status.fld";
+/// A folder's message index (KERIO-FORMAT.md §3).
+pub const INDEX_FLD: &str = "index.fld";
 /// The public folders' permissions, in a `#public` directory (see [`crate::config::schema::PUBLIC_ACL`]).
 pub const ACL_FLD: &str = crate::config::schema::PUBLIC_ACL.file;
 /// A mailbox's folder subscriptions (see [`crate::config::schema::SUBSCRIPTIONS`]).
@@ -93,7 +95,9 @@ pub struct MailboxStats {
     pub files: u64,
     /// `.eml` files in `#msgs` directories.
     pub messages: u64,
-    /// The modification time of the newest message.
+    /// When the newest message arrived: the largest `D` (delivery) time of the folders'
+    /// `index.fld`, or, in a folder without one, the newest `Date:` header of its messages.
+    /// Never a file's modification time, which a copy (`cp -r`) resets.
     #[serde(skip)]
     pub newest: Option<SystemTime>,
 }
@@ -221,11 +225,82 @@ pub fn folder_level_files(root: &Path, names: &[&str]) -> Result<Vec<PathBuf>, S
     Ok(out)
 }
 
+/// The newest delivery time `index.fld` records (its `D` fields, hex seconds since the epoch:
+/// KERIO-FORMAT.md §3, [T]); `None` for a missing, unreadable or empty index.
+fn index_newest(folder: &Path) -> Option<SystemTime> {
+    let text = std::fs::read(folder.join(INDEX_FLD)).ok()?;
+    text.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            line.split(|&b| b == b' ')
+                .find_map(|token| token.strip_prefix(b"D"))
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u64::from_str_radix(hex.trim_end(), 16).ok())
+        })
+        .max()
+        .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// The `Date:` header of a message (RFC 5322), read from its first 16 KiB; `None` without one
+/// that parses.
+fn header_date(message: &Path) -> Option<SystemTime> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(16 << 10);
+    std::fs::File::open(message)
+        .ok()?
+        .take(16 << 10)
+        .read_to_end(&mut head)
+        .ok()?;
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return None; // the end of the header
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if !name.eq_ignore_ascii_case("date") {
+            continue;
+        }
+        // Folded onto the next lines.
+        let mut value = value.trim().to_owned();
+        for more in lines.by_ref() {
+            if !more.starts_with([' ', '\t']) {
+                break;
+            }
+            value.push(' ');
+            value.push_str(more.trim());
+        }
+        let ts = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(&value)
+            .ok()?;
+        return Some(SystemTime::from(ts));
+    }
+    None
+}
+
 /// Sizes and counts of one mailbox (or any directory of the store).
 pub fn mailbox_stats(dir: &Path) -> Result<MailboxStats, StoreError> {
     let mut stats = MailboxStats::default();
+    // Folders whose index.fld gave their newest message: their messages are not opened.
+    let mut indexed = std::collections::HashSet::new();
+    let look_at = |folder: &Path,
+                   stats: &mut MailboxStats,
+                   indexed: &mut std::collections::HashSet<PathBuf>| {
+        if let Some(t) = index_newest(folder) {
+            stats.newest = stats.newest.max(Some(t));
+            indexed.insert(folder.to_path_buf());
+        }
+    };
+    look_at(dir, &mut stats, &mut indexed);
     for entry in walkdir::WalkDir::new(dir).min_depth(1) {
         let entry = entry.map_err(|e| walk_error(dir, e))?;
+        if entry.file_type().is_dir() {
+            if !is_folder_inside(entry.file_name()) {
+                look_at(entry.path(), &mut stats, &mut indexed);
+            }
+            continue;
+        }
         if !entry.file_type().is_file() {
             continue;
         }
@@ -239,8 +314,10 @@ pub fn mailbox_stats(dir: &Path) -> Result<MailboxStats, StoreError> {
             .is_some_and(|p| p == MESSAGES_DIR);
         if in_msgs && entry.path().extension().is_some_and(|e| e == "eml") {
             stats.messages += 1;
-            let mtime = meta.modified().ok();
-            stats.newest = stats.newest.max(mtime);
+            let folder = entry.path().parent().and_then(Path::parent);
+            if !folder.is_some_and(|f| indexed.contains(f)) {
+                stats.newest = stats.newest.max(header_date(entry.path()));
+            }
         }
     }
     Ok(stats)

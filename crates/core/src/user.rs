@@ -242,15 +242,24 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
         &config_lines,
         &out.warning_lines,
     ));
-    let verb = match action {
-        Action::Disable => "disable",
-        Action::Enable => "enable",
-        Action::Remove { .. } => "remove",
-    };
     let names: Vec<String> = targets.iter().map(|t| t.address.to_string()).collect();
+    let description = match action {
+        Action::Disable => format!("disable {}", names.join(", ")),
+        Action::Enable => format!("enable {}", names.join(", ")),
+        Action::Remove { mailbox, purge } => {
+            let fate = match mailbox {
+                None => "mailbox left".to_owned(),
+                Some(MailboxFate::Keep) => "mailbox kept".to_owned(),
+                Some(MailboxFate::Delete) => "mailbox deleted".to_owned(),
+                Some(MailboxFate::Transfer(to)) => format!("mailbox moved to {to}"),
+            };
+            let purge = if *purge { ", settings purged" } else { "" };
+            format!("remove {} ({fate}{purge})", names.join(", "))
+        }
+    };
     Ok(Plan {
         tool: TOOL.into(),
-        description: format!("{verb} {}", names.join(", ")),
+        description,
         steps,
         warnings: out.warnings,
     })

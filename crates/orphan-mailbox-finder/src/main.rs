@@ -77,6 +77,24 @@ const FIELDS: [&str; 7] = [
     "kind", "domain", "name", "path", "bytes", "messages", "newest",
 ];
 
+/// `12 findings: 9 orphan-mailbox, 1 orphan-domain, 2 unverifiable`: a count per kind, so
+/// that a few real orphans are not lost under many of another kind.
+fn summary(found: &[Finding]) -> String {
+    let mut counts: Vec<(orphan::Kind, usize)> = Vec::new();
+    for f in found {
+        match counts.iter_mut().find(|(k, _)| *k == f.kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((f.kind, 1)),
+        }
+    }
+    counts.sort();
+    let each: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", k.as_str()))
+        .collect();
+    format!("{} findings: {}", found.len(), each.join(", "))
+}
+
 fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Result<()> {
     if csv_out {
         let mut w = csv::Writer::from_writer(std::io::stdout().lock());
@@ -111,7 +129,7 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
                 "KIND",
                 "DOMAIN",
                 "NAME",
-                "BYTES",
+                "SIZE",
                 "MESSAGES",
                 "NEWEST"
             )?;
@@ -121,13 +139,13 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
                     f.kind.as_str(),
                     printable(&f.domain),
                     printable(&f.name),
-                    f.bytes,
+                    kc_cli::human_bytes(f.bytes),
                     f.messages,
                     f.newest.as_deref().unwrap_or("-"),
                     printable(&f.path)
                 )?;
             }
-            settings.info(format!("{} findings", found.len()));
+            settings.info(summary(found));
         }
     }
     Ok(())
@@ -135,7 +153,7 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
 
 fn main() -> ExitCode {
     kc_cli::run_tool(orphan::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }

@@ -112,7 +112,7 @@ fn parse_pair(old: &str, new: &str) -> anyhow::Result<(Address, Address)> {
 
 fn main() -> ExitCode {
     kc_cli::run_tool(rename::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }

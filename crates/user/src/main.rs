@@ -91,6 +91,16 @@ fn addresses(texts: &[String]) -> anyhow::Result<Vec<Address>> {
         .collect()
 }
 
+/// The console's words for `Rights` [C: 0 none, 1 read-only administration, 3 full].
+fn rights(value: u8) -> std::borrow::Cow<'static, str> {
+    match value {
+        0 => "none".into(),
+        1 => "read-only".into(),
+        3 => "full".into(),
+        other => other.to_string().into(),
+    }
+}
+
 fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
     let rows = user::list(&settings.install, domain, &settings.progress())?;
     match settings.format {
@@ -101,7 +111,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
         }
         Format::Human => {
             kc_cli::outln!(
-                "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
+                "{:<24} {:<20} {:<24} {:<8} {:<10} {:<6} {:>12}",
                 "NAME",
                 "DOMAIN",
                 "FULL NAME",
@@ -112,15 +122,15 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
             )?;
             for r in &rows {
                 kc_cli::outln!(
-                    "{:<24} {:<20} {:<24} {:<8} {:<6} {:<6} {:>12}",
+                    "{:<24} {:<20} {:<24} {:<8} {:<10} {:<6} {:>12}",
                     r.name,
                     r.domain,
                     r.full_name,
                     if r.enabled { "yes" } else { "no" },
-                    r.rights,
+                    rights(r.rights),
                     r.data_source,
                     r.mailbox_bytes
-                        .map_or_else(|| "-".to_owned(), |b| b.to_string())
+                        .map_or_else(|| "-".to_owned(), kc_cli::human_bytes)
                 )?;
             }
         }
@@ -130,7 +140,7 @@ fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
 
 fn main() -> ExitCode {
     kc_cli::run_tool(user::TOOL, |cli: Cli| {
-        let settings = cli.global.resolve()?;
+        let settings = cli.global.resolve()?.writing(&cli.write);
         if cli.write.resume {
             return kc_cli::resume(&settings);
         }

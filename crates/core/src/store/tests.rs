@@ -137,10 +137,8 @@ fn stats_count_bytes_files_messages_and_newest() {
     assert_eq!(stats.files, 8);
     assert_eq!(stats.bytes, 100 + 50 + 6 + 1 + 6 + 5 + 29 + 6);
     assert_eq!(stats.messages, 3);
-    assert_eq!(
-        stats.newest,
-        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-    );
+    // Neither an index nor a Date: header: no date, whatever the files' times say.
+    assert_eq!(stats.newest, None);
 
     let asmith = dir.path().join("mail/example.com/asmith");
     let missing = dir.path().join("mail/example.com/nobody");
@@ -149,6 +147,36 @@ fn stats_count_bytes_files_messages_and_newest() {
     assert_eq!(all[1].as_ref().expect("asmith").messages, 0);
     let err = all[2].as_ref().expect_err("missing");
     assert!(err.to_string().contains("mail/example.com/nobody"), "{err}");
+}
+
+#[test]
+fn the_newest_message_is_dated_by_the_index_else_by_its_header_never_by_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mb = dir.path().join("jdoe");
+    let at = |secs: u64| Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+    // INBOX has an index: its D fields date it (0x6606c5e7 = 2024-03-29T22:25:11Z), and its
+    // message, whose header says 2030, is not opened.
+    write(
+        &mb.join("INBOX/index.fld"),
+        b"U00000001 F80000001 S5 D6606c5e7 M6606c5e7 I0001 CIPM.Note\nU00000002 F80000001 S5 D6500aaaa M6606c5e8 I0002 CIPM.Note\n",
+    );
+    write(
+        &mb.join("INBOX/#msgs/00000001.eml"),
+        b"Date: Tue, 1 Jan 2030 00:00:00 +0000\r\n\r\nbody",
+    );
+    assert_eq!(mailbox_stats(&mb).expect("stats").newest, at(0x6606c5e7));
+    // A folder without an index: the newest Date: header, folded or not, any zone.
+    write(
+        &mb.join("Archive/#msgs/00000001.eml"),
+        b"Subject: x\r\nDate:\r\n Sat, 30 Mar 2024 10:00:00 +0200\r\n\r\nbody",
+    );
+    write(
+        &mb.join("Archive/#msgs/00000002.eml"),
+        b"From: a@b\nDate: Fri, 29 Mar 2024 00:00:00 +0000\n\nDate: Mon, 1 Jan 2035 00:00:00 +0000\n",
+    );
+    write(&mb.join("Archive/#msgs/00000003.eml"), b"no header at all");
+    // 2024-03-30T08:00:00Z.
+    assert_eq!(mailbox_stats(&mb).expect("stats").newest, at(1_711_785_600));
 }
 
 #[test]
