@@ -2,18 +2,21 @@
 # Benchmarks the writer tools on generated installs, in one run on this machine, and prints a
 # Markdown report for BENCHMARKS.md:
 #   - kc-rename-user on two installs that differ only in the bytes of the messages (1x, 10x);
-#   - kc-orphan-mailbox-finder's whole report against `du -s` of the same store;
+#   - kc-orphan-mailbox-finder's whole report, and kc-store check, against `du -s` of the same
+#     store;
 #   - kc-bulk-import of 10,000 CSV rows into a users.cfg of 50,000 users.
 #
 #   scripts/bench-tools.sh [WORKDIR]     (default /tmp/kc-bench-tools; needs ~4 GiB free)
 #
-# Wall times are hyperfine means (warm page cache). Needs hyperfine (apt-get when missing).
+# Wall times are hyperfine means (warm page cache). Needs hyperfine and GNU time (apt-get when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-/tmp/kc-bench-tools}
-command -v hyperfine >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null; }
+need=(); command -v hyperfine >/dev/null || need+=(hyperfine); [ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 cargo build --release -q --workspace --bins
-T=$PWD/target/release
+T=$(realpath "${CARGO_TARGET_DIR:-target}")/release
 rm -rf "$W" && mkdir -p "$W"
 mean() { python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; print(' '.join('%.3f' % x['mean'] for x in r))" "$1"; }
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
@@ -42,6 +45,13 @@ hyperfine --runs 3 --warmup 1 --export-json "$W/orphan.json" \
   -i -n finder "$T/kc-orphan-mailbox-finder --server $W/o $NOPID --json" \
   -n "du -s" "du -s $W/o/store" >/dev/null
 read -r orph du <<<"$(mean "$W/orphan.json")"
+
+# --- kc-store check: every folder's index against its messages, on the same store.
+hyperfine --runs 5 --warmup 1 --export-json "$W/check.json" \
+  -n check "$T/kc-store --server $W/o $NOPID check --json" \
+  -n "du -s" "du -s $W/o/store" >/dev/null
+read -r chk du2 <<<"$(mean "$W/check.json")"
+chk_rss=$(/usr/bin/time -f %M "$T/kc-store" --server "$W/o" $NOPID check --json 2>&1 >/dev/null | tail -1)
 
 # --- kc-bulk-import: 10,000 rows into 50,000 users.
 $T/kc-fixture --out "$W/c50k" --users 50000 --configs-only > /dev/null
@@ -73,6 +83,13 @@ Run on $(date -u +%Y-%m-%d) on $(nproc) cores, $(free -g | awk '/Mem/{print $2}'
 |---|---|---|
 | kc-orphan-mailbox-finder --json | ${orph} s | **$(ratio "$orph" "$du") x du -s** |
 | du -s | ${du} s | 1.00 |
+
+### kc-store check: a clean store, every folder (target: <= 1.5 x du -s)
+2,000 mailboxes, $ofiles files; peak RSS $(mib $((chk_rss * 1024))) MiB.
+| tool | wall | ratio |
+|---|---|---|
+| kc-store check --json | ${chk} s | **$(ratio "$chk" "$du2") x du -s** |
+| du -s | ${du2} s | 1.00 |
 
 ### kc-bulk-import: 10,000 rows into 50,000 users (target: < 2 s)
 users.cfg of $(mib "$cfg") MiB; validation, plan, pre-change backup, write, audit lines.

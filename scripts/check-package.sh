@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Builds the packages (scripts/package.sh) and checks what an admin gets from them: the .deb
-# unpacked into a scratch root (`dpkg -x`) gives five working tools, every man page (each tool's
+# unpacked into a scratch root (`dpkg -x`) gives six working tools, every man page (each tool's
 # and each subcommand's) and the three completion scripts of each tool where the package says,
 # the docs and the licence; the .rpm holds the same files. Run by .ci/run after the tests; needs
 # dpkg-deb, dpkg-shlibdeps (dpkg-dev) and rpm. Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(kc-backup kc-rename-user kc-bulk-import kc-orphan-mailbox-finder kc-user)
+tools=(kc-backup kc-rename-user kc-bulk-import kc-orphan-mailbox-finder kc-user kc-store)
 packages=$(bash scripts/package.sh)
 deb=$(grep '\.deb$' <<<"$packages")
 rpm=$(grep '\.rpm$' <<<"$packages")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the kerio-toolkit .deb and .rpm an admin installs on the mail server (README, Install):
-# the five tools built with the dist profile, in /usr/bin; every man page (one per tool and per
+# the six tools built with the dist profile, in /usr/bin; every man page (one per tool and per
 # subcommand, gzipped); bash, zsh and fish completions; the docs and the licence. kc-fixture is a
 # test tool and is left out. What goes where is [package.metadata.deb] and
 # [package.metadata.generate-rpm] in the root Cargo.toml.
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools=(kc-backup kc-rename-user kc-bulk-import kc-orphan-mailbox-finder kc-user)
+tools=(kc-backup kc-rename-user kc-bulk-import kc-orphan-mailbox-finder kc-user kc-store)
 target="${CARGO_TARGET_DIR:-target}"
 dist="$target/dist"
 gen="$dist/pkg"

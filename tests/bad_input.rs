@@ -53,6 +53,7 @@ fn malformed_users_cfg_is_named_with_its_line_and_column() {
         ("kc-user", &["list"]),
         ("kc-user", &["disable", "mwood@example.org"]),
         ("kc-orphan-mailbox-finder", &[]),
+        ("kc-store", &["check"]),
     ] {
         expect_refusal(&s, name, args, &at);
     }

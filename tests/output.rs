@@ -64,6 +64,15 @@ fn a_typo_is_an_error_that_names_the_closest_name() {
         &["--domain", "nothing-like-it.test"],
         "no domain nothing-like-it.test",
     );
+    refused(
+        &s,
+        "kc-store",
+        &["check", "--domain", "exmaple.com"],
+        &format!(
+            "no domain exmaple.com in {} (did you mean example.com?)",
+            s.root.join("store/mail").display()
+        ),
+    );
     // An orphan domain is no typo: it is in the store.
     let out = run(&s, orphans, &["--domain", "old-domain.example"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "kc-backup",
     "kc-rename-user",
     "kc-bulk-import",
     "kc-orphan-mailbox-finder",
     "kc-user",
+    "kc-store",
 ];
 
 fn repo() -> &'static Path {
@@ -316,6 +317,9 @@ fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
         if tool == "kc-backup" || tool == "kc-user" {
             assert!(subs.len() >= 4, "{tool}: {subs:?}");
         }
+        if tool == "kc-store" {
+            assert_eq!(subs, ["check", "reindex"]);
+        }
         for sub in subs {
             let page = man1.join(format!("{tool}-{sub}.1"));
             assert!(page.exists(), "{} is made", page.display());
@@ -345,6 +349,9 @@ fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
             "kc-bulk-import.1",
             "kc-orphan-mailbox-finder.1",
             "kc-rename-user.1",
+            "kc-store-check.1",
+            "kc-store-reindex.1",
+            "kc-store.1",
             "kc-user-disable.1",
             "kc-user-enable.1",
             "kc-user-list.1",
@@ -397,9 +404,11 @@ fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
             "kc-bulk-import",
             "kc-orphan-mailbox-finder",
             "kc-user",
+            "kc-store",
         ]
     );
     assert_eq!(page_references(&read("kc-user-remove.1")), ["kc-user"]);
+    assert_eq!(page_references(&read("kc-store-reindex.1")), ["kc-store"]);
 }
 
 #[test]
@@ -416,20 +425,19 @@ fn every_flag_of_every_tool_is_in_its_docs_page() {
                 .output()
                 .expect("runs"),
         ];
-        if tool == "kc-backup" || tool == "kc-user" {
-            let subs: &[&str] = if tool == "kc-backup" {
-                &["create", "list", "verify", "restore", "undo"]
-            } else {
-                &["disable", "enable", "remove", "list"]
-            };
-            for sub in subs {
-                helps.push(
-                    Command::new(dir.join(tool))
-                        .args([sub, "--help"])
-                        .output()
-                        .expect("runs"),
-                );
-            }
+        let subs: &[&str] = match tool {
+            "kc-backup" => &["create", "list", "verify", "restore", "undo"],
+            "kc-user" => &["disable", "enable", "remove", "list"],
+            "kc-store" => &["check", "reindex"],
+            _ => &[],
+        };
+        for sub in subs {
+            helps.push(
+                Command::new(dir.join(tool))
+                    .args([sub, "--help"])
+                    .output()
+                    .expect("runs"),
+            );
         }
         for help in helps {
             let text = String::from_utf8_lossy(&help.stdout).into_owned();

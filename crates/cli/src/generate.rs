@@ -15,12 +15,13 @@ use clap::{Arg, ArgMatches, Command};
 use clap_mangen::roff::{Roff, bold, roman};
 
 /// The tools kerio-toolkit installs, named in each other's SEE ALSO.
-pub const TOOLS: [&str; 5] = [
+pub const TOOLS: [&str; 6] = [
     "kc-backup",
     "kc-rename-user",
     "kc-bulk-import",
     "kc-orphan-mailbox-finder",
     "kc-user",
+    "kc-store",
 ];
 
 const COMPLETIONS: &str = "completions";

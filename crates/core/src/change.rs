@@ -94,6 +94,14 @@ pub enum Step {
         #[serde(with = "encoded")]
         to: PathBuf,
     },
+    /// Move files to new names in the same directory tree: `index.fld` to `index.bad`, so that
+    /// the server rebuilds the index. Unlike [`Step::Rename`], both ends of every move are in the
+    /// pre-change backup (the file, and the new name's absence), so undo puts each file back from
+    /// the verified copy, and refuses if either end changed since (the server rebuilt the index
+    /// meanwhile). One step for any number of files: a journal is saved after each step, so a
+    /// whole store's worth of moves is one save, not one per file. Each move is done or not, and
+    /// a re-run skips those done.
+    MoveFiles { moves: Vec<FileMove> },
     /// Create a directory (and its parents).
     CreateDir {
         #[serde(with = "encoded")]
@@ -123,6 +131,15 @@ pub enum Step {
         #[serde(default, with = "encoded::list")]
         creates: Vec<PathBuf>,
     },
+}
+
+/// One move of [`Step::MoveFiles`]: `to` must not exist when it runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileMove {
+    #[serde(with = "encoded")]
+    pub from: PathBuf,
+    #[serde(with = "encoded")]
+    pub to: PathBuf,
 }
 
 impl Step {
@@ -164,6 +181,10 @@ impl Step {
             | Step::RemoveDir { path }
             | Step::AppendLine { path, .. } => vec![path],
             Step::Rename { from, to } => vec![from, to],
+            Step::MoveFiles { moves } => moves
+                .iter()
+                .flat_map(|m| [m.from.as_path(), m.to.as_path()])
+                .collect(),
             Step::Restore { paths, creates, .. } => {
                 paths.iter().chain(creates).map(PathBuf::as_path).collect()
             }
@@ -176,6 +197,10 @@ impl Step {
                 format!("write {} ({bytes} bytes)", path.display())
             }
             Step::Rename { from, to } => format!("rename {} -> {}", from.display(), to.display()),
+            Step::MoveFiles { moves } => match moves.as_slice() {
+                [one] => format!("move {} -> {}", one.from.display(), one.to.display()),
+                _ => format!("move {} files aside", moves.len()),
+            },
             Step::CreateDir { path } => format!("create directory {}", path.display()),
             Step::RemoveDir { path } => format!("remove {}", path.display()),
             Step::AppendLine { path, line } => format!("append to {}: {line}", path.display()),
@@ -243,6 +268,14 @@ impl Plan {
                         path.display()
                     ));
                     out.extend(line.lines().map(|l| format!("  {l}")));
+                }
+                // Many moves at once (a reindex): one line each, under a heading.
+                Step::MoveFiles { moves } if moves.len() > 1 => {
+                    out.push(format!("{lead}{}:", step.describe()));
+                    out.extend(moves.iter().map(|m| {
+                        printable(&format!("  {} -> {}", m.from.display(), m.to.display()))
+                            .into_owned()
+                    }));
                 }
                 _ => out.push(format!("{lead}{}", printable(&step.describe()))),
             }
@@ -604,6 +637,23 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
             sync_parent(&from).map_err(io_at(&from))?;
             sync_parent(&to).map_err(io_at(&to))
         }
+        Step::MoveFiles { moves } => {
+            let on = |p: &Path| place_for(install, p, Act::OnEntry);
+            for m in moves {
+                let (from, to) = (on(&m.from)?, on(&m.to)?);
+                if !is_there(&from) && is_there(&to) {
+                    continue; // done by an earlier run
+                }
+                if is_there(&to) {
+                    return Err(ChangeError::ChangedSincePlan {
+                        paths: vec![m.to.display().to_string()],
+                    });
+                }
+                std::fs::rename(&from, &to).map_err(io_at(&from))?;
+                sync_parent(&to).map_err(io_at(&to))?;
+            }
+            Ok(())
+        }
         Step::CreateDir { path } => {
             let real = at(path)?;
             std::fs::create_dir_all(&real).map_err(io_at(&real))?;
@@ -681,6 +731,14 @@ fn check_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
         }
         Step::CreateDir { path } if !install.resolve(path).is_dir() => {
             fail(path, "was not created")
+        }
+        Step::MoveFiles { moves } => {
+            for m in moves {
+                if is_there(&install.resolve(&m.from)) || !is_there(&install.resolve(&m.to)) {
+                    return fail(&m.from, "was not moved");
+                }
+            }
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -761,9 +819,23 @@ fn preflight(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), Ch
     let mut changed = Vec::new();
     for step in &plan.steps {
         let act = match step {
-            Step::Rename { .. } | Step::RemoveDir { .. } | Step::Restore { .. } => Act::OnEntry,
+            Step::Rename { .. }
+            | Step::RemoveDir { .. }
+            | Step::Restore { .. }
+            | Step::MoveFiles { .. } => Act::OnEntry,
             _ => Act::Through,
         };
+        if let Step::MoveFiles { moves } = step {
+            for m in moves {
+                let (from, to) = (install.resolve(&m.from), install.resolve(&m.to));
+                if !from.symlink_metadata().is_ok_and(|meta| meta.is_file()) {
+                    changed.push(m.from.display().to_string());
+                }
+                if is_there(&to) {
+                    changed.push(m.to.display().to_string());
+                }
+            }
+        }
         for path in step.paths() {
             let real = place_for(install, path, act)?;
             if let Step::WriteFile { expect, .. } = step
@@ -1299,6 +1371,49 @@ mod tests {
         assert_eq!(
             plan.lines(true),
             ["WOULD remove store/mail/d/evil\\u{1b}]0;owned\\u{7}"]
+        );
+    }
+
+    #[test]
+    fn moved_files_are_backed_up_at_both_ends_and_listed_one_a_line() {
+        let moves = |n: usize| Step::MoveFiles {
+            moves: (0..n)
+                .map(|i| FileMove {
+                    from: format!("store/mail/d/u/F{i}/index.fld").into(),
+                    to: format!("store/mail/d/u/F{i}/index.bad").into(),
+                })
+                .collect(),
+        };
+        let two = plan(vec![moves(2)]);
+        assert_eq!(
+            two.touched(),
+            [
+                PathBuf::from("store/mail/d/u/F0/index.bad"),
+                PathBuf::from("store/mail/d/u/F0/index.fld"),
+                PathBuf::from("store/mail/d/u/F1/index.bad"),
+                PathBuf::from("store/mail/d/u/F1/index.fld"),
+            ]
+        );
+        assert_eq!(
+            two.lines(true),
+            [
+                "WOULD move 2 files aside:",
+                "  store/mail/d/u/F0/index.fld -> store/mail/d/u/F0/index.bad",
+                "  store/mail/d/u/F1/index.fld -> store/mail/d/u/F1/index.bad",
+            ]
+        );
+        assert_eq!(
+            plan(vec![moves(1)]).lines(false),
+            ["move store/mail/d/u/F0/index.fld -> store/mail/d/u/F0/index.bad"]
+        );
+        let json = serde_json::to_string(&moves(1)).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"step":"move-files","moves":[{"from":"store/mail/d/u/F0/index.fld","to":"store/mail/d/u/F0/index.bad"}]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Step>(&json).expect("parses"),
+            moves(1)
         );
     }
 

@@ -15,6 +15,9 @@
 //! - [`account`] names and addresses, where a mailbox is, and the store files naming an address.
 //! - [`rename`] plans an account's rename across the configs and the store.
 //! - [`user`] plans disabling, enabling and removing accounts, and lists them.
+//! - [`store_check`] reports the store's consistency: indexes against messages, missing
+//!   status files, references to accounts that do not exist.
+//! - [`reindex`] plans moving folders' indexes aside, so that the server rebuilds them.
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
 //! - [`audit`] writes what the tools change into the server's own Config and Warning logs.
@@ -31,7 +34,9 @@ pub mod import;
 pub mod install;
 pub mod orphan;
 pub mod progress;
+pub mod reindex;
 pub mod rename;
 pub mod store;
+pub mod store_check;
 pub mod suggest;
 pub mod user;

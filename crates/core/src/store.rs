@@ -9,6 +9,8 @@
 //! every tool unchanged.
 
 pub mod folder_map;
+pub mod index_fld;
+pub mod scope;
 pub mod status_fld;
 pub mod sub_fld;
 
@@ -36,6 +38,19 @@ pub const ACL_FLD: &str = crate::config::schema::PUBLIC_ACL.file;
 pub const SUB_FLD: &str = crate::config::schema::SUBSCRIPTIONS.file;
 /// Public folders: `mail/#public` (the server's) or `mail/<domain>/#public` (a domain's).
 pub const PUBLIC_DIR: &str = "#public";
+/// The folders every mailbox has (KERIO-FORMAT.md §3 [T/C]): the server recreates their
+/// `status.fld` when it is missing, and hides any other folder without one [C].
+pub const STANDARD_FOLDERS: [&str; 9] = [
+    "INBOX",
+    "Sent Items",
+    "Deleted Items",
+    "Drafts",
+    "Junk E-mail",
+    "Calendar",
+    "Contacts",
+    "Tasks",
+    "Notes",
+];
 /// The folder the server makes under the target when a removed user's mailbox is moved there
 /// (KERIO-FORMAT.md §3 [C]); the address follows.
 pub const DELETED_MAILBOX_PREFIX: &str = "Deleted mailbox \u{2014} ";
@@ -99,7 +114,7 @@ pub fn name_matches(dir: &OsStr, account: &str) -> bool {
 }
 
 /// The subdirectories of `dir`, sorted by name; `None` when `dir` does not exist.
-fn subdirs(dir: &Path) -> Result<Vec<(OsString, PathBuf)>, StoreError> {
+pub(crate) fn subdirs(dir: &Path) -> Result<Vec<(OsString, PathBuf)>, StoreError> {
     let entries = match fs_err::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -181,7 +196,7 @@ pub fn folders(mailbox: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(out)
 }
 
-fn is_folder_inside(name: &OsStr) -> bool {
+pub(crate) fn is_folder_inside(name: &OsStr) -> bool {
     name == MESSAGES_DIR || name == ASSOC_DIR
 }
 

@@ -5,7 +5,9 @@
 //! Paths are archive paths (relative to the install root, `/`-separated bytes). Domain and user
 //! names compare case-insensitively, as the server compares them.
 
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// A part of the install, as `kmsrecover -m` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -82,11 +84,48 @@ struct Part {
 pub struct Selection {
     /// `None`: everything.
     prefixes: Option<Vec<Vec<Part>>>,
+    /// [`Selection::paths`]'s prefixes again, in hash sets: a change may touch tens of thousands
+    /// of paths (a reindex of a whole store), and a walk asks about every entry it meets, so
+    /// each question is a few lookups rather than a scan of the list.
+    exact: Option<Arc<Exact>>,
+}
+
+/// Exact paths (components joined by `/`), and every directory above one of them.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Exact {
+    paths: HashSet<Vec<u8>>,
+    above: HashSet<Vec<u8>>,
+}
+
+impl Exact {
+    /// Whether `path` or a directory above it is selected.
+    fn covers(&self, path: &[u8]) -> bool {
+        let path = join_components(path);
+        self.paths.contains(&path[..0])
+            || path
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+                .any(|(i, _)| self.paths.contains(&path[..i]))
+            || self.paths.contains(&path)
+    }
+
+    /// Whether a walk must enter `dir`: it is covered, or a selected path lies below it.
+    fn enters(&self, dir: &[u8]) -> bool {
+        self.above.contains(&join_components(dir)) || self.covers(dir)
+    }
+}
+
+fn join_components(path: &[u8]) -> Vec<u8> {
+    components(path).collect::<Vec<_>>().join(&b'/')
 }
 
 impl Selection {
     pub fn everything() -> Selection {
-        Selection { prefixes: None }
+        Selection {
+            prefixes: None,
+            exact: None,
+        }
     }
 
     /// Exactly these archive paths (each with everything below it), compared exactly.
@@ -102,8 +141,20 @@ impl Selection {
                     .collect()
             })
             .collect();
+        let mut exact = Exact::default();
+        for p in paths {
+            let joined = join_components(p);
+            exact.above.insert(Vec::new());
+            for (i, b) in joined.iter().enumerate() {
+                if *b == b'/' {
+                    exact.above.insert(joined[..i].to_vec());
+                }
+            }
+            exact.paths.insert(joined);
+        }
         Selection {
             prefixes: Some(parts),
+            exact: Some(Arc::new(exact)),
         }
     }
 
@@ -157,11 +208,17 @@ impl Selection {
             }
             prefixes = Some(if covered { vec![prefix] } else { Vec::new() });
         }
-        Selection { prefixes }
+        Selection {
+            prefixes,
+            exact: None,
+        }
     }
 
     /// Whether an archive path is covered (it is, or lies under, a selected prefix).
     pub fn matches(&self, path: &[u8]) -> bool {
+        if let Some(exact) = &self.exact {
+            return exact.covers(path);
+        }
         match &self.prefixes {
             None => true,
             Some(list) => list.iter().any(|p| is_prefix(p, path)),
@@ -171,6 +228,9 @@ impl Selection {
     /// Whether a walk must enter this directory: it is covered, or a selected prefix lies
     /// below it.
     pub fn enters(&self, dir: &[u8]) -> bool {
+        if let Some(exact) = &self.exact {
+            return exact.enters(dir);
+        }
         match &self.prefixes {
             None => true,
             Some(list) => {
@@ -253,6 +313,50 @@ mod tests {
         assert!(!s.matches(b"users.cfg.bak") && !s.matches(b"store/mail/x"));
         assert!(s.enters(b"store") && !s.enters(b"license"));
         assert!(Selection::new(&[Mask::All], "store", None, None, None).matches(b"anything"));
+    }
+
+    #[test]
+    fn exact_paths_select_themselves_and_what_is_below_and_enter_what_is_above() {
+        let s = Selection::paths(&[
+            b"store/mail/d/u/INBOX/index.fld".to_vec(),
+            b"store/mail/d/u/INBOX/index.bad".to_vec(),
+            b"users.cfg".to_vec(),
+            b"store/logs/".to_vec(),
+        ]);
+        for yes in [
+            &b"store/mail/d/u/INBOX/index.fld"[..],
+            b"users.cfg",
+            b"store/logs/config.log",
+            b"store/logs",
+            b"store//logs/x",
+        ] {
+            assert!(s.matches(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &b"store/mail/d/u/INBOX/index.fld2"[..],
+            b"store/mail/d/u/INBOX",
+            b"users.cfg.bak",
+            b"store",
+            b"",
+        ] {
+            assert!(!s.matches(no), "{}", String::from_utf8_lossy(no));
+        }
+        for dir in [
+            &b""[..],
+            b"store",
+            b"store/mail/d/u/INBOX",
+            b"store/logs/old",
+        ] {
+            assert!(s.enters(dir), "{}", String::from_utf8_lossy(dir));
+        }
+        for dir in [
+            &b"store/mail/d/v"[..],
+            b"license",
+            b"store/mail/d/u/INBOX/#msgs",
+        ] {
+            assert!(!s.enters(dir), "{}", String::from_utf8_lossy(dir));
+        }
+        assert!(Selection::paths(&[Vec::new()]).matches(b"anything"));
     }
 
     #[test]

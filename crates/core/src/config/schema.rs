@@ -343,3 +343,46 @@ pub const SUBSCRIPTIONS: SubscriptionNames = SubscriptionNames {
     shared_prefix: "~",
     public_prefix: "#public/",
 };
+
+/// A folder's message index and search index, and the names `kc-store` moves them to so that
+/// the server rebuilds them (KERIO-FORMAT.md §3).
+///
+/// - `index.fld` [T]: one line per message, space-separated fields each led by a letter:
+///   `U00000001 F80000001 S1133 D43032abf M4305f1b7 I0001 CIPM.Note`.
+/// - The `U` field names the message's file: `#msgs/<the U field's hex digits>.eml`
+///   [T: a third party who read a 6.1 store wrote "Unnnnnnnn = file name (#msg/nnnnnnnn.eml)";
+///   the fixture writes it so]. The toolkit compares the number, not the spelling, so the case
+///   of the hex digits does not matter.
+/// - The `S` field is the message file's size in bytes [A: KERIO-FORMAT.md lists it as the size;
+///   the one third-party description found calls it "unknown"]. Only the size-mismatch finding of
+///   `kc-store check` rests on it.
+/// - `index.bad` [C]: the vendor's procedure for 7.2.4 and older renames `index.fld` to it with
+///   the server stopped, and the server rebuilds the index from `#msgs`.
+/// - `search.fld` [T] is rebuilt by the server when it is missing or damaged [C, 7.3 and later];
+///   `search.bad` [A] is this project's name for it moved aside.
+/// - `class_prefix` `C` [T]: the item's class (`IPM.Note`, `IPM.Appointment`, …).
+#[derive(Debug)]
+pub struct IndexNames {
+    pub file: &'static str,
+    pub aside: &'static str,
+    pub search: &'static str,
+    pub search_aside: &'static str,
+    /// The field naming the message's file, as hex digits.
+    pub uid_prefix: u8,
+    /// The field holding the message's size in bytes, decimal.
+    pub size_prefix: u8,
+    pub class_prefix: u8,
+    /// A message file: `<hex digits>.<message_extension>` in a folder's `#msgs`.
+    pub message_extension: &'static str,
+}
+
+pub const INDEX: IndexNames = IndexNames {
+    file: "index.fld",
+    aside: "index.bad",
+    search: "search.fld",
+    search_aside: "search.bad",
+    uid_prefix: b'U',
+    size_prefix: b'S',
+    class_prefix: b'C',
+    message_extension: "eml",
+};

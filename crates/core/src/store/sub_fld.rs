@@ -52,6 +52,25 @@ impl SubFld {
             .map(|r| &self.bytes[r])
     }
 
+    /// The owners of the other users' folders the mailbox is subscribed to, as written: the
+    /// address leading each line that starts with the shared prefix (`~<user>@<domain>/<path>`,
+    /// the assumed layout of [`crate::config::schema::SUBSCRIPTIONS`]). Narrower than
+    /// [`SubFld::addresses`]: a folder of the mailbox's own named like an address is not one.
+    pub fn owners(&self) -> impl Iterator<Item = &[u8]> {
+        let prefix = crate::config::schema::SUBSCRIPTIONS
+            .shared_prefix
+            .as_bytes();
+        self.bytes.split(|&b| b == b'\n').filter_map(move |line| {
+            let rest = line.strip_prefix(prefix)?;
+            let end = rest
+                .iter()
+                .position(|&b| !address_byte(b))
+                .unwrap_or(rest.len());
+            let token = &rest[..end];
+            token.contains(&b'@').then_some(token)
+        })
+    }
+
     /// Whether the file names `address` (case-insensitively, as a whole token).
     pub fn names(&self, address: &str) -> bool {
         self.addresses()
@@ -124,6 +143,16 @@ mod tests {
         assert!(s.names("JDOE@example.com"));
         assert!(!s.names("doe@example.com"));
         assert_eq!(s.as_bytes(), FILE);
+    }
+
+    #[test]
+    fn owners_are_the_addresses_of_shared_subscriptions_only() {
+        let s = SubFld::parse(
+            b"INBOX/orders@shop.example\r\n~jdoe@example.com/Calendar\r\n~asmith@example.com"
+                .to_vec(),
+        );
+        let owners: Vec<&[u8]> = s.owners().collect();
+        assert_eq!(owners, [&b"jdoe@example.com"[..], b"asmith@example.com"]);
     }
 
     #[test]
