@@ -340,6 +340,7 @@ fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
     assert_eq!(
         made,
         [
+            "kc-backup-changes.1",
             "kc-backup-create.1",
             "kc-backup-list.1",
             "kc-backup-restore.1",
@@ -397,6 +398,7 @@ fn man_dir_writes_a_page_per_subcommand_and_every_reference_is_made() {
         [
             "kc-backup-create",
             "kc-backup-list",
+            "kc-backup-changes",
             "kc-backup-verify",
             "kc-backup-restore",
             "kc-backup-undo",
