@@ -405,6 +405,15 @@ fn undo(
                 }
             }
         }
+        // The answer to "would it work?" is in the exit code too: 2, as the undo itself.
+        if !edited.is_empty() && !force {
+            bail!(
+                "undo of {} would be refused: {} path{} edited since the change (see above); --force undoes anyway, backing up what it replaces first",
+                journal.id,
+                edited.len(),
+                if edited.len() == 1 { " was" } else { "s were" }
+            );
+        }
         return Ok(Outcome::Success);
     }
     let undone = change::undo_with(

@@ -635,9 +635,20 @@ fn undo_refuses_over_a_later_hand_edit_unless_forced_and_keeps_later_log_lines()
         edited
     );
 
-    // `-n` says what it would do and that it would refuse.
+    // `-n` says what it would do and that it would refuse, exit 2 as the undo itself; with
+    // --force it would go ahead: exit 0.
     let out = kc_backup(&f.root)
         .args(["undo", "--last", "-n"])
+        .assert()
+        .code(2);
+    assert!(
+        stderr(&out).starts_with("kc-backup: error: undo of C")
+            && stderr(&out).contains(" would be refused: 1 path was edited since the change"),
+        "{}",
+        stderr(&out)
+    );
+    kc_backup(&f.root)
+        .args(["undo", "--last", "-n", "--force"])
         .assert()
         .success();
     let said = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
