@@ -306,7 +306,8 @@ fn create(
     skip_unreadable: bool,
 ) -> anyhow::Result<Outcome> {
     let root = &settings.install.root;
-    let _lock = guard::acquire(root, &settings.pid_file, "kc-backup")?;
+    let lock = guard::acquire(root, &settings.pid_file, TOOL)?;
+    settings.note_other_servers(TOOL, lock.other_servers());
     let kind = match kind {
         KindArg::Full => Kind::Full,
         KindArg::Diff => Kind::Diff,
@@ -424,6 +425,9 @@ fn undo(
         &settings.pid_file,
         &settings.progress(),
     )?;
+    for other in &undone.other_servers {
+        settings.note(TOOL, other);
+    }
     for w in &undone.warnings {
         settings.warn(TOOL, w);
     }

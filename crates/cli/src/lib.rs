@@ -182,6 +182,20 @@ impl Settings {
         }
     }
 
+    /// Prints `<tool>: note: <text>` on stderr unless `-q`, control characters escaped.
+    pub fn note(&self, tool: &str, text: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!("{tool}: note: {}", kc_core::change::printable(text));
+        }
+    }
+
+    /// Says which `mailserver` processes of other installs the guard let be.
+    pub fn note_other_servers(&self, tool: &str, others: &[kc_core::guard::OtherServer]) {
+        for other in others {
+            self.note(tool, &other.to_string());
+        }
+    }
+
     /// Prints `<tool>: warning: <text>` on stderr unless `-q`, control characters escaped.
     pub fn warn(&self, tool: &str, text: &str) {
         if self.verbosity > Verbosity::Quiet {
@@ -338,11 +352,11 @@ pub struct Guard(Option<kc_core::guard::InstallLock>);
 pub fn guard(settings: &Settings, tool: &str, dry_run: DryRun) -> anyhow::Result<Guard> {
     let lock = match dry_run {
         DryRun::Enabled => None,
-        DryRun::Disabled => Some(kc_core::change::lock(
-            &settings.install,
-            &settings.pid_file,
-            tool,
-        )?),
+        DryRun::Disabled => {
+            let lock = kc_core::change::lock(&settings.install, &settings.pid_file, tool)?;
+            settings.note_other_servers(tool, lock.other_servers());
+            Some(lock)
+        }
     };
     kc_core::change::check_unfinished(&settings.install)?;
     Ok(Guard(lock))
@@ -491,6 +505,9 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
         &settings.pid_file,
         &settings.progress(),
     )?;
+    for other in &applied.other_servers {
+        settings.note(&tool_name(), other);
+    }
     match settings.format {
         Format::Json => print_json(&applied)?,
         Format::Human if settings.verbosity == Verbosity::Quiet => {}

@@ -750,6 +750,9 @@ pub struct Applied {
     pub change: String,
     pub backup: String,
     pub steps: usize,
+    /// Servers of other installs the guard let be (when this call took the guard itself).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_servers: Vec<String>,
 }
 
 /// Where the contents a change writes are kept until it is done, for `--resume`.
@@ -809,7 +812,9 @@ pub fn apply(
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
     let lock = lock(install, pid_file, &plan.tool)?;
-    apply_locked(install, &lock, plan, backup_dir, progress)
+    let mut applied = apply_locked(install, &lock, plan, backup_dir, progress)?;
+    applied.other_servers = notes(&lock);
+    Ok(applied)
 }
 
 /// Checks, before anything is written, what can be checked: every path stays inside the install,
@@ -963,7 +968,7 @@ pub fn resume(
     pid_file: &Path,
     progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
-    let _lock = guard::acquire(&install.root, pid_file, "kc-resume")?;
+    let lock = guard::acquire(&install.root, pid_file, "kc-resume")?;
     let mut journal = journals(install)?
         .into_iter()
         .filter(|j| j.status == Status::Applying)
@@ -973,7 +978,14 @@ pub fn resume(
         })?;
     let steps = unstash(install, &journal)?;
     let backup = archive::find(backup_dir, &journal.backup)?;
-    run(install, &mut journal, &steps, &backup, progress)
+    let mut applied = run(install, &mut journal, &steps, &backup, progress)?;
+    applied.other_servers = notes(&lock);
+    Ok(applied)
+}
+
+/// What the lock's guard let be, as lines for the admin.
+fn notes(lock: &InstallLock) -> Vec<String> {
+    lock.other_servers().iter().map(|o| o.to_string()).collect()
 }
 
 /// Runs the steps from `journal.done` on, journalling each; rolls back on failure.
@@ -1021,6 +1033,7 @@ fn run(
         change: journal.id.clone(),
         backup: backup.meta.id.clone(),
         steps: steps.len(),
+        other_servers: Vec::new(),
     })
 }
 
@@ -1094,6 +1107,9 @@ pub struct Undone {
     /// With `--force`: the backup of what the undo replaced.
     pub replaced_backup: Option<String>,
     pub warnings: Vec<String>,
+    /// Servers of other installs the guard let be.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_servers: Vec<String>,
 }
 
 /// How [`undo_with`] goes about it.
@@ -1179,7 +1195,7 @@ pub fn undo_with(
     pid_file: &Path,
     progress: &dyn Progress,
 ) -> Result<Undone, ChangeError> {
-    let _lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
+    let lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
     let mut journal = undo_target(install, which)?;
     let backup = archive::find(backup_dir, &journal.backup)?;
     check_backup_of(&journal, &backup)?;
@@ -1234,6 +1250,7 @@ pub fn undo_with(
         paths: journal.touched.len(),
         replaced_backup: journal.undo_backup,
         warnings,
+        other_servers: notes(&lock),
     })
 }
 

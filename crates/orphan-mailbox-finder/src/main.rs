@@ -165,11 +165,15 @@ fn main() -> ExitCode {
             (None, _, true) => Some(Resolve::Adopt),
             _ => None,
         };
-        if action.is_none() && guard::server_state(&settings.pid_file) != ServerState::Stopped {
-            settings.warn(
-                orphan::TOOL,
-                "the server is running: the store may change under the report",
-            );
+        if action.is_none() {
+            let check = guard::check(&settings.install.root, &settings.pid_file);
+            settings.note_other_servers(orphan::TOOL, &check.others);
+            if check.state != ServerState::Stopped {
+                settings.warn(
+                    orphan::TOOL,
+                    "the server is running: the store may change under the report",
+                );
+            }
         }
         let directory = cli
             .directory_export

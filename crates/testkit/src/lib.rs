@@ -26,8 +26,8 @@ mod scratch;
 mod text;
 
 pub use scratch::{
-    LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, copy_tree, differences,
-    share_files_naming,
+    FakeServer, LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, copy_tree,
+    differences, share_files_naming,
 };
 
 use std::collections::{BTreeMap, HashMap};

@@ -302,3 +302,48 @@ impl Drop for LockHolder {
         let _ = self.0.wait();
     }
 }
+
+/// A live process called `mailserver`, as the vendor's unit starts the server: a shell script of
+/// that name run with `arg` as its argument, in `cwd`, waiting on its input. Killed when dropped.
+#[derive(Debug)]
+pub struct FakeServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeServer {
+    pub fn serving(arg: &Path, cwd: &Path) -> FakeServer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let exe = dir.path().join(kc_core::guard::SERVER_PROCESS);
+        std::fs::write(&exe, "#!/bin/sh\nread line\n").expect("the script is written");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let child = std::process::Command::new(&exe)
+            .arg(arg)
+            .current_dir(cwd)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("the fake server starts");
+        // Until the kernel shows its name, the guard could miss it.
+        for _ in 0..400 {
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+            if comm.trim() == kc_core::guard::SERVER_PROCESS {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        FakeServer { child, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
