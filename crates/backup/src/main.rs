@@ -308,6 +308,25 @@ fn create(
     let root = &settings.install.root;
     let lock = guard::acquire(root, &settings.pid_file, TOOL)?;
     settings.note_other_servers(TOOL, lock.other_servers());
+    // What a backup stopped by `kill -9` or a crash left; one still being written (another
+    // process writing here, for another install) is not touched.
+    match archive::remove_leftovers(&settings.backup_dir) {
+        Ok(removed) => {
+            for leftover in &removed {
+                settings.note(
+                    TOOL,
+                    &format!(
+                        "removed {}, left by a backup that stopped before it finished",
+                        describe_leftover(leftover)
+                    ),
+                );
+            }
+        }
+        Err(e) => settings.warn(
+            TOOL,
+            &format!("cannot remove what an interrupted backup left: {e}"),
+        ),
+    }
     let kind = match kind {
         KindArg::Full => Kind::Full,
         KindArg::Diff => Kind::Diff,
@@ -464,6 +483,16 @@ fn list(settings: &Settings) -> anyhow::Result<Outcome> {
             ),
         );
     }
+    for leftover in archive::leftovers(&settings.backup_dir)? {
+        settings.warn(
+            TOOL,
+            &format!(
+                "{} is left by a backup that stopped before it finished; the next \
+                 `kc-backup create` removes it",
+                describe_leftover(&leftover)
+            ),
+        );
+    }
     for b in &backups {
         match settings.format {
             Format::Json => {
@@ -476,6 +505,19 @@ fn list(settings: &Settings) -> anyhow::Result<Outcome> {
         settings.info(format!("no backups in {}", settings.backup_dir.display()));
     }
     Ok(Outcome::Success)
+}
+
+/// `PATH (SIZE, last written TIME)`.
+fn describe_leftover(leftover: &archive::Leftover) -> String {
+    let when = leftover
+        .modified
+        .map(|t| format!(", last written {}", t.strftime("%Y-%m-%d %H:%M:%S UTC")))
+        .unwrap_or_default();
+    format!(
+        "{} ({}{when})",
+        leftover.path.display(),
+        mib(leftover.bytes)
+    )
 }
 
 fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<Outcome> {

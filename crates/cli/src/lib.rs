@@ -295,6 +295,42 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Outcome>) -> ExitCo
     }
 }
 
+/// Ctrl-C, SIGTERM or SIGHUP: the partial files of a backup being written are removed (its own,
+/// or a writer's pre-change backup), the tool says so and exits 130. A change whose steps had
+/// begun is left to its journal, as a crash would leave it: the next run refuses until
+/// `--resume` or `kc-backup undo`.
+fn on_interrupt(tool: &str) {
+    let tool = tool.to_owned();
+    // Fails only if a handler is already set (a tool calling run_tool twice): that one stands.
+    let _ = ctrlc::set_handler(move || {
+        let abandoned = kc_core::archive::abandon();
+        // Over a progress bar, from the start of a clean line.
+        let clear = if std::io::stderr().is_terminal() {
+            "\r\x1b[2K"
+        } else {
+            ""
+        };
+        eprintln!("{clear}{}", interrupted_line(&tool, &abandoned.removed));
+        // `abandoned` is still held: no backup gets its name between the removal and the exit.
+        std::process::exit(i32::from(Outcome::Interrupted.code()));
+    });
+}
+
+/// What a tool says when a signal stops it.
+fn interrupted_line(tool: &str, removed: &[kc_core::archive::Removed]) -> String {
+    if removed.is_empty() {
+        return format!("{tool}: interrupted");
+    }
+    let files: Vec<String> = removed
+        .iter()
+        .map(|r| format!("{} ({})", r.path.display(), human_bytes(r.bytes)))
+        .collect();
+    format!(
+        "{tool}: interrupted; removed the unfinished backup: {}",
+        kc_core::change::printable(&files.join(", "))
+    )
+}
+
 /// What `--version` says after the tool's name: the version and the git commit it was built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KC_GIT_COMMIT"), ")");
 
@@ -317,6 +353,7 @@ pub fn run_tool<T: clap::Parser>(
     tool: &str,
     body: impl FnOnce(T) -> anyhow::Result<Outcome>,
 ) -> ExitCode {
+    on_interrupt(tool);
     run(tool, || {
         let args = std::env::args_os();
         match parse_from::<T>(args, &mut std::io::stdout().lock())? {

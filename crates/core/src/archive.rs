@@ -9,10 +9,12 @@
 //!
 //! Names follow the server's own convention: `<K><UTC>.tar.gz|.tar.zst`, K = `F` full, `D`
 //! differential, `P` pre-change. An archive is written as `<name>.partial`, verified, fsynced and
-//! renamed: an archive that exists under its final name is whole.
+//! renamed: an archive that exists under its final name is whole. What a stopped run leaves of
+//! one is removed: see the `partial` module.
 
 mod chunk;
 mod manifest;
+mod partial;
 mod pipeline;
 mod read;
 mod scan;
@@ -22,6 +24,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{decode_path, encode_path};
+pub use partial::{Abandoned, Leftover, Removed, abandon, leftovers, remove_leftovers};
 pub use read::{
     RestoreOptions, RestoreReport, VerifyReport, chain, entry_paths, restore, verify,
     verify_against_live,

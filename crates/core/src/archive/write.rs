@@ -15,6 +15,7 @@ use std::sync::{Arc, mpsc};
 use sha2::{Digest, Sha256};
 
 use super::chunk::{Built, Piece, Planner, build_chunk, end_of_archive, hex};
+use super::partial::Partial;
 use super::scan::{self, Entry, EntryKind, Unit};
 use super::{
     ArchiveError, Backup, ChunkMeta, Compression, FORMAT, Kind, Mask, Meta, Selection, Skipped,
@@ -89,17 +90,6 @@ fn estimate(backup_dir: &Path, kind: Kind) -> Option<u64> {
         .map(|b| b.meta.bytes)
 }
 
-/// Removes the partial files of a failed backup.
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 /// Takes a backup of `install` into `backup_dir`.
 pub fn create(
     install: &Install,
@@ -134,7 +124,6 @@ pub fn create(
     let id = fresh_id(backup_dir, options.kind);
     let archive = backup_dir.join(format!("{id}.{}", options.compression.extension()));
     let partial = sidecar(&archive, "partial");
-    let mut cleanup = Cleanup(vec![partial.clone()]);
     let level = options.level.unwrap_or(options.compression.default_level());
     let (compression, skip) = (options.compression, options.skip_unreadable);
     let in_flight = pipeline::default_in_flight();
@@ -150,6 +139,8 @@ pub fn create(
     // Two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
     // planner thread), while chunks are built in parallel and appended in order (here).
     let out = private_file(&partial)?;
+    // From here on, an error, a signal or the next run removes what was written.
+    let mut unfinished = Partial::new(&partial)?;
     let mut writer = ChunkWriter::new(out);
     let walker = Arc::new(walker);
     let diff_ref = diff.as_ref();
@@ -267,9 +258,8 @@ pub fn create(
     let meta_path = sidecar(&archive, "json");
     let manifest_partial = sidecar(&manifest_path, "partial");
     let meta_partial = sidecar(&meta_path, "partial");
-    cleanup
-        .0
-        .extend([manifest_partial.clone(), meta_partial.clone()]);
+    unfinished.add(&manifest_partial);
+    unfinished.add(&meta_partial);
     write_synced(&manifest_partial, &manifest_lines)?;
     let json = serde_json::to_vec_pretty(&meta).expect("Meta serialises");
     write_synced(&meta_partial, &json)?;
@@ -286,11 +276,12 @@ pub fn create(
         });
     }
     // The sidecars first, the archive last: `list` only sees a backup whose archive exists.
-    rename(&manifest_partial, &manifest_path)?;
-    rename(&meta_partial, &meta_path)?;
-    rename(&partial, &archive)?;
+    unfinished.finish(|| {
+        rename(&manifest_partial, &manifest_path)?;
+        rename(&meta_partial, &meta_path)?;
+        rename(&partial, &archive)
+    })?;
     sync_dir(backup_dir)?;
-    cleanup.0.clear();
     Ok(Backup { archive, meta })
 }
 
