@@ -128,7 +128,9 @@ fn table(report: &Report) -> anyhow::Result<()> {
 }
 
 fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Result<Outcome> {
-    if guard::server_state(&settings.pid_file) != ServerState::Stopped {
+    let server = guard::check(&settings.install.root, &settings.pid_file);
+    settings.note_other_servers(TOOL, &server.others);
+    if server.state != ServerState::Stopped {
         settings.warn(
             TOOL,
             "the server is running: the store may change under the report",
