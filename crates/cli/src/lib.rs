@@ -268,11 +268,13 @@ pub fn stdout_error(err: std::io::Error) -> anyhow::Error {
 
 /// Whether an error is stdout closed by its reader (a pipe into `head`): not a failure.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    // A csv::Error gives its io::Error as its source: the chain reaches it too.
+    let pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    // A csv::Error holds its io::Error without giving it as a source.
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().is_some_and(pipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|e| matches!(e.kind(), csv::ErrorKind::Io(io) if pipe(io)))
     })
 }
 
@@ -436,24 +438,74 @@ pub fn print_diff(settings: &Settings, plan: &kc_core::change::Plan) -> anyhow::
     Ok(())
 }
 
-/// `text` with the value of every secret config variable (see [`kc_core::audit::is_secret`])
-/// replaced by `xxxxxx`: `<variable name="Password">xxxxxx</variable>`.
+/// `text` with every secret shown as `xxxxxx`: the content of each `<variable name="…">` that
+/// [`kc_core::audit::is_secret`] calls secret, however the element is spaced, quoted or split
+/// over lines, and then any value in a server password form (`D3S:…`, `NUL:…`, `SHA:…`)
+/// wherever it stands.
 fn mask_secrets(text: &str) -> String {
+    let text = mask_secret_variables(text);
     let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let masked = (|| {
-            let at = line.find("<variable name=")?;
-            let rest = &line[at + "<variable name=".len()..];
-            let quote = rest.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-            let name_end = rest[1..].find(quote)? + 1;
-            let name = &rest[1..name_end];
-            let open = at + "<variable name=".len() + name_end + rest[name_end..].find('>')? + 1;
-            let close = open + line[open..].find("</variable>")?;
-            kc_core::audit::is_secret(name, &line[open..close])
-                .then(|| format!("{}xxxxxx{}", &line[..open], &line[close..]))
-        })();
-        out.push_str(masked.as_deref().unwrap_or(line));
+    let mut rest = text.as_str();
+    while let Some(at) = find_password_form(rest) {
+        out.push_str(&rest[..at]);
+        let value = &rest[at..];
+        let end = value
+            .find(|c: char| c.is_whitespace() || "<>\"'".contains(c))
+            .unwrap_or(value.len());
+        out.push_str("xxxxxx");
+        rest = &value[end..];
     }
+    out.push_str(rest);
+    out
+}
+
+/// Where the first `D3S:`, `NUL:` or `SHA:` (any case) starts.
+fn find_password_form(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(3)).find(|&i| {
+        let four = &bytes[i..i + 4];
+        ["D3S:", "NUL:", "SHA:"]
+            .iter()
+            .any(|f| four.eq_ignore_ascii_case(f.as_bytes()))
+    })
+}
+
+fn mask_secret_variables(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("<variable") {
+        let (before, tag) = rest.split_at(at);
+        out.push_str(before);
+        // `<variable name = 'X' …>content</variable>`
+        let parsed = (|| {
+            let after = tag["<variable".len()..].trim_start();
+            let after = after.strip_prefix("name")?.trim_start();
+            let after = after.strip_prefix('=')?.trim_start();
+            let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+            let name_end = after[1..].find(quote)? + 1;
+            let name = &after[1..name_end];
+            let open = tag.len() - after.len() + name_end + after[name_end..].find('>')? + 1;
+            if tag[..open].ends_with("/>") {
+                return None;
+            }
+            let close = open + tag[open..].find("</variable")?;
+            Some((name, open, close))
+        })();
+        match parsed {
+            Some((name, open, close))
+                if kc_core::audit::is_secret(name, tag[open..close].trim()) =>
+            {
+                out.push_str(&tag[..open]);
+                out.push_str("xxxxxx");
+                rest = &tag[close..];
+            }
+            _ => {
+                out.push_str("<variable");
+                rest = &tag["<variable".len()..];
+            }
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -572,6 +624,23 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn every_secret_is_masked_however_the_file_is_laid_out() {
+        let text = "<variable name=\"Account_enabled\">1</variable><variable name=\"Password\">D3S:ab12</variable>\n\
+            <variable  name = 'PIN' >\n4444\n</variable>\n\
+            <variable name=\"Other\">see nul:plain-text and SHA:00ff</variable>\n\
+            <variable name=\"Password\"/>\n\
+            <variable name=\"FullName\">Null Point</variable>\n";
+        assert_eq!(
+            mask_secrets(text),
+            "<variable name=\"Account_enabled\">1</variable><variable name=\"Password\">xxxxxx</variable>\n\
+            <variable  name = 'PIN' >xxxxxx</variable>\n\
+            <variable name=\"Other\">see xxxxxx and xxxxxx</variable>\n\
+            <variable name=\"Password\"/>\n\
+            <variable name=\"FullName\">Null Point</variable>\n"
+        );
+    }
 
     #[derive(Debug, Parser)]
     #[command(name = "t")]

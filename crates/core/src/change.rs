@@ -375,7 +375,9 @@ pub enum ChangeError {
     EditedSince { id: String, paths: Vec<String> },
     #[error("{path} {why}; nothing was changed")]
     Escapes { path: PathBuf, why: String },
-    #[error("the journal is not trustworthy: {0}")]
+    #[error(
+        "the journal is not trustworthy: {0}; every tool refuses until it is readable, since it may record an unfinished change. If `kc-backup changes` and the backups show that change finished or undone, move the file out of kc-journal (keep it) and run again"
+    )]
     BadJournal(String),
     #[error(
         "undo of change {id} could not start: nothing was changed, the change is still in effect; fix the cause (room on the disk?), then run `kc-backup undo {id}` again"
@@ -544,11 +546,11 @@ pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
     for entry in entries {
         let path = entry.map_err(io_at(&dir))?.path();
         if path.extension() == Some(OsStr::new("json")) {
-            let bytes = fs_err::read(&path).map_err(io_at(&path))?;
-            let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| ChangeError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
+            // A regular file only: a FIFO planted there must not hang every tool.
+            let bytes = crate::store::read_regular(&path, 1 << 30)
+                .map_err(|e| ChangeError::BadJournal(format!("{}: {e}", path.display())))?;
+            let journal: Journal = serde_json::from_slice(&bytes)
+                .map_err(|e| ChangeError::BadJournal(format!("{}: {e}", path.display())))?;
             check_journal(&journal)
                 .map_err(|why| ChangeError::BadJournal(format!("{}: {why}", path.display())))?;
             out.push(journal);

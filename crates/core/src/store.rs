@@ -225,31 +225,59 @@ pub fn folder_level_files(root: &Path, names: &[&str]) -> Result<Vec<PathBuf>, S
     Ok(out)
 }
 
+/// Reads a file only if it is a regular one (a FIFO would block, `/dev/zero` never end), and at
+/// most `limit` bytes of it. Opened without blocking, then checked on the handle itself.
+pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    let mut out = Vec::new();
+    file.take(limit).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The largest index a folder may have to be read for dates: 64 MiB (a million messages).
+const INDEX_LIMIT: u64 = 64 << 20;
+
+/// A message date that can be believed: after 1990 and not in the future (a day of clock skew
+/// allowed). A sender writes its own `Date:`; a year-2099 one must not make a mailbox look new.
+fn plausible(t: SystemTime) -> Option<SystemTime> {
+    let earliest = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(631_152_000);
+    let latest = SystemTime::now() + std::time::Duration::from_secs(86_400);
+    (earliest..=latest).contains(&t).then_some(t)
+}
+
 /// The newest delivery time `index.fld` records (its `D` fields, hex seconds since the epoch:
 /// KERIO-FORMAT.md §3, [T]); `None` for a missing, unreadable or empty index.
 fn index_newest(folder: &Path) -> Option<SystemTime> {
-    let text = std::fs::read(folder.join(INDEX_FLD)).ok()?;
+    let text = read_regular(&folder.join(INDEX_FLD), INDEX_LIMIT).ok()?;
     text.split(|&b| b == b'\n')
         .filter_map(|line| {
             line.split(|&b| b == b' ')
                 .find_map(|token| token.strip_prefix(b"D"))
                 .and_then(|hex| std::str::from_utf8(hex).ok())
                 .and_then(|hex| u64::from_str_radix(hex.trim_end(), 16).ok())
+                .and_then(|secs| {
+                    SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+                })
+                .and_then(plausible)
         })
         .max()
-        .map(|secs| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// The `Date:` header of a message (RFC 5322), read from its first 16 KiB; `None` without one
 /// that parses.
 fn header_date(message: &Path) -> Option<SystemTime> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(16 << 10);
-    std::fs::File::open(message)
-        .ok()?
-        .take(16 << 10)
-        .read_to_end(&mut head)
-        .ok()?;
+    let head = read_regular(message, 16 << 10).ok()?;
     let head = String::from_utf8_lossy(&head);
     let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
     while let Some(line) = lines.next() {
@@ -274,7 +302,7 @@ fn header_date(message: &Path) -> Option<SystemTime> {
         let ts = jiff::fmt::rfc2822::DateTimeParser::new()
             .parse_timestamp(&value)
             .ok()?;
-        return Some(SystemTime::from(ts));
+        return plausible(SystemTime::from(ts));
     }
     None
 }

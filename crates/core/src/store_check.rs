@@ -271,9 +271,9 @@ impl At<'_> {
         self.add(Kind::Unreadable, path, format!("cannot read it: {e}"));
     }
 
-    /// Reads a folder-level file; an error is a finding.
+    /// Reads a folder-level file (a regular one only, at most 256 MiB); an error is a finding.
     fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
-        match std::fs::read(path) {
+        match crate::store::read_regular(path, 256 << 20) {
             Ok(b) => Some(b),
             Err(e) => {
                 self.unreadable(path, &e);

@@ -100,11 +100,12 @@ fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Resu
         let mut w = csv::Writer::from_writer(std::io::stdout().lock());
         w.write_record(FIELDS)?;
         for f in found {
+            // Names as the table shows them: a control character never reaches the terminal.
             w.write_record([
                 f.kind.as_str(),
-                &f.domain,
-                &f.name,
-                &f.path,
+                &printable(&f.domain),
+                &printable(&f.name),
+                &printable(&f.path),
                 &f.bytes.to_string(),
                 &f.messages.to_string(),
                 f.newest.as_deref().unwrap_or(""),

@@ -141,13 +141,14 @@ fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Re
         let mut w = csv::Writer::from_writer(std::io::stdout().lock());
         w.write_record(FIELDS)?;
         for f in &report.findings {
+            // Names as the table shows them: a control character never reaches the terminal.
             w.write_record([
                 f.kind.as_str(),
-                &f.domain,
-                &f.user,
-                &f.folder,
-                &f.path,
-                &f.detail,
+                &printable(&f.domain),
+                &printable(&f.user),
+                &printable(&f.folder),
+                &printable(&f.path),
+                &printable(&f.detail),
             ])?;
         }
         w.flush().context("writing to stdout")?;

@@ -180,6 +180,35 @@ fn the_newest_message_is_dated_by_the_index_else_by_its_header_never_by_its_file
 }
 
 #[test]
+fn dates_out_of_range_fifos_and_endless_files_are_not_believed_or_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mb = dir.path().join("jdoe");
+    // An overflowing D, one in 2099, and a sender's Date: of 2099: none of them counts.
+    write(
+        &mb.join("INBOX/index.fld"),
+        b"U00000001 S1 Dffffffffffffffff\nU00000002 S1 Df4865700\nU00000003 S1 D6606c5e7\n",
+    );
+    write(
+        &mb.join("Sent/#msgs/00000001.eml"),
+        b"Date: Thu, 1 Jan 2099 00:00:00 +0000\r\n\r\nx",
+    );
+    let at = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(0x6606c5e7));
+    assert_eq!(mailbox_stats(&mb).expect("stats").newest, at);
+    // A FIFO where an index is expected, and /dev/zero behind a link: read as nothing, at once.
+    std::fs::create_dir_all(mb.join("Drafts")).expect("mkdir");
+    let made = std::process::Command::new("mkfifo")
+        .arg(mb.join("Drafts/index.fld"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    std::fs::create_dir_all(mb.join("Notes")).expect("mkdir");
+    std::os::unix::fs::symlink("/dev/zero", mb.join("Notes/index.fld")).expect("link");
+    assert_eq!(mailbox_stats(&mb).expect("stats").newest, at);
+    let err = read_regular(&mb.join("Drafts/index.fld"), 10).expect_err("a FIFO");
+    assert_eq!(err.to_string(), "not a regular file");
+}
+
+#[test]
 fn names_compare_case_insensitively() {
     assert!(name_matches(OsStr::new("JDoe"), "jdoe"));
     assert!(!name_matches(OsStr::from_bytes(b"j\xe9"), "je"));
