@@ -450,3 +450,39 @@ fn a_rename_map_names_every_bad_line_in_one_pass() {
     );
     s.assert_unchanged();
 }
+
+#[test]
+fn a_dry_run_predicts_the_refusal_of_a_link_out_of_the_install() {
+    let s = Scratch::new(&Options::demo());
+    let outside = s.root.parent().expect("dir").join("outside");
+    std::fs::create_dir_all(&outside).expect("mkdir");
+    std::fs::write(outside.join("index.fld"), "U00000001 S1 D6606c5e7\n").expect("index");
+    let evil = s.root.join("store/mail/example.com/anelson/INBOX/Evil");
+    std::os::unix::fs::symlink(&outside, &evil).expect("link");
+    let args = [
+        "--domain",
+        "example.com",
+        "--user",
+        "anelson",
+        "--folder",
+        "INBOX/Evil",
+    ];
+    for dry in [true, false] {
+        let out = s
+            .tool("kc-store")
+            .arg("reindex")
+            .args(dry.then_some("-n"))
+            .args(args)
+            .output()
+            .expect("runs");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "dry run {dry}: {stderr}");
+        assert!(
+            stderr.contains("leads out of the install"),
+            "dry run {dry}: {stderr}"
+        );
+    }
+    assert!(outside.join("index.fld").is_file());
+    std::fs::remove_file(&evil).expect("unlink");
+    s.assert_unchanged();
+}

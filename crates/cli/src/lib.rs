@@ -536,6 +536,9 @@ pub fn carry_out(
                 }
             }
         }
+        // A dry run predicts a refusal the real run would make (a link out of the install).
+        kc_core::change::would_apply(&settings.install, plan, &settings.backup_dir)
+            .context("the change would be refused")?;
         for warning in &plan.warnings {
             settings.warn(tool, warning);
         }

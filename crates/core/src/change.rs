@@ -819,6 +819,14 @@ pub fn apply(
     Ok(applied)
 }
 
+/// What a dry run can tell of whether the change would be carried out: the plan can be taken
+/// back, every path stays inside the install (no link out), every file still holds what the
+/// plan read. Reads only; the server and lock checks are the real run's.
+pub fn would_apply(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), ChangeError> {
+    plan.check()?;
+    preflight(install, plan, backup_dir)
+}
+
 /// Checks, before anything is written, what can be checked: every path stays inside the install,
 /// every file still holds what the plan read, and the backup directory is not inside something
 /// the change removes or moves.
