@@ -353,6 +353,19 @@ fn adopt_creates_disabled_accounts_the_server_reattaches() {
         s.changed(),
         [PathBuf::from("store/logs/config.log"), "users.cfg".into()]
     );
+    // The Config log in the server's own form, the password never in it.
+    let insert = |name: &str, domain: &str| {
+        format!(
+            "kc-orphan-mailbox-finder - insert User set Name='{name}', Domain='{domain}', FullName='', Description='Adopted orphan mailbox', Password=xxxxxx, Account_enabled='0', Auth_type='0', Rights='0', DataSource='0'"
+        )
+    };
+    assert_eq!(
+        s.new_log_lines("store/logs/config.log"),
+        [
+            insert("former.employee", "example.com"),
+            insert("olduser", "example.org")
+        ]
+    );
     // The mailbox of the orphan domain has no domain to get an account in: left, and said.
     assert!(
         stderr(&out).contains("warning: ghost@old-domain.example: not adopted: its domain old-domain.example is not on the server"),
