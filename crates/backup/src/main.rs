@@ -626,13 +626,14 @@ fn restore_in_place(
 fn check_names(
     backup: &archive::Backup,
     chain: &[archive::Backup],
+    manifests: &[Vec<(String, Vec<u8>)>],
     domain: Option<&str>,
     user: Option<&str>,
 ) -> anyhow::Result<()> {
     let Some(domain) = domain else {
         return Ok(());
     };
-    let boxes = archive::mailboxes(chain)?;
+    let boxes = archive::mailboxes(chain, manifests);
     let domains: std::collections::BTreeSet<&str> = boxes.iter().map(|(d, _)| d.as_str()).collect();
     if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
         bail!(
@@ -684,7 +685,6 @@ fn restore(
         (None, Some(u)) => bail!("--user {u} needs --domain (or give it as user@domain)"),
         (d, u) => (d, u),
     };
-    check_names(&backup, &chain, domain.as_deref(), user.as_deref())?;
     let selection = Selection::new(
         masks,
         &backup.meta.store_prefix,
@@ -692,20 +692,30 @@ fn restore(
         user.as_deref(),
         folder.as_deref(),
     );
-    // A narrowed selection that matches nothing is a mistake, never "restored 0 files".
-    if (domain.is_some() || masks.iter().any(|m| *m != Mask::All))
-        && !chain
+    // A narrowed selection that matches nothing is a mistake, never "restored 0 files": the
+    // names and the selection are checked against the manifests, read once.
+    if domain.is_some() || masks.iter().any(|m| *m != Mask::All) {
+        let manifests = chain
             .iter()
             .map(|b| b.manifest())
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        check_names(
+            &backup,
+            &chain,
+            &manifests,
+            domain.as_deref(),
+            user.as_deref(),
+        )?;
+        if !manifests
             .iter()
             .flatten()
             .any(|(_, path)| selection.matches(path))
-    {
-        bail!(
-            "the selection matches no file in {}; nothing was restored",
-            backup.meta.id
-        );
+        {
+            bail!(
+                "the selection matches no file in {}; nothing was restored",
+                backup.meta.id
+            );
+        }
     }
     let progress = settings.progress();
     let options = if in_place {

@@ -459,14 +459,15 @@ fn mask_secrets(text: &str) -> String {
     out
 }
 
-/// Where the first `D3S:`, `NUL:` or `SHA:` (any case) starts.
+/// Where the first value in a server password form (`D3S:`, `NUL:`, `SHA:`, any case) starts.
 fn find_password_form(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    (0..bytes.len().saturating_sub(3)).find(|&i| {
-        let four = &bytes[i..i + 4];
-        ["D3S:", "NUL:", "SHA:"]
-            .iter()
-            .any(|f| four.eq_ignore_ascii_case(f.as_bytes()))
+    (0..bytes.len()).find(|&i| {
+        kc_core::config::schema::PASSWORD_FORMS.iter().any(|f| {
+            bytes
+                .get(i..i + f.len())
+                .is_some_and(|b| b.eq_ignore_ascii_case(f.as_bytes()))
+        })
     })
 }
 

@@ -270,16 +270,17 @@ fn is_prefix(prefix: &[Part], path: &[u8]) -> bool {
 }
 
 /// The mailboxes a chain of backups holds, as `(domain, user)` in the archive's spelling (with a
-/// domain's `#public` and other `#` folders among the users): read
-/// from the manifests (the `.sha256` sidecars), so a selection can be checked before anything
-/// is restored.
+/// domain's `#public` and other `#` folders among the users), from the chain's manifests (the
+/// `.sha256` sidecars, [`super::Backup::manifest`], one per backup in order), so a selection can
+/// be checked before anything is restored.
 pub fn mailboxes(
     chain: &[super::Backup],
-) -> Result<std::collections::BTreeSet<(String, String)>, super::ArchiveError> {
+    manifests: &[Vec<(String, Vec<u8>)>],
+) -> std::collections::BTreeSet<(String, String)> {
     let mut out = std::collections::BTreeSet::new();
-    for backup in chain {
+    for (backup, manifest) in chain.iter().zip(manifests) {
         let mail = format!("{}/mail/", backup.meta.store_prefix.trim_end_matches('/'));
-        for (_, path) in backup.manifest()? {
+        for (_, path) in manifest {
             let Some(rest) = path.strip_prefix(mail.as_bytes()) else {
                 continue;
             };
@@ -294,7 +295,7 @@ pub fn mailboxes(
             }
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
