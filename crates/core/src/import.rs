@@ -149,416 +149,456 @@ fn value(values: &[(String, String)], k: &str) -> String {
         .map_or(String::new(), |(_, v)| v.clone())
 }
 
+/// A group's or account's key in maps: name and domain, lower case.
+type Key = (String, String);
+
+fn key(name: &str, domain: &str) -> Key {
+    (name.to_ascii_lowercase(), domain.to_ascii_lowercase())
+}
+
 /// Validates every row and plans the import. Every problem of every row is reported together.
 pub fn plan(
     install: &Install,
     rows: &[Row],
     migration: &Migration,
-    &Options {
-        ref domain,
-        ref template,
-        create_groups,
-        generate_passwords,
-        license_limit,
-    }: &Options,
+    options: &Options,
 ) -> Result<Imported, ImportError> {
-    let (default_domain, default_template) = (domain, template);
-    let mut config = Config::load(&install.root)?;
-    let mut names = Names::new(&config);
-    let mut problems: Vec<String> = Vec::new();
-    let mut groups_here: HashMap<(String, String), String> = config
-        .groups()
-        .map(|g| {
-            (
-                (
-                    g.name().to_ascii_lowercase(),
-                    g.domain().to_ascii_lowercase(),
-                ),
-                g.name().to_owned(),
-            )
-        })
-        .collect();
-    let source_groups: HashMap<(String, String), &Vars> = migration
-        .groups
-        .iter()
-        .map(|vars| {
-            let get = |k: &str| {
-                vars.iter()
-                    .find(|(n, _)| n == k)
-                    .map_or(String::new(), |(_, v)| v.to_ascii_lowercase())
-            };
-            ((get(GROUP.name), get(GROUP.domain)), vars)
-        })
-        .collect();
-    let mut new_groups: Vec<(String, String, Option<&Vars>)> = Vec::new();
-    let mut members: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut planned: Vec<Vars> = Vec::new();
-    let mut credentials = Vec::new();
-    let mut enabled_new = Vec::new();
-    let mut empty_passwords: Vec<String> = Vec::new();
-    let mut kept: Vec<(crate::account::Address, PathBuf)> = Vec::new();
-
+    let config = Config::load(&install.root)?;
+    let mut planner = Planner::new(install, config, migration, options);
     for row in rows {
-        let before = problems.len();
-        // Domain.
-        let (domain_text, domain_line) = match (&row.domain, default_domain) {
-            (Some((d, l)), _) => (d.clone(), *l),
-            (None, Some(d)) => (d.clone(), row.line),
-            (None, None) => {
-                problems.push(row.at(
-                    row.line,
-                    "domain",
-                    "no domain: give --domain, or domain = \"…\" for the user",
-                ));
-                continue;
-            }
-        };
-        let domain = match config.domain(&domain_text) {
-            Some(d) if d.mapped() => {
-                problems.push(row.at(
-                    domain_line,
-                    "domain",
-                    format!("{domain_text} is mapped from a directory service: create its accounts there"),
-                ));
-                continue;
-            }
-            Some(d) => (d.name().to_owned(), d.secure_passwords()),
-            None => {
-                problems.push(row.at(
-                    domain_line,
-                    "domain",
-                    crate::suggest::unknown(
-                        "domain",
-                        &domain_text,
-                        config.domains().map(|d| d.name()),
-                    ) + " on this server",
-                ));
-                continue;
-            }
-        };
-        let (domain, secure) = domain;
-        // Template.
-        let template = match (&row.template, default_template) {
-            (Some((t, l)), _) => Some((t.clone(), *l)),
-            (None, Some(t)) => Some((t.clone(), row.line)),
-            (None, None) => None,
-        };
-        let defaults = match &template {
-            None => Vec::new(),
-            Some((t, l)) => match config.templates().find(|x| {
-                x.name().eq_ignore_ascii_case(t)
-                    && (x.general() || x.domain().eq_ignore_ascii_case(&domain))
-            }) {
-                Some(x) => template_defaults(x),
-                None => {
-                    problems.push(row.at(
-                        *l,
-                        "template",
-                        format!("no user template {t:?} for {domain} (general or of that domain)"),
-                    ));
-                    Vec::new()
-                }
-            },
-        };
-        // Name.
-        let name_field = row.get(USER.name);
-        let name = name_field.map_or("", |f| f.value.as_str()).to_owned();
-        let name_line = name_field.map_or(row.line, |f| f.line);
-        let name_col = name_field.map_or("Name", |f| f.column.as_str());
-        if name.is_empty() {
-            problems.push(row.at(name_line, name_col, "missing (every account needs a name)"));
-            continue;
+        planner.row(row);
+    }
+    planner.check_license();
+    let aliases = planner.migration_aliases(rows);
+    if !planner.problems.is_empty() {
+        return Err(ImportError::Invalid(planner.problems));
+    }
+    planner.write(aliases)
+}
+
+/// What the rows so far have checked and claimed: each row is checked against the server and
+/// against the rows above it, then either adds problems or is planned.
+struct Planner<'a> {
+    install: &'a Install,
+    options: &'a Options,
+    migration: &'a Migration,
+    config: Config,
+    names: Names,
+    problems: Vec<String>,
+    /// Groups on the server and those the import creates: key -> name as written.
+    groups_here: HashMap<Key, String>,
+    /// The migration's groups, by key.
+    source_groups: HashMap<Key, &'a Vars>,
+    /// Groups to create: name, domain, and the migration's record when it has one.
+    new_groups: Vec<(String, String, Option<&'a Vars>)>,
+    /// The new members of each group.
+    members: BTreeMap<Key, Vec<String>>,
+    /// The new accounts' variables.
+    planned: Vec<Vars>,
+    credentials: Vars,
+    enabled_new: Vec<&'a Row>,
+    empty_passwords: Vec<String>,
+    /// New accounts that get a mailbox already in the store.
+    kept: Vec<(crate::account::Address, PathBuf)>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        install: &'a Install,
+        config: Config,
+        migration: &'a Migration,
+        options: &'a Options,
+    ) -> Planner<'a> {
+        let groups_here = config
+            .groups()
+            .map(|g| (key(g.name(), g.domain()), g.name().to_owned()))
+            .collect();
+        let source_groups = migration
+            .groups
+            .iter()
+            .map(|vars| {
+                (
+                    (key(&value(vars, GROUP.name), &value(vars, GROUP.domain))),
+                    vars,
+                )
+            })
+            .collect();
+        Planner {
+            install,
+            options,
+            migration,
+            names: Names::new(&config),
+            config,
+            problems: Vec::new(),
+            groups_here,
+            source_groups,
+            new_groups: Vec::new(),
+            members: BTreeMap::new(),
+            planned: Vec::new(),
+            credentials: Vec::new(),
+            enabled_new: Vec::new(),
+            empty_passwords: Vec::new(),
+            kept: Vec::new(),
         }
-        if let Err(why) = check_name(&name) {
-            problems.push(row.at(name_line, name_col, format!("{name:?}: {why}")));
-            continue;
-        }
-        if let Some(what) = names.taken(&config, &name, &domain, None) {
-            problems.push(row.at(
-                name_line,
-                name_col,
-                format!("{name}@{domain} already exists as {what}"),
-            ));
-        }
+    }
+
+    /// Checks one row; plans it when it has no problem.
+    fn row(&mut self, row: &'a Row) {
+        let before = self.problems.len();
+        let Some((domain, secure)) = self.domain_of(row) else {
+            return;
+        };
+        let defaults = self.template_defaults_of(row, &domain);
+        let Some(name) = self.name_of(row, &domain) else {
+            return;
+        };
         // The values: row over template over defaults.
         let mut values: Vars = ORDER
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        for (k, v) in &defaults {
+        for (k, v) in defaults
+            .iter()
+            .map(|(k, v)| (k, v))
+            .chain(row.fields.iter().map(|f| (&f.var, &f.value)))
+        {
             set(&mut values, k, v);
-        }
-        for f in &row.fields {
-            set(&mut values, &f.var, &f.value);
         }
         set(&mut values, USER.name, &name);
         set(&mut values, USER.domain, &domain);
-        let field_at = |var: &str| {
-            row.get(var)
-                .map_or((row.line, var.to_owned()), |f| (f.line, f.column.clone()))
+        let addresses = self.addresses(row, &mut values, &name, &domain);
+        let groups = self.groups(row, &values, &domain);
+        self.password(row, &mut values, &name, &domain, secure);
+        if self.problems.len() == before {
+            self.accept(row, values, &addresses, &groups);
+        }
+    }
+
+    /// The row's domain, as written on the server, and whether it requires secure passwords.
+    fn domain_of(&mut self, row: &Row) -> Option<(String, bool)> {
+        let (text, line) = match (&row.domain, &self.options.domain) {
+            (Some((d, l)), _) => (d.clone(), *l),
+            (None, Some(d)) => (d.clone(), row.line),
+            (None, None) => {
+                self.problems.push(row.at(
+                    row.line,
+                    "domain",
+                    "no domain: give --domain, or domain = \"…\" for the user",
+                ));
+                return None;
+            }
         };
-        // Addresses: the account's own name, then the rest, each unused.
-        let mut addresses: Vec<String> = list_tokens(&value(&values, USER.email_addresses))
+        let reason = match self.config.domain(&text) {
+            Some(d) if !d.mapped() => return Some((d.name().to_owned(), d.secure_passwords())),
+            Some(_) => {
+                format!("{text} is mapped from a directory service: create its accounts there")
+            }
+            None => {
+                let known = self.config.domains().map(|d| d.name());
+                crate::suggest::unknown("domain", &text, known) + " on this server"
+            }
+        };
+        self.problems.push(row.at(line, "domain", reason));
+        None
+    }
+
+    /// The defaults of the row's template (its own, or `--template`), if it names one.
+    fn template_defaults_of(&mut self, row: &Row, domain: &str) -> Vars {
+        let (name, line) = match (&row.template, &self.options.template) {
+            (Some((t, l)), _) => (t.clone(), *l),
+            (None, Some(t)) => (t.clone(), row.line),
+            (None, None) => return Vec::new(),
+        };
+        let found = self.config.templates().find(|x| {
+            x.name().eq_ignore_ascii_case(&name)
+                && (x.general() || x.domain().eq_ignore_ascii_case(domain))
+        });
+        match found {
+            Some(x) => template_defaults(x),
+            None => {
+                self.problems.push(row.at(
+                    line,
+                    "template",
+                    format!("no user template {name:?} for {domain} (general or of that domain)"),
+                ));
+                Vec::new()
+            }
+        }
+    }
+
+    /// The account's name, when it is one; a name already taken is a problem but the row is
+    /// still checked further.
+    fn name_of(&mut self, row: &Row, domain: &str) -> Option<String> {
+        let field = row.get(USER.name);
+        let name = field.map_or("", |f| f.value.as_str()).to_owned();
+        let line = field.map_or(row.line, |f| f.line);
+        let column = field.map_or("Name", |f| f.column.as_str());
+        if name.is_empty() {
+            let why = "missing (every account needs a name)";
+            self.problems.push(row.at(line, column, why));
+            return None;
+        }
+        if let Err(why) = check_name(&name) {
+            self.problems
+                .push(row.at(line, column, format!("{name:?}: {why}")));
+            return None;
+        }
+        if let Some(what) = self.names.taken(&self.config, &name, domain, None) {
+            let why = format!("{name}@{domain} already exists as {what}");
+            self.problems.push(row.at(line, column, why));
+        }
+        Some(name)
+    }
+
+    /// The account's addresses: its own name first, then the rest, each one unused.
+    fn addresses(&mut self, row: &Row, values: &mut Vars, name: &str, domain: &str) -> Vec<String> {
+        let mut addresses: Vec<String> = list_tokens(&value(values, USER.email_addresses))
             .map(str::to_owned)
             .collect();
-        if !addresses.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
-            addresses.insert(0, name.clone());
+        if !addresses.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            addresses.insert(0, name.to_owned());
         }
-        let (aline, acol) = field_at(USER.email_addresses);
-        for a in &addresses {
-            if a.eq_ignore_ascii_case(&name) {
-                continue;
-            }
+        let (line, column) = field_at(row, USER.email_addresses);
+        for a in addresses.iter().filter(|a| !a.eq_ignore_ascii_case(name)) {
             if let Err(why) = check_name(a) {
-                problems.push(row.at(aline, &acol, format!("{a:?}: {why}")));
-            } else if let Some(what) = names.taken(&config, a, &domain, None) {
-                problems.push(row.at(
-                    aline,
-                    &acol,
-                    format!("{a}@{domain} is already used as {what}"),
-                ));
+                self.problems
+                    .push(row.at(line, &column, format!("{a:?}: {why}")));
+            } else if let Some(what) = self.names.taken(&self.config, a, domain, None) {
+                let why = format!("{a}@{domain} is already used as {what}");
+                self.problems.push(row.at(line, &column, why));
             }
         }
-        set(&mut values, USER.email_addresses, &addresses.join(","));
-        // Groups.
-        let (gline, gcol) = field_at(USER.groups);
-        let groups: Vec<String> = list_tokens(&value(&values, USER.groups))
+        set(values, USER.email_addresses, &addresses.join(","));
+        addresses
+    }
+
+    /// The account's groups; each one is on the server, or is created (`--create-groups`, or
+    /// the migration has it).
+    fn groups(&mut self, row: &Row, values: &Vars, domain: &str) -> Vec<String> {
+        let (line, column) = field_at(row, USER.groups);
+        let groups: Vec<String> = list_tokens(&value(values, USER.groups))
             .map(str::to_owned)
             .collect();
         for g in &groups {
-            let key = (g.to_ascii_lowercase(), domain.to_ascii_lowercase());
-            if groups_here.contains_key(&key) {
+            let k = key(g, domain);
+            if self.groups_here.contains_key(&k) {
                 continue;
             }
-            let source = source_groups.get(&key).copied();
-            if create_groups || source.is_some() {
-                if let Err(why) = check_name(g) {
-                    problems.push(row.at(gline, &gcol, format!("group {g:?}: {why}")));
-                    continue;
-                }
-                if let Some(what) = names.taken(&config, g, &domain, None) {
-                    problems.push(row.at(
-                        gline,
-                        &gcol,
-                        format!("cannot create group {g}@{domain}: the name is {what}"),
-                    ));
-                    continue;
-                }
-                groups_here.insert(key, g.clone());
-                names.take(
-                    g,
-                    &domain,
-                    format!("group {g} (created by line {})", row.line),
-                );
-                new_groups.push((g.clone(), domain.clone(), source));
+            let source = self.source_groups.get(&k).copied();
+            let why = if !self.options.create_groups && source.is_none() {
+                format!("no group {g} in {domain} (add --create-groups to create it)")
+            } else if let Err(why) = check_name(g) {
+                format!("group {g:?}: {why}")
+            } else if let Some(what) = self.names.taken(&self.config, g, domain, None) {
+                format!("cannot create group {g}@{domain}: the name is {what}")
             } else {
-                problems.push(row.at(
-                    gline,
-                    &gcol,
-                    format!("no group {g} in {domain} (add --create-groups to create it)"),
-                ));
-            }
+                self.groups_here.insert(k, g.clone());
+                let what = format!("group {g} (created by line {})", row.line);
+                self.names.take(g, domain, what);
+                self.new_groups.push((g.clone(), domain.to_owned(), source));
+                continue;
+            };
+            self.problems.push(row.at(line, &column, why));
         }
-        // Password.
-        let (pline, pcol) = field_at(USER.password);
+        groups
+    }
+
+    /// The password as stored: given (checked where the domain requires secure passwords),
+    /// generated (`--generate-passwords`), or the template's.
+    fn password(&mut self, row: &Row, values: &mut Vars, name: &str, domain: &str, secure: bool) {
+        let (line, column) = field_at(row, USER.password);
         let mut password = row.get(USER.password).map(|f| f.value.clone());
-        if password.as_deref().is_none_or(str::is_empty) && generate_passwords {
-            let p = generate_password(&name);
-            credentials.push((format!("{name}@{domain}"), p.clone()));
+        if password.as_deref().is_none_or(str::is_empty) && self.options.generate_passwords {
+            let p = generate_password(name);
+            self.credentials
+                .push((format!("{name}@{domain}"), p.clone()));
             password = Some(p);
         }
         let stored = match password.as_deref() {
-            None | Some("") => value(&values, USER.password),
+            None | Some("") => value(values, USER.password),
             Some(p) if is_stored_form(p) => p.to_owned(),
             Some(p) => {
-                if secure && let Err(why) = check_password(p, &name) {
-                    problems.push(row.at(pline, &pcol, why));
+                if secure && let Err(why) = check_password(p, name) {
+                    self.problems.push(row.at(line, &column, why));
                 }
                 format!("NUL:{p}")
             }
         };
         if secure && stored == "NUL:" {
-            problems.push(row.at(
-                pline,
-                &pcol,
-                "empty, and the domain requires secure passwords (give one, or --generate-passwords)",
-            ));
+            let why = "empty, and the domain requires secure passwords (give one, or --generate-passwords)";
+            self.problems.push(row.at(line, &column, why));
         }
-        set(&mut values, USER.password, &stored);
         if stored == "NUL:" {
-            empty_passwords.push(name.clone());
+            self.empty_passwords.push(name.to_owned());
         }
-        if problems.len() > before {
-            continue;
-        }
-        // Taken from here on, for the rows below.
+        set(values, USER.password, &stored);
+    }
+
+    /// Plans a checked row: its names are taken for the rows below.
+    fn accept(&mut self, row: &'a Row, values: Vars, addresses: &[String], groups: &[String]) {
+        let (name, domain) = (value(&values, USER.name), value(&values, USER.domain));
         let here = format!("a user of line {} of {}", row.line, row.file.display());
-        for a in &addresses {
-            names.take(a, &domain, here.clone());
+        for a in addresses {
+            self.names.take(a, &domain, here.clone());
         }
-        for g in &groups {
-            members
-                .entry((g.to_ascii_lowercase(), domain.to_ascii_lowercase()))
+        for g in groups {
+            self.members
+                .entry(key(g, &domain))
                 .or_default()
                 .push(name.clone());
         }
         if value(&values, USER.enabled).trim() != "0" {
-            enabled_new.push(row);
+            self.enabled_new.push(row);
         }
         // A mailbox left by a removal with its mail kept: the server gives it to the new account.
-        let address = crate::account::Address {
-            name: name.clone(),
-            domain: domain.clone(),
-        };
-        if let Ok(Some(dir)) = crate::account::mailbox_dir(install, &address) {
-            kept.push((address, dir));
+        let address = crate::account::Address { name, domain };
+        if let Ok(Some(dir)) = crate::account::mailbox_dir(self.install, &address) {
+            self.kept.push((address, dir));
         }
-        planned.push(values);
+        self.planned.push(values);
     }
 
-    // The licence: enabled local accounts, and mapped ones with a mailbox, after the import.
-    if let Some(limit) = license_limit {
-        let existing = config
-            .users()
+    /// The licence: enabled local accounts, and mapped ones with a mailbox, after the import.
+    /// Disabled accounts do not count: importing only those never goes over the limit.
+    fn check_license(&mut self) {
+        let (Some(limit), Some(_)) = (self.options.license_limit, self.enabled_new.first()) else {
+            return;
+        };
+        let mail = self.install.mail_dir();
+        let existing = (self.config.users())
             .filter(|u| u.enabled())
-            .filter(|u| {
-                let mapped = config.is_mapped(u);
-                !mapped || install.mail_dir().join(u.domain()).join(u.name()).is_dir()
-            })
+            .filter(|u| !self.config.is_mapped(u) || mail.join(u.domain()).join(u.name()).is_dir())
             .count();
-        // Disabled accounts do not count: importing only those never goes over the limit.
-        if !enabled_new.is_empty() && existing + enabled_new.len() > limit {
-            let over = enabled_new[limit.saturating_sub(existing).min(enabled_new.len() - 1)];
-            problems.push(over.at(
+        let new = self.enabled_new.len();
+        if existing + new > limit {
+            let over = self.enabled_new[limit.saturating_sub(existing).min(new - 1)];
+            self.problems.push(over.at(
                 over.line,
                 "--license-limit",
                 format!(
-                    "{} enabled accounts after the import ({existing} now + {} new), more than the licence's {limit}",
-                    existing + enabled_new.len(),
-                    enabled_new.len()
+                    "{} enabled accounts after the import ({existing} now + {new} new), more than the licence's {limit}",
+                    existing + new,
                 ),
             ));
         }
-    }
-    // A migration's aliases: copied unless their name is taken.
-    let mut aliases = Vec::new();
-    for (line, vars) in &migration.aliases {
-        let get = |k: &str| {
-            vars.iter()
-                .find(|(n, _)| n == k)
-                .map_or("", |(_, v)| v.as_str())
-        };
-        let (n, d) = (get(ALIAS.name), get(ALIAS.domain));
-        if config.domain(d).is_none() {
-            continue;
-        }
-        if let Some(what) = names.taken(&config, n, d, None) {
-            let file = rows.first().map_or(PathBuf::new(), |r| r.file.clone());
-            problems.push(format!(
-                "{}:{line}: Alias: {n}@{d} already exists here as {what}",
-                file.display()
-            ));
-            continue;
-        }
-        aliases.push(vars);
-    }
-    if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
     }
 
-    // Writing: users, groups (members added or created), aliases, password history.
-    for values in &planned {
-        let vars: Vec<(&str, &str)> = values
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        config.users.add_item(USER.list, &vars)?;
-    }
-    let mut created = 0;
-    for (name, domain, source) in &new_groups {
-        let key = (name.to_ascii_lowercase(), domain.to_ascii_lowercase());
-        let list = members.remove(&key).unwrap_or_default().join(",");
-        let mut vars: Vars = match source {
-            Some(vars) => (*vars).clone(),
-            None => vec![
-                (GROUP.name.into(), name.clone()),
-                (GROUP.domain.into(), domain.clone()),
-                (GROUP.description.into(), String::new()),
-                (GROUP.email_addresses.into(), name.clone()),
-                (GROUP.members.into(), String::new()),
-                (GROUP.rights.into(), "0".into()),
-            ],
-        };
-        if let Some(slot) = vars.iter_mut().find(|(k, _)| k == GROUP.members) {
-            slot.1 = list;
+    /// A migration's aliases: those of domains on this server, each unless its name is taken.
+    fn migration_aliases(&mut self, rows: &[Row]) -> Vec<&'a Vars> {
+        let (mut aliases, migration) = (Vec::new(), self.migration);
+        for (line, vars) in &migration.aliases {
+            let (n, d) = (value(vars, ALIAS.name), value(vars, ALIAS.domain));
+            if self.config.domain(&d).is_none() {
+                continue;
+            }
+            match self.names.taken(&self.config, &n, &d, None) {
+                None => aliases.push(vars),
+                Some(what) => {
+                    let file = rows.first().map_or(PathBuf::new(), |r| r.file.clone());
+                    self.problems.push(format!(
+                        "{}:{line}: Alias: {n}@{d} already exists here as {what}",
+                        file.display()
+                    ));
+                }
+            }
         }
-        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(GROUP.list, &refs)?;
-        created += 1;
+        aliases
     }
-    let group_ids: Vec<_> = config
-        .groups()
-        .map(|g| {
-            (
-                g.id(),
-                (
-                    g.name().to_ascii_lowercase(),
-                    g.domain().to_ascii_lowercase(),
-                ),
-                g.members().to_owned(),
-            )
+
+    /// Writes users, groups (members added or created), aliases and password history into
+    /// users.cfg, and makes the steps.
+    fn write(mut self, aliases: Vec<&Vars>) -> Result<Imported, ImportError> {
+        for values in &self.planned {
+            self.config.users.add_item(USER.list, &pairs(values))?;
+        }
+        let created = self.create_groups()?;
+        self.add_members()?;
+        for vars in aliases {
+            self.config.users.add_item(ALIAS.list, &pairs(vars))?;
+        }
+        for vars in &self.migration.additional_data {
+            let list = USER_ADDITIONAL_DATA.list;
+            self.config.users.add_item(list, &pairs(vars))?;
+        }
+        let layout = crate::account::Layout::new(self.install);
+        let mut steps = Vec::new();
+        if self.config.users.is_modified() {
+            let file = crate::config::schema::USERS_CFG;
+            steps.push(Step::save_document(file, &self.config.users));
+        }
+        let logged = audit::config_changes(&self.config);
+        steps.extend(audit::steps(&layout.logs, TOOL, &logged, &[]));
+        let accounts = self.planned.len();
+        let mut warnings = kept_mailboxes(self.install, &self.kept);
+        if !self.empty_passwords.is_empty() {
+            warnings.push(format!(
+                "{} accounts get an empty password (anyone may log in to them): {}; give passwords, or --generate-passwords",
+                self.empty_passwords.len(),
+                self.empty_passwords.join(", ")
+            ));
+        }
+        Ok(Imported {
+            plan: Plan {
+                tool: TOOL.into(),
+                description: format!("import {accounts} accounts ({created} groups created)"),
+                steps,
+                warnings,
+            },
+            credentials: self.credentials,
+            accounts,
+            groups_created: created,
         })
-        .collect();
-    for (id, key, current) in group_ids {
-        if let Some(new) = members.remove(&key) {
-            let joined = if current.trim().is_empty() {
-                new.join(",")
-            } else {
-                format!("{current},{}", new.join(","))
+    }
+
+    /// Creates the new groups, with their new members; returns how many.
+    fn create_groups(&mut self) -> Result<usize, ImportError> {
+        for (name, domain, source) in &self.new_groups {
+            let members = self.members.remove(&key(name, domain)).unwrap_or_default();
+            let mut vars: Vars = match source {
+                Some(vars) => (*vars).clone(),
+                None => vec![
+                    (GROUP.name.into(), name.clone()),
+                    (GROUP.domain.into(), domain.clone()),
+                    (GROUP.description.into(), String::new()),
+                    (GROUP.email_addresses.into(), name.clone()),
+                    (GROUP.members.into(), String::new()),
+                    (GROUP.rights.into(), "0".into()),
+                ],
             };
-            config.users.set(id, GROUP.members, &joined)?;
+            if let Some(slot) = vars.iter_mut().find(|(k, _)| k == GROUP.members) {
+                slot.1 = members.join(",");
+            }
+            self.config.users.add_item(GROUP.list, &pairs(&vars))?;
         }
+        Ok(self.new_groups.len())
     }
-    for vars in aliases {
-        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(ALIAS.list, &refs)?;
+
+    /// Adds the new members of groups already on the server.
+    fn add_members(&mut self) -> Result<(), ImportError> {
+        let groups: Vec<_> = (self.config.groups())
+            .map(|g| (g.id(), key(g.name(), g.domain()), g.members().to_owned()))
+            .collect();
+        for (id, k, current) in groups {
+            if let Some(new) = self.members.remove(&k) {
+                let joined = if current.trim().is_empty() {
+                    new.join(",")
+                } else {
+                    format!("{current},{}", new.join(","))
+                };
+                self.config.users.set(id, GROUP.members, &joined)?;
+            }
+        }
+        Ok(())
     }
-    for vars in &migration.additional_data {
-        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        config.users.add_item(USER_ADDITIONAL_DATA.list, &refs)?;
-    }
-    let layout = crate::account::Layout::new(install);
-    let mut steps = Vec::new();
-    if config.users.is_modified() {
-        steps.push(Step::save_document(
-            crate::config::schema::USERS_CFG,
-            &config.users,
-        ));
-    }
-    steps.extend(audit::steps(
-        &layout.logs,
-        TOOL,
-        &audit::config_changes(&config),
-        &[],
-    ));
-    let accounts = planned.len();
-    let mut warnings = kept_mailboxes(install, &kept);
-    if !empty_passwords.is_empty() {
-        warnings.push(format!(
-            "{} accounts get an empty password (anyone may log in to them): {}; give passwords, or --generate-passwords",
-            empty_passwords.len(),
-            empty_passwords.join(", ")
-        ));
-    }
-    Ok(Imported {
-        plan: Plan {
-            tool: TOOL.into(),
-            description: format!("import {accounts} accounts ({created} groups created)"),
-            steps,
-            warnings,
-        },
-        credentials,
-        accounts,
-        groups_created: created,
-    })
+}
+
+/// Where a variable's value came from in the row: its field's line and column, else the row's
+/// line and the variable's name.
+fn field_at(row: &Row, var: &str) -> (usize, String) {
+    row.get(var)
+        .map_or((row.line, var.to_owned()), |f| (f.line, f.column.clone()))
+}
+
+fn pairs(vars: &Vars) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
