@@ -8,7 +8,7 @@ use crate::account::{self, AccountError, Address, Layout, ShareFile};
 use crate::audit;
 use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
-use crate::config::{Config, ConfigError, list_tokens};
+use crate::config::{Config, ConfigError, list_tokens, remove_list_token};
 use crate::install::Install;
 use crate::progress::Progress;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
@@ -71,78 +71,157 @@ pub enum UserError {
     Account(#[from] AccountError),
 }
 
-/// Removes every reference to `who` from the configuration (group members, mailing lists,
-/// aliases, other users' forwards). Returns what it removed, one line each.
-fn purge_config(config: &mut Config, who: &Address) -> Result<Vec<String>, ConfigError> {
+/// A place in the configuration that still names a removed account.
+#[derive(Debug)]
+struct Reference {
+    /// In mailserver.cfg (mailing lists), else users.cfg.
+    mailserver: bool,
+    id: crate::config::ItemId,
+    variable: &'static str,
+    /// The token naming the account in that comma list.
+    token: String,
+    /// The whole record goes with it (an alias that delivers only to the account).
+    whole_record: bool,
+    /// What it is, in the admin's words.
+    said: String,
+}
+
+/// Every reference to `who` in the configuration: group members, mailing lists, aliases,
+/// other users' forwards.
+fn references(config: &Config, who: &Address) -> Vec<Reference> {
     let addr = who.to_string();
-    let mut said = Vec::new();
+    let holds =
+        |value: Option<&str>, token: &str| value.is_some_and(|v| remove_list_token(v, token).1 > 0);
+    let mut out = Vec::new();
+    let mut found = |mailserver, id, variable, token: &str, whole_record, said| {
+        out.push(Reference {
+            mailserver,
+            id,
+            variable,
+            token: token.to_owned(),
+            whole_record,
+            said,
+        })
+    };
     for (id, name) in crate::config::view::groups_of(&config.users, &who.domain) {
-        if config.users.remove_token(id, GROUP.members, &who.name)? > 0 {
-            said.push(format!("member of group {name}@{}", who.domain));
+        if holds(config.users.item(id).get(GROUP.members), &who.name) {
+            let said = format!("member of group {name}@{}", who.domain);
+            found(false, id, GROUP.members, &who.name, false, said);
         }
     }
-    let aliases: Vec<_> = config
-        .aliases()
-        .map(|a| (a.id(), format!("{}@{}", a.name(), a.domain())))
-        .collect();
-    for (id, name) in aliases {
-        if config.users.remove_token(id, ALIAS.deliver_to, &addr)? == 0 {
-            continue;
-        }
-        let left = config.users.item(id).get(ALIAS.deliver_to).unwrap_or("");
-        if list_tokens(left).next().is_none() {
-            config.users.remove_item(id);
-            said.push(format!("alias {name} delivers only to it"));
-        } else {
-            said.push(format!("alias {name} delivers to it among others"));
+    for a in config.aliases() {
+        let deliver_to = config.users.item(a.id()).get(ALIAS.deliver_to);
+        if holds(deliver_to, &addr) {
+            let left = remove_list_token(deliver_to.unwrap_or(""), &addr).0;
+            let only = list_tokens(&left).next().is_none();
+            let how = if only {
+                "only to it"
+            } else {
+                "to it among others"
+            };
+            let said = format!("alias {}@{} delivers {how}", a.name(), a.domain());
+            found(false, a.id(), ALIAS.deliver_to, &addr, only, said);
         }
     }
-    let users: Vec<_> = config.users().map(|u| (u.id(), u.address())).collect();
-    for (id, name) in users {
-        if config.users.remove_token(id, USER.forward_address, &addr)? > 0 {
-            said.push(format!("user {name} forwards to it"));
+    for u in config.users() {
+        if holds(config.users.item(u.id()).get(USER.forward_address), &addr) {
+            let said = format!("user {} forwards to it", u.address());
+            found(false, u.id(), USER.forward_address, &addr, false, said);
         }
     }
-    let lists: Vec<_> = config
-        .mailing_lists()
-        .map(|l| (l.id(), format!("{}@{}", l.name(), l.domain())))
-        .collect();
-    for (id, name) in lists {
-        for (field, role) in [
+    for l in config.mailing_lists() {
+        let roles = [
             (MAILING_LIST.members, "member"),
             (MAILING_LIST.moderators, "moderator"),
-        ] {
-            if config.mailserver.remove_token(id, field, &addr)? > 0 {
-                said.push(format!("{role} of mailing list {name}"));
+        ];
+        for (variable, role) in roles {
+            if holds(config.mailserver.item(l.id()).get(variable), &addr) {
+                let said = format!("{role} of mailing list {}@{}", l.name(), l.domain());
+                found(true, l.id(), variable, &addr, false, said);
             }
         }
     }
-    Ok(said)
+    out
+}
+
+/// Removes the references [`references`] found.
+fn remove_references(config: &mut Config, found: &[Reference]) -> Result<(), ConfigError> {
+    for r in found {
+        let doc = if r.mailserver {
+            &mut config.mailserver
+        } else {
+            &mut config.users
+        };
+        if r.whole_record {
+            doc.remove_item(r.id);
+        } else {
+            doc.remove_token(r.id, r.variable, &r.token)?;
+        }
+    }
+    Ok(())
 }
 
 /// Plans an action on some accounts. Every refusal is collected and returned together.
 pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan, UserError> {
     let layout = Layout::new(install);
     let mut config = Config::load(&install.root)?;
-    let builtin = config.builtin_admin().map(str::to_owned);
-    let mut problems = Vec::new();
-    let mut targets: Vec<Target> = Vec::new();
+    let (targets, mut problems) = targets(&config, who, action);
+    if let Action::Remove {
+        mailbox: Some(MailboxFate::Transfer(to)),
+        ..
+    } = action
+    {
+        problems.extend(check_transfer_target(&config, &targets, to));
+    }
+    if !matches!(action, Action::Enable) {
+        problems.extend(check_lockout(&config, &targets));
+    }
+    if !problems.is_empty() {
+        return Err(UserError::Refused(problems));
+    }
+    let mut out = Edits::default();
+    match action {
+        Action::Disable => set_enabled(&mut config, &targets, false, &mut out)?,
+        Action::Enable => set_enabled(&mut config, &targets, true, &mut out)?,
+        Action::Remove { mailbox, purge } => {
+            let mailbox = mailbox.as_ref();
+            remove(
+                install,
+                &layout,
+                &mut config,
+                &targets,
+                mailbox,
+                *purge,
+                &mut out,
+            )?
+        }
+    }
+    Ok(Plan {
+        tool: TOOL.into(),
+        description: describe(action, &targets),
+        steps: steps(&layout, &config, &mut out),
+        warnings: out.warnings,
+    })
+}
+
+/// The accounts named, as the configuration spells them (each once), and the problems of those
+/// that cannot be acted on.
+fn targets(config: &Config, who: &[Address], action: &Action) -> (Vec<Target>, Vec<String>) {
+    let builtin = config.builtin_admin();
+    let (mut targets, mut problems) = (Vec::<Target>::new(), Vec::new());
     for a in who {
-        if builtin
-            .as_deref()
-            .is_some_and(|b| b.eq_ignore_ascii_case(&a.name))
-        {
+        if builtin.is_some_and(|b| b.eq_ignore_ascii_case(&a.name)) {
             problems.push(format!(
                 "{a}: is the built-in administrator; it is managed in the administration settings"
             ));
             continue;
         }
         let Some(u) = config.user(&a.name, &a.domain) else {
-            problems.push(no_such_user(&config, a));
+            problems.push(no_such_user(config, a));
             continue;
         };
         let mapped = config.is_mapped(&u);
-        let spelled = Address {
+        let address = Address {
             name: u.name().to_owned(),
             domain: u.domain().to_owned(),
         };
@@ -150,81 +229,68 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             && !mapped
         {
             problems.push(format!(
-                "{spelled}: say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN"
+                "{address}: say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN"
             ));
             continue;
         }
-        if targets.iter().any(|t| t.address.is(&spelled)) {
-            continue;
-        }
-        targets.push(Target {
-            address: spelled,
-            id: u.id(),
-            enabled: u.enabled(),
-            mapped,
-        });
-    }
-    if let Action::Remove {
-        mailbox: Some(MailboxFate::Transfer(to)),
-        ..
-    } = action
-    {
-        // A mapped account removed stays (disabled), but its mailbox moves: not onto itself.
-        match config.user(&to.name, &to.domain) {
-            None => problems.push(format!("transfer target {}", no_such_user(&config, to))),
-            Some(_) if targets.iter().any(|t| t.address.is(to)) => problems.push(format!(
-                "transfer target {to}: is one of the accounts removed"
-            )),
-            Some(_) => {}
+        if !targets.iter().any(|t| t.address.is(&address)) {
+            targets.push(Target {
+                address,
+                id: u.id(),
+                enabled: u.enabled(),
+                mapped,
+            });
         }
     }
-    // The admin lockout guard: some enabled local full administrator must remain (a mapped one
-    // depends on a directory service that may be the very thing being repaired); and where
-    // there is none, the last administrator of any kind (the built-in one included) must.
-    let admins = |c: &Config, gone: &[Address], local_only: bool| {
-        c.users()
+    (targets, problems)
+}
+
+/// A transfer's target exists and is not removed itself (a mapped account removed stays,
+/// disabled, but its mailbox moves: not onto itself).
+fn check_transfer_target(config: &Config, targets: &[Target], to: &Address) -> Option<String> {
+    match config.user(&to.name, &to.domain) {
+        None => Some(format!("transfer target {}", no_such_user(config, to))),
+        Some(_) if targets.iter().any(|t| t.address.is(to)) => Some(format!(
+            "transfer target {to}: is one of the accounts removed"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// The admin lockout guard: some enabled local full administrator must remain (a mapped one
+/// depends on a directory service that may be the very thing being repaired); and where
+/// there is none, the last administrator of any kind (the built-in one included) must.
+fn check_lockout(config: &Config, targets: &[Target]) -> Option<String> {
+    let admins = |gone: &[Address], local_only: bool| {
+        config
+            .users()
             .filter(|u| u.enabled() && u.rights() == 3)
-            .filter(|u| !(local_only && c.is_mapped(u)))
+            .filter(|u| !(local_only && config.is_mapped(u)))
             .filter(|u| !gone.iter().any(|g| u.is(&g.name, &g.domain)))
             .count()
-            + usize::from(!local_only && c.builtin_admin().is_some())
+            + usize::from(!local_only && config.builtin_admin().is_some())
     };
-    if !matches!(action, Action::Enable) {
-        let gone: Vec<Address> = targets.iter().map(|t| t.address.clone()).collect();
-        let last = |local_only| {
-            admins(&config, &[], local_only) > 0 && admins(&config, &gone, local_only) == 0
-        };
-        if last(true) || last(false) {
-            problems.push(format!(
-                "{}: would leave no enabled account with full administration rights (Rights 3)",
-                gone.iter()
-                    .filter(|g| config
-                        .user(&g.name, &g.domain)
-                        .is_some_and(|u| u.rights() == 3))
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+    let gone: Vec<Address> = targets.iter().map(|t| t.address.clone()).collect();
+    let last = |local_only| admins(&[], local_only) > 0 && admins(&gone, local_only) == 0;
+    if !(last(true) || last(false)) {
+        return None;
     }
-    if !problems.is_empty() {
-        return Err(UserError::Refused(problems));
-    }
+    let admins_gone: Vec<String> = (gone.iter())
+        .filter(|g| {
+            config
+                .user(&g.name, &g.domain)
+                .is_some_and(|u| u.rights() == 3)
+        })
+        .map(ToString::to_string)
+        .collect();
+    Some(format!(
+        "{}: would leave no enabled account with full administration rights (Rights 3)",
+        admins_gone.join(", ")
+    ))
+}
 
-    let mut out = Edits::default();
-    match action {
-        Action::Disable => set_enabled(&mut config, &targets, false, &mut out)?,
-        Action::Enable => set_enabled(&mut config, &targets, true, &mut out)?,
-        Action::Remove { mailbox, purge } => remove(
-            install,
-            &layout,
-            &mut config,
-            &targets,
-            mailbox.as_ref(),
-            *purge,
-            &mut out,
-        )?,
-    }
+/// The steps: the edited configs, then the store's, then the logs.
+fn steps(layout: &Layout, config: &Config, out: &mut Edits) -> Vec<Step> {
     let mut steps = Vec::new();
     for doc in [&config.users, &config.mailserver] {
         if doc.is_modified() {
@@ -232,20 +298,26 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
             steps.push(Step::save_document(Path::new(name), doc));
         }
     }
-    steps.extend(out.steps);
-    steps.extend(out.late);
-    let mut config_lines = audit::config_changes(&config);
-    config_lines.extend(out.store_lines);
+    steps.append(&mut out.steps);
+    steps.append(&mut out.late);
+    let mut config_lines = audit::config_changes(config);
+    config_lines.append(&mut out.store_lines);
     steps.extend(audit::steps(
         &layout.logs,
         TOOL,
         &config_lines,
         &out.warning_lines,
     ));
+    steps
+}
+
+/// The change's one-line summary, as `kc-backup changes` lists it.
+fn describe(action: &Action, targets: &[Target]) -> String {
     let names: Vec<String> = targets.iter().map(|t| t.address.to_string()).collect();
-    let description = match action {
-        Action::Disable => format!("disable {}", names.join(", ")),
-        Action::Enable => format!("enable {}", names.join(", ")),
+    let names = names.join(", ");
+    match action {
+        Action::Disable => format!("disable {names}"),
+        Action::Enable => format!("enable {names}"),
         Action::Remove { mailbox, purge } => {
             let fate = match mailbox {
                 None => "mailbox left".to_owned(),
@@ -254,15 +326,9 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
                 Some(MailboxFate::Transfer(to)) => format!("mailbox moved to {to}"),
             };
             let purge = if *purge { ", settings purged" } else { "" };
-            format!("remove {} ({fate}{purge})", names.join(", "))
+            format!("remove {names} ({fate}{purge})")
         }
-    };
-    Ok(Plan {
-        tool: TOOL.into(),
-        description,
-        steps,
-        warnings: out.warnings,
-    })
+    }
 }
 
 /// What an action's phases add to the plan besides the config edits.
@@ -316,76 +382,18 @@ fn remove(
         _ => None,
     };
     for t in targets {
-        let a = &t.address;
         let fate = match mailbox {
             None | Some(MailboxFate::Keep) => "mailbox kept".to_owned(),
             Some(MailboxFate::Delete) => "mailbox deleted".to_owned(),
             Some(MailboxFate::Transfer(to)) => format!("mailbox moved to {to}"),
         };
         if t.mapped {
-            if t.enabled {
-                config.users.set(t.id, USER.enabled, "0")?;
-            }
-            let state = if t.enabled {
-                "it is disabled"
-            } else {
-                "it is already disabled"
-            };
-            out.warnings.push(format!(
-                "{a} is mapped from a directory service: {state}, not removed, as the administration console does (remove it in the directory); {fate}"
-            ));
-            if t.enabled
-                || matches!(
-                    mailbox,
-                    Some(MailboxFate::Delete | MailboxFate::Transfer(_))
-                )
-            {
-                out.warning_lines.push(format!(
-                    "Remove User {} (mapped from a directory service: {state}, not removed; {fate})",
-                    audit::quoted(&a.to_string())
-                ));
-            }
+            disable_mapped(config, t, mailbox, &fate, out)?;
         } else {
-            config.users.remove_item(t.id);
-            for d in crate::config::view::additional_data_of(&config.users, &a.name, &a.domain) {
-                config.users.remove_item(d);
-            }
-            purge_or_tell(config, a, purge, out)?;
-            out.warning_lines.push(format!(
-                "Remove User {} ({fate})",
-                audit::quoted(&a.to_string())
-            ));
+            remove_local(config, t, purge, &fate, out)?;
         }
-        let dir = match mailbox {
-            None | Some(MailboxFate::Keep) => continue,
-            Some(_) => account::mailbox_path(install, layout, a)?,
-        };
-        if let Some(dir) = &dir {
-            out.store_lines.push(match mailbox {
-                Some(MailboxFate::Transfer(to)) => format!(
-                    "Move mailbox {} of {} to {}",
-                    audit::quoted(&dir.display().to_string()),
-                    audit::quoted(&a.to_string()),
-                    audit::quoted(&to.to_string())
-                ),
-                _ => format!(
-                    "Delete mailbox {} of {} (kept in the pre-change backup)",
-                    audit::quoted(&dir.display().to_string()),
-                    audit::quoted(&a.to_string())
-                ),
-            });
-        }
-        match (mailbox, dir) {
-            (_, None) => out.warnings.push(format!("{a} has no mailbox directory")),
-            (Some(MailboxFate::Transfer(_)), Some(dir)) => {
-                let (target, create) = target.as_mut().expect("resolved for a transfer");
-                out.steps.extend(create.take());
-                out.late.extend(
-                    account::transfer_steps(install, &dir, a, target)
-                        .map_err(|e| UserError::Refused(vec![e.to_string()]))?,
-                );
-            }
-            (_, Some(dir)) => out.late.push(Step::RemoveDir { path: dir }),
+        if let Some(mailbox @ (MailboxFate::Delete | MailboxFate::Transfer(_))) = mailbox {
+            mailbox_steps(install, layout, &t.address, mailbox, target.as_mut(), out)?;
         }
     }
     // The store: ACL entries and subscriptions naming the removed (local) accounts.
@@ -400,6 +408,96 @@ fn remove(
     Ok(())
 }
 
+/// A mapped account is disabled, not removed, as the administration console does: its record
+/// is the directory's.
+fn disable_mapped(
+    config: &mut Config,
+    t: &Target,
+    mailbox: Option<&MailboxFate>,
+    fate: &str,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    let a = &t.address;
+    if t.enabled {
+        config.users.set(t.id, USER.enabled, "0")?;
+    }
+    let state = if t.enabled {
+        "it is disabled"
+    } else {
+        "it is already disabled"
+    };
+    out.warnings.push(format!(
+        "{a} is mapped from a directory service: {state}, not removed, as the administration console does (remove it in the directory); {fate}"
+    ));
+    let moved = matches!(
+        mailbox,
+        Some(MailboxFate::Delete | MailboxFate::Transfer(_))
+    );
+    if t.enabled || moved {
+        out.warning_lines.push(format!(
+            "Remove User {} (mapped from a directory service: {state}, not removed; {fate})",
+            audit::quoted(&a.to_string())
+        ));
+    }
+    Ok(())
+}
+
+/// A local account's record goes, with its password history; references elsewhere go with
+/// `purge`, else are told.
+fn remove_local(
+    config: &mut Config,
+    t: &Target,
+    purge: bool,
+    fate: &str,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    let a = &t.address;
+    config.users.remove_item(t.id);
+    for d in crate::config::view::additional_data_of(&config.users, &a.name, &a.domain) {
+        config.users.remove_item(d);
+    }
+    purge_or_tell(config, a, purge, out)?;
+    let line = format!("Remove User {} ({fate})", audit::quoted(&a.to_string()));
+    out.warning_lines.push(line);
+    Ok(())
+}
+
+/// The steps that delete or move a removed account's mailbox, and their log lines.
+fn mailbox_steps(
+    install: &Install,
+    layout: &Layout,
+    a: &Address,
+    mailbox: &MailboxFate,
+    target: Option<&mut (PathBuf, Option<Step>)>,
+    out: &mut Edits,
+) -> Result<(), UserError> {
+    let Some(dir) = account::mailbox_path(install, layout, a)? else {
+        out.warnings.push(format!("{a} has no mailbox directory"));
+        return Ok(());
+    };
+    let (shown, who) = (
+        audit::quoted(&dir.display().to_string()),
+        audit::quoted(&a.to_string()),
+    );
+    match (mailbox, target) {
+        (MailboxFate::Transfer(to), Some((target, create))) => {
+            let to = audit::quoted(&to.to_string());
+            out.store_lines
+                .push(format!("Move mailbox {shown} of {who} to {to}"));
+            out.steps.extend(create.take());
+            let moves = account::transfer_steps(install, &dir, a, target)
+                .map_err(|e| UserError::Refused(vec![e.to_string()]))?;
+            out.late.extend(moves);
+        }
+        _ => {
+            let line = format!("Delete mailbox {shown} of {who} (kept in the pre-change backup)");
+            out.store_lines.push(line);
+            out.late.push(Step::RemoveDir { path: dir });
+        }
+    }
+    Ok(())
+}
+
 /// References elsewhere in the configuration: removed with `purge`, else only told.
 fn purge_or_tell(
     config: &mut Config,
@@ -407,13 +505,15 @@ fn purge_or_tell(
     purge: bool,
     out: &mut Edits,
 ) -> Result<(), UserError> {
+    let found = references(config, a);
     if purge {
-        purge_config(config, a)?;
+        remove_references(config, &found)?;
         return Ok(());
     }
-    for s in purge_config(&mut config.clone(), a)? {
-        out.warnings.push(format!(
-            "{a} is still named: {s} (use --purge-settings to remove)"
+    for r in found {
+        let said = r.said;
+        (out.warnings).push(format!(
+            "{a} is still named: {said} (use --purge-settings to remove)"
         ));
     }
     Ok(())
