@@ -208,6 +208,11 @@ fn rfc3339(t: SystemTime) -> Option<String> {
         .map(|ts| ts.round(jiff::Unit::Second).unwrap_or(ts).to_string())
 }
 
+/// An account as the store comparison needs it: its spelling, enabled, mapped.
+type Account = (String, bool, bool);
+/// Accounts per domain, both keys lower case.
+type Accounts = HashMap<String, HashMap<String, Account>>;
+
 /// Compares the store with the configs and measures what it finds, in parallel.
 pub fn scan(
     install: &Install,
@@ -217,134 +222,181 @@ pub fn scan(
 ) -> Result<Vec<Finding>, OrphanError> {
     let config = Config::load(&install.root)?;
     let mail = install.mail_dir();
-    let rel = |p: &Path| -> PathBuf { install.logical(p).unwrap_or_else(|| p.to_path_buf()) };
-    // Accounts per domain (lower case), with their spelling.
-    let mut accounts: HashMap<String, HashMap<String, (String, bool, bool)>> = HashMap::new();
-    for u in config.users() {
-        let mapped = config.is_mapped(&u);
-        accounts
-            .entry(u.domain().to_ascii_lowercase())
-            .or_default()
-            .insert(
-                u.name().to_ascii_lowercase(),
-                (u.name().to_owned(), u.enabled(), mapped),
-            );
-    }
     check_filter(&config, &mail, filter)?;
-    let mut found: Vec<Finding> = Vec::new();
-    let blank = |kind, domain: &str, name: &str, path: &Path| Finding {
-        kind,
-        domain: domain.to_owned(),
-        name: name.to_owned(),
-        path: path.display().to_string(),
-        bytes: 0,
-        messages: 0,
-        newest: None,
-        newest_time: None,
-        rel: rel(path),
-    };
-    let mut seen_dirs: HashSet<(String, String)> = HashSet::new();
-    let mut measure: Vec<usize> = Vec::new();
-    for domain_dir in store::domains(&mail)? {
-        let dname = domain_dir.name.to_string_lossy().into_owned();
-        if store::is_server_folder(&domain_dir.name) {
-            continue;
-        }
-        let Some(domain) = config.domain(&dname) else {
-            measure.push(found.len());
-            found.push(blank(Kind::OrphanDomain, &dname, "", &domain_dir.path));
-            // Each mailbox in it is an orphan too: it can be moved out on its own.
-            for mb in store::mailboxes(&domain_dir)? {
-                let name = mb.name.to_string_lossy().into_owned();
-                measure.push(found.len());
-                found.push(blank(Kind::OrphanMailbox, &dname, &name, &mb.path));
-            }
-            continue;
-        };
-        let mapped = domain.mapped();
-        let dkey = dname.to_ascii_lowercase();
-        let known = accounts.get(&dkey);
-        let listed = directory.and_then(|d| d.lists(&dname));
-        for mb in store::mailboxes(&domain_dir)? {
-            let name = mb.name.to_string_lossy().into_owned();
-            let key = name.to_ascii_lowercase();
-            seen_dirs.insert((dkey.clone(), key.clone()));
-            let account = known.and_then(|k| k.get(&key));
-            let kind = match (account, mapped, listed) {
-                // A local account of a mapped domain is as any local one.
-                (Some((spelled, _, false)), true, _) if *spelled != name => {
-                    Some(Kind::CaseMismatch)
-                }
-                (Some((_, _, false)), true, _) => None,
-                // A mapped domain's accounts are the directory's: the export decides.
-                (_, true, Some(l)) if !l.contains(&key) => Some(Kind::OrphanMailbox),
-                (_, true, Some(_)) => None,
-                (_, true, None) => Some(Kind::Unverifiable),
-                (Some((spelled, ..)), _, _) if *spelled != name => Some(Kind::CaseMismatch),
-                (None, false, _) => Some(Kind::OrphanMailbox),
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                measure.push(found.len());
-                found.push(blank(kind, &dname, &name, &mb.path));
-            }
-            // Folders left by a transfer, at the top of the mailbox.
-            let entries = std::fs::read_dir(&mb.path).map_err(|source| StoreError::Io {
-                path: mb.path.clone(),
-                source,
-            })?;
-            for entry in entries.flatten() {
-                let fname = entry.file_name();
-                if fname
-                    .to_str()
-                    .is_some_and(|f| f.starts_with(DELETED_MAILBOX_PREFIX))
-                    && entry.file_type().is_ok_and(|t| t.is_dir())
-                {
-                    measure.push(found.len());
-                    found.push(blank(
-                        Kind::DeletedMailboxFolder,
-                        &dname,
-                        &name,
-                        &entry.path(),
-                    ));
-                }
-            }
-        }
+    let mut accounts: Accounts = HashMap::new();
+    for u in config.users() {
+        let account = (u.name().to_owned(), u.enabled(), config.is_mapped(&u));
+        let domain = accounts.entry(u.domain().to_ascii_lowercase()).or_default();
+        domain.insert(u.name().to_ascii_lowercase(), account);
     }
-    for (dkey, users) in &accounts {
-        for (key, (spelled, enabled, mapped)) in users {
-            if *enabled && !*mapped && !seen_dirs.contains(&(dkey.clone(), key.clone())) {
-                let domain = config
-                    .domain(dkey)
-                    .map_or(dkey.clone(), |d| d.name().to_owned());
-                found.push(Finding {
-                    path: String::new(),
-                    rel: PathBuf::new(),
-                    ..blank(Kind::MissingMailbox, &domain, spelled, Path::new(""))
-                });
-            }
+    let compare = Compare {
+        install,
+        config: &config,
+        directory,
+        accounts: &accounts,
+    };
+    let mut found: Vec<Finding> = Vec::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for domain_dir in store::domains(&mail)? {
+        if !store::is_server_folder(&domain_dir.name) {
+            compare.domain(&domain_dir, &mut found, &mut seen)?;
         }
     }
     // Measure what was found (and only that), on all cores.
-    let paths: Vec<PathBuf> = measure
-        .iter()
-        .map(|&i| PathBuf::from(&found[i].path))
-        .collect();
+    let mut found = measure(found, progress)?;
+    found.extend(compare.missing_mailboxes(&seen));
+    let now = SystemTime::now();
+    found.retain(|f| filter.keeps(f, now));
+    sort_findings(&mut found);
+    Ok(found)
+}
+
+/// The store's directories against the configuration's accounts.
+struct Compare<'a> {
+    install: &'a Install,
+    config: &'a Config,
+    directory: Option<&'a Directory>,
+    accounts: &'a Accounts,
+}
+
+impl Compare<'_> {
+    /// A finding of this kind for a directory, not measured yet.
+    fn finding(&self, kind: Kind, domain: &str, name: &str, path: &Path) -> Finding {
+        Finding {
+            kind,
+            domain: domain.to_owned(),
+            name: name.to_owned(),
+            path: path.display().to_string(),
+            bytes: 0,
+            messages: 0,
+            newest: None,
+            newest_time: None,
+            rel: self
+                .install
+                .logical(path)
+                .unwrap_or_else(|| path.to_path_buf()),
+        }
+    }
+
+    /// The findings in one domain directory of the store; the mailboxes seen are added to
+    /// `seen` (domain, name; lower case).
+    fn domain(
+        &self,
+        domain_dir: &store::DomainDir,
+        found: &mut Vec<Finding>,
+        seen: &mut HashSet<(String, String)>,
+    ) -> Result<(), OrphanError> {
+        let dname = domain_dir.name.to_string_lossy().into_owned();
+        let Some(domain) = self.config.domain(&dname) else {
+            found.push(self.finding(Kind::OrphanDomain, &dname, "", &domain_dir.path));
+            // Each mailbox in it is an orphan too: it can be moved out on its own.
+            for mb in store::mailboxes(domain_dir)? {
+                let name = mb.name.to_string_lossy();
+                found.push(self.finding(Kind::OrphanMailbox, &dname, &name, &mb.path));
+            }
+            return Ok(());
+        };
+        let dkey = dname.to_ascii_lowercase();
+        let known = self.accounts.get(&dkey);
+        let listed = self.directory.and_then(|d| d.lists(&dname));
+        for mb in store::mailboxes(domain_dir)? {
+            let name = mb.name.to_string_lossy().into_owned();
+            let key = name.to_ascii_lowercase();
+            let account = known.and_then(|k| k.get(&key));
+            if let Some(kind) = mailbox_kind(&name, account, domain.mapped(), listed) {
+                found.push(self.finding(kind, &dname, &name, &mb.path));
+            }
+            found.extend(self.deleted_mailbox_folders(&dname, &name, &mb.path)?);
+            seen.insert((dkey.clone(), key));
+        }
+        Ok(())
+    }
+
+    /// Folders left by a transfer, at the top of a mailbox.
+    fn deleted_mailbox_folders(
+        &self,
+        domain: &str,
+        name: &str,
+        mailbox: &Path,
+    ) -> Result<Vec<Finding>, OrphanError> {
+        let entries = std::fs::read_dir(mailbox).map_err(|source| StoreError::Io {
+            path: mailbox.to_owned(),
+            source,
+        })?;
+        let left = |e: &std::fs::DirEntry| {
+            let by_transfer = e
+                .file_name()
+                .to_str()
+                .is_some_and(|f| f.starts_with(DELETED_MAILBOX_PREFIX));
+            by_transfer && e.file_type().is_ok_and(|t| t.is_dir())
+        };
+        Ok((entries.flatten())
+            .filter(left)
+            .map(|e| self.finding(Kind::DeletedMailboxFolder, domain, name, &e.path()))
+            .collect())
+    }
+
+    /// Enabled local accounts whose mailbox directory was not seen.
+    fn missing_mailboxes(&self, seen: &HashSet<(String, String)>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (dkey, users) in self.accounts {
+            for (key, (spelled, enabled, mapped)) in users {
+                if *enabled && !*mapped && !seen.contains(&(dkey.clone(), key.clone())) {
+                    let domain =
+                        (self.config.domain(dkey)).map_or(dkey.clone(), |d| d.name().to_owned());
+                    out.push(Finding {
+                        path: String::new(),
+                        rel: PathBuf::new(),
+                        ..self.finding(Kind::MissingMailbox, &domain, spelled, Path::new(""))
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a mailbox directory of a domain on the server is: `None` when its account is there.
+fn mailbox_kind(
+    name: &str,
+    account: Option<&Account>,
+    mapped_domain: bool,
+    listed: Option<&HashSet<String>>,
+) -> Option<Kind> {
+    let key = name.to_ascii_lowercase();
+    match (account, mapped_domain, listed) {
+        // A local account of a mapped domain is as any local one.
+        (Some((spelled, _, false)), true, _) if *spelled != name => Some(Kind::CaseMismatch),
+        (Some((_, _, false)), true, _) => None,
+        // A mapped domain's accounts are the directory's: the export decides.
+        (_, true, Some(l)) if !l.contains(&key) => Some(Kind::OrphanMailbox),
+        (_, true, Some(_)) => None,
+        (_, true, None) => Some(Kind::Unverifiable),
+        (Some((spelled, ..)), _, _) if *spelled != name => Some(Kind::CaseMismatch),
+        (None, false, _) => Some(Kind::OrphanMailbox),
+        _ => None,
+    }
+}
+
+/// Sizes, message counts and the newest message of every finding with a directory.
+fn measure(mut found: Vec<Finding>, progress: &dyn Progress) -> Result<Vec<Finding>, OrphanError> {
+    let paths: Vec<PathBuf> = found.iter().map(|f| PathBuf::from(&f.path)).collect();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let stats = store::stats_of_all(&refs, progress);
-    for (&i, s) in measure.iter().zip(stats) {
+    for (f, s) in found.iter_mut().zip(stats) {
         let s = s?;
-        let f = &mut found[i];
         f.bytes = s.bytes;
         f.messages = s.messages;
         f.newest_time = s.newest;
         f.newest = s.newest.and_then(rfc3339);
     }
-    let now = SystemTime::now();
-    found.retain(|f| filter.keeps(f, now));
-    // The mailboxes of an orphan domain right under its row (its name is empty: first).
-    let orphan_domains: HashSet<String> = found
-        .iter()
+    Ok(found)
+}
+
+/// By kind, domain, name and path; the mailboxes of an orphan domain right under its row (its
+/// name is empty: first).
+fn sort_findings(found: &mut [Finding]) {
+    let orphan_domains: HashSet<String> = (found.iter())
         .filter(|f| f.kind == Kind::OrphanDomain)
         .map(|f| f.domain.to_ascii_lowercase())
         .collect();
@@ -355,14 +407,9 @@ pub fn scan(
         kind => kind,
     };
     found.sort_by(|a, b| {
-        (group(a), a.domain.to_ascii_lowercase(), &a.name, &a.path).cmp(&(
-            group(b),
-            b.domain.to_ascii_lowercase(),
-            &b.name,
-            &b.path,
-        ))
+        let a = (group(a), a.domain.to_ascii_lowercase(), &a.name, &a.path);
+        a.cmp(&(group(b), b.domain.to_ascii_lowercase(), &b.name, &b.path))
     });
-    Ok(found)
 }
 
 /// Refuses a `--domain` that is neither a domain of the server nor a directory of the store,
@@ -441,157 +488,203 @@ pub fn plan(
     action: &Resolve,
 ) -> Result<Plan, OrphanError> {
     let layout = Layout::new(install);
-    let mut config = Config::load(&install.root)?;
-    let orphans: Vec<&Finding> = findings
-        .iter()
-        .filter(|f| f.kind == Kind::OrphanMailbox)
-        .collect();
-    let mut steps = Vec::new();
-    let mut late = Vec::new();
-    let mut lines = Vec::new();
-    let mut warning_lines = Vec::new();
-    let mut problems = Vec::new();
-    let mut skipped = Vec::new();
-    // The orphan mailboxes acted on one by one (not those archived with their domain).
-    let mut acted = 0usize;
-    // An orphan domain directory is archived whole; its mailboxes are also findings of their
-    // own, for a transfer (or an archive of only some, with --user).
-    let mut archived_domains: Vec<&str> = Vec::new();
-    if *action == Resolve::Archive {
-        for f in findings.iter().filter(|f| f.kind == Kind::OrphanDomain) {
-            archived_domains.push(&f.domain);
-            late.push(Step::RemoveDir {
-                path: f.rel.clone(),
-            });
-            warning_lines.push(format!(
-                "Remove orphan domain directory {} ({} bytes, {} messages; kept in the pre-change backup)",
-                audit::quoted(&f.domain), f.bytes, f.messages
-            ));
-        }
-    }
+    let config = Config::load(&install.root)?;
+    let mut r = Resolution::new(install, config);
     let target = match action {
-        Resolve::TransferTo(to) => match config.user(&to.name, &to.domain) {
-            Some(_) => {
-                let (dir, create) = account::transfer_target(install, &layout, to)?;
-                steps.extend(create);
-                Some(dir)
-            }
-            None => {
-                problems.push(format!("--transfer-to {to}: no such user"));
-                None
-            }
-        },
+        Resolve::TransferTo(to) => r.transfer_target(&layout, to)?,
         _ => None,
     };
-    for f in &orphans {
+    // An orphan domain directory is archived whole; its mailboxes are also findings of their
+    // own, for a transfer (or an archive of only some, with --user).
+    let domains: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanDomain)
+        .collect();
+    if *action == Resolve::Archive {
+        domains.iter().for_each(|f| r.archive_domain(f));
+    }
+    for f in findings.iter().filter(|f| f.kind == Kind::OrphanMailbox) {
         let addr = Address {
             name: f.name.clone(),
             domain: f.domain.clone(),
         };
         match action {
-            // Archived with its whole domain.
             Resolve::Archive
-                if archived_domains
+                if domains
                     .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&f.domain)) => {}
-            Resolve::Archive => {
-                late.push(Step::RemoveDir {
-                    path: f.rel.clone(),
-                });
-                warning_lines.push(format!(
-                    "Remove orphan mailbox {} ({} bytes, {} messages; kept in the pre-change backup)",
-                    audit::quoted(&addr.to_string()), f.bytes, f.messages
-                ));
-                acted += 1;
-            }
-            Resolve::TransferTo(to) if to.is(&addr) => problems.push(format!(
-                "{}: cannot be moved into itself (--transfer-to {to} names its own account)",
-                f.path
-            )),
-            Resolve::TransferTo(to) => {
-                let Some(target) = &target else { continue };
-                match account::transfer_steps(install, &f.rel, &addr, target) {
-                    Ok(moves) => late.extend(moves),
-                    Err(e) => {
-                        problems.push(e.to_string());
-                        continue;
-                    }
-                }
-                lines.push(format!(
-                    "Move orphan mailbox {} to {}",
-                    audit::quoted(&addr.to_string()),
-                    audit::quoted(&to.to_string())
-                ));
-                acted += 1;
-            }
-            Resolve::Adopt if config.domain(&addr.domain).is_none() => {
-                skipped.push(format!(
-                    "{addr}: not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
-                    addr.domain
-                ));
-            }
-            Resolve::Adopt => {
-                if let Err(why) = account::check_name(&addr.name) {
-                    problems.push(format!("{}: cannot become an account name: {why}", f.path));
-                    continue;
-                }
-                // Never an empty password: an admin who enables the account later without setting
-                // one would open it to anyone. A random one nobody knows.
-                let password = format!("NUL:{}", crate::import::generate_password(&addr.name));
-                config.users.add_item(
-                    USER.list,
-                    &[
-                        (USER.name, &addr.name),
-                        (USER.domain, &addr.domain),
-                        (USER.full_name, ""),
-                        (USER.description, "Adopted orphan mailbox"),
-                        (USER.password, &password),
-                        (USER.enabled, "0"),
-                        (USER.auth_type, "0"),
-                        (USER.rights, "0"),
-                        (USER.data_source, "0"),
-                    ],
-                )?;
-                acted += 1;
-            }
+                    .any(|d| d.domain.eq_ignore_ascii_case(&f.domain)) => {}
+            Resolve::Archive => r.archive_mailbox(f, &addr),
+            Resolve::TransferTo(to) => r.transfer(f, &addr, to, target.as_deref()),
+            Resolve::Adopt => r.adopt(f, &addr)?,
         }
     }
-    // Nothing else to adopt: what was skipped is the answer, not an all-clear.
-    if !config.users.is_modified() {
-        problems.append(&mut skipped);
-    }
-    if !problems.is_empty() {
-        return Err(OrphanError::Refused(problems));
-    }
-    if config.users.is_modified() {
-        steps.insert(0, Step::save_document("users.cfg", &config.users));
-    }
-    steps.extend(late);
-    let mut config_lines = audit::config_changes(&config);
-    config_lines.extend(lines);
-    config_lines.extend(warning_lines.iter().cloned());
-    steps.extend(audit::steps(
-        &layout.logs,
-        TOOL,
-        &config_lines,
-        &warning_lines,
-    ));
-    let domains = findings
-        .iter()
-        .filter(|f| f.kind == Kind::OrphanDomain)
-        .count();
     let verb = match action {
-        Resolve::Archive if domains > 0 => format!("archive {domains} orphan domains and"),
+        Resolve::Archive if !domains.is_empty() => {
+            format!("archive {} orphan domains and", domains.len())
+        }
         Resolve::Archive => "archive".to_owned(),
         Resolve::TransferTo(to) => format!("move to {to}"),
         Resolve::Adopt => "adopt".to_owned(),
     };
-    Ok(Plan {
-        tool: TOOL.into(),
-        description: format!("{verb} {acted} orphan mailboxes"),
-        steps,
-        warnings: skipped,
-    })
+    let description = format!("{verb} {} orphan mailboxes", r.acted);
+    r.finish(&layout, description)
+}
+
+/// A resolution being planned: the edits and steps so far.
+struct Resolution<'a> {
+    install: &'a Install,
+    config: Config,
+    /// Steps taken first (a transfer target's mailbox created), and after the config.
+    steps: Vec<Step>,
+    late: Vec<Step>,
+    lines: Vec<String>,
+    warning_lines: Vec<String>,
+    problems: Vec<String>,
+    skipped: Vec<String>,
+    /// The orphan mailboxes acted on one by one (not those archived with their domain).
+    acted: usize,
+}
+
+impl<'a> Resolution<'a> {
+    fn new(install: &'a Install, config: Config) -> Resolution<'a> {
+        Resolution {
+            install,
+            config,
+            steps: Vec::new(),
+            late: Vec::new(),
+            lines: Vec::new(),
+            warning_lines: Vec::new(),
+            problems: Vec::new(),
+            skipped: Vec::new(),
+            acted: 0,
+        }
+    }
+
+    /// The mailbox a transfer moves into (created when it is not there yet).
+    fn transfer_target(
+        &mut self,
+        layout: &Layout,
+        to: &Address,
+    ) -> Result<Option<PathBuf>, OrphanError> {
+        if self.config.user(&to.name, &to.domain).is_none() {
+            self.problems
+                .push(format!("--transfer-to {to}: no such user"));
+            return Ok(None);
+        }
+        let (dir, create) = account::transfer_target(self.install, layout, to)?;
+        self.steps.extend(create);
+        Ok(Some(dir))
+    }
+
+    fn archive_domain(&mut self, f: &Finding) {
+        self.late.push(Step::RemoveDir {
+            path: f.rel.clone(),
+        });
+        self.warning_lines.push(format!(
+            "Remove orphan domain directory {} ({} bytes, {} messages; kept in the pre-change backup)",
+            audit::quoted(&f.domain),
+            f.bytes,
+            f.messages
+        ));
+    }
+
+    fn archive_mailbox(&mut self, f: &Finding, addr: &Address) {
+        self.late.push(Step::RemoveDir {
+            path: f.rel.clone(),
+        });
+        self.warning_lines.push(format!(
+            "Remove orphan mailbox {} ({} bytes, {} messages; kept in the pre-change backup)",
+            audit::quoted(&addr.to_string()),
+            f.bytes,
+            f.messages
+        ));
+        self.acted += 1;
+    }
+
+    /// Moves an orphan mailbox under `to` (`target` is its mailbox; none when `to` is wrong,
+    /// which is already a problem).
+    fn transfer(&mut self, f: &Finding, addr: &Address, to: &Address, target: Option<&Path>) {
+        if to.is(addr) {
+            self.problems.push(format!(
+                "{}: cannot be moved into itself (--transfer-to {to} names its own account)",
+                f.path
+            ));
+            return;
+        }
+        let Some(target) = target else { return };
+        match account::transfer_steps(self.install, &f.rel, addr, target) {
+            Ok(moves) => self.late.extend(moves),
+            Err(e) => return self.problems.push(e.to_string()),
+        }
+        let (addr, to) = (
+            audit::quoted(&addr.to_string()),
+            audit::quoted(&to.to_string()),
+        );
+        self.lines
+            .push(format!("Move orphan mailbox {addr} to {to}"));
+        self.acted += 1;
+    }
+
+    /// A disabled account for the mailbox, so that the server re-attaches it.
+    fn adopt(&mut self, f: &Finding, addr: &Address) -> Result<(), OrphanError> {
+        if self.config.domain(&addr.domain).is_none() {
+            self.skipped.push(format!(
+                "{addr}: not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
+                addr.domain
+            ));
+            return Ok(());
+        }
+        if let Err(why) = account::check_name(&addr.name) {
+            let why = format!("{}: cannot become an account name: {why}", f.path);
+            self.problems.push(why);
+            return Ok(());
+        }
+        // Never an empty password: an admin who enables the account later without setting
+        // one would open it to anyone. A random one nobody knows.
+        let password = format!("NUL:{}", crate::import::generate_password(&addr.name));
+        self.config.users.add_item(
+            USER.list,
+            &[
+                (USER.name, &addr.name),
+                (USER.domain, &addr.domain),
+                (USER.full_name, ""),
+                (USER.description, "Adopted orphan mailbox"),
+                (USER.password, &password),
+                (USER.enabled, "0"),
+                (USER.auth_type, "0"),
+                (USER.rights, "0"),
+                (USER.data_source, "0"),
+            ],
+        )?;
+        self.acted += 1;
+        Ok(())
+    }
+
+    /// The plan, or every problem found.
+    fn finish(mut self, layout: &Layout, description: String) -> Result<Plan, OrphanError> {
+        // Nothing else to adopt: what was skipped is the answer, not an all-clear.
+        if !self.config.users.is_modified() {
+            self.problems.append(&mut self.skipped);
+        }
+        if !self.problems.is_empty() {
+            return Err(OrphanError::Refused(self.problems));
+        }
+        if self.config.users.is_modified() {
+            (self.steps).insert(0, Step::save_document("users.cfg", &self.config.users));
+        }
+        self.steps.append(&mut self.late);
+        let mut config_lines = audit::config_changes(&self.config);
+        config_lines.append(&mut self.lines);
+        config_lines.extend(self.warning_lines.iter().cloned());
+        let logs = audit::steps(&layout.logs, TOOL, &config_lines, &self.warning_lines);
+        self.steps.extend(logs);
+        Ok(Plan {
+            tool: TOOL.into(),
+            description,
+            steps: self.steps,
+            warnings: self.skipped,
+        })
+    }
 }
 
 #[cfg(test)]
