@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use quick_xml::events::{BytesStart, Event};
+use std::ops::Range;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
 
 use super::{ConfigError, Item, Original, Section, SectionKind, Span, Text, Variable, line_column};
 
@@ -70,54 +72,17 @@ fn span(range: std::ops::Range<usize>) -> Span {
 }
 
 pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
-    let xml_error = |at: usize, message: String| {
-        let (line, column) = line_column(source.as_bytes(), at);
-        ConfigError::Xml {
-            path: path.to_owned(),
-            line,
-            column,
-            message,
-        }
+    let mut p = Parser {
+        path,
+        source,
+        stack: Vec::new(),
+        sections: Vec::new(),
+        root_close: None,
+        line_at: (0, 1),
     };
     if u32::try_from(source.len()).is_err() {
-        return Err(xml_error(0, "larger than 4 GiB".into()));
+        return Err(p.xml_error(0, "larger than 4 GiB".into()));
     }
-    let structure = |at: usize, element: &str, message: &str| ConfigError::Structure {
-        path: path.to_owned(),
-        line: line_column(source.as_bytes(), at).0,
-        element: element.to_owned(),
-        message: message.to_owned(),
-    };
-    // Items come in file order, so lines are counted forward from the previous one.
-    let mut line_at = (0usize, 1usize);
-    let mut line = |offset: usize| {
-        line_at.1 += source.as_bytes()[line_at.0..offset]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count();
-        line_at.0 = offset;
-        line_at.1
-    };
-    let name_of = |e: &BytesStart, at: usize| -> Result<Text, ConfigError> {
-        let attr = e
-            .try_get_attribute("name")
-            .map_err(|err| xml_error(at, err.to_string()))?
-            .ok_or_else(|| {
-                let element = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                structure(at, &element, "has no name attribute")
-            })?;
-        let raw = &attr.value;
-        let value_start = raw.as_ptr() as usize - source.as_ptr() as usize;
-        if raw.contains(&b'&') {
-            let value = attr
-                .unescape_value()
-                .map_err(|err| xml_error(at, err.to_string()))?;
-            Ok(Text::Decoded(value.into()))
-        } else {
-            Ok(Text::Source(span(value_start..value_start + raw.len())))
-        }
-    };
-
     // A UTF-8 byte order mark (Notepad, .NET XDocument) stays in the source, so that it is
     // written back, but the reader starts after it: quick-xml would skip it and count its
     // positions from after it, three bytes short of the source's.
@@ -127,241 +92,347 @@ pub(super) fn parse(path: &Path, source: &str) -> Result<Map, ConfigError> {
         0
     };
     let mut reader = quick_xml::Reader::from_str(&source[base..]);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut sections: Vec<Section> = Vec::new();
-    let mut root_close = None;
-    let mut unit: Option<String> = None;
     loop {
         let start = base + reader.buffer_position() as usize;
-        let event = reader
-            .read_event()
-            .map_err(|e| xml_error(base + reader.error_position() as usize, e.to_string()))?;
+        let event = (reader.read_event())
+            .map_err(|e| p.xml_error(base + reader.error_position() as usize, e.to_string()))?;
         let end = base + reader.buffer_position() as usize;
         match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(event, Event::Empty(_));
-                let tag = e.name();
-                let frame = match (stack.last(), tag.as_ref()) {
-                    (None, _) => Frame::Root,
-                    (Some(Frame::Root), kind @ (b"list" | b"table")) => {
-                        let kind = if kind == b"list" {
-                            SectionKind::List
-                        } else {
-                            SectionKind::Table
-                        };
-                        let name = name_of(e, start)?.as_str(source).to_owned();
-                        let mut section = Section {
-                            kind,
-                            name,
-                            close: None,
-                            // `<list name="Alias" />`: an empty list, expanded when added to.
-                            self_closed: empty.then_some(start..end),
-                            indent: indent_before(source, start).to_owned(),
-                            item_indent: String::new(),
-                            var_indent: String::new(),
-                            items: Vec::new(),
-                        };
-                        if kind == SectionKind::Table {
-                            // A table is one item: its variables are its children.
-                            section.items.push(Item::opened(start..end, line(start)));
-                        }
-                        sections.push(section);
-                        Frame::Section
-                    }
-                    (Some(Frame::Section), b"listitem") => {
-                        let section = sections
-                            .last_mut()
-                            .expect("a Section frame has its section");
-                        if section.kind == SectionKind::List {
-                            if section.items.is_empty() {
-                                section.item_indent = indent_before(source, start).to_owned();
-                            }
-                            section.items.push(Item::opened(start..end, line(start)));
-                            Frame::Item
-                        } else {
-                            Frame::Other
-                        }
-                    }
-                    (Some(Frame::Item | Frame::Section), b"variable")
-                        if matches!(stack.last(), Some(Frame::Item))
-                            || sections
-                                .last()
-                                .is_some_and(|s| s.kind == SectionKind::Table) =>
-                    {
-                        let section = sections.last_mut().expect("variables are inside a section");
-                        if section.var_indent.is_empty() {
-                            section.var_indent = indent_before(source, start).to_owned();
-                        }
-                        let open = Open {
-                            name: name_of(e, start)?,
-                            content_start: end,
-                            decoded: String::new(),
-                            needs_decoding: false,
-                            structured: false,
-                        };
-                        if empty {
-                            let item = section
-                                .items
-                                .last_mut()
-                                .expect("variables are inside an item");
-                            item.vars.push(Variable {
-                                name: open.name,
-                                original: Some(Original {
-                                    value: Text::Decoded("".into()),
-                                    content: span(start..end),
-                                    self_closing: true,
-                                    structured: false,
-                                }),
-                                edited: None,
-                            });
-                            continue;
-                        }
-                        Frame::Variable(open)
-                    }
-                    (Some(Frame::Variable(_)), _) => {
-                        if let Some(Frame::Variable(open)) = stack.last_mut() {
-                            open.start_decoding(source, start);
-                            open.structured = true;
-                        }
-                        Frame::Other
-                    }
-                    _ => Frame::Other,
-                };
-                if empty {
-                    // `<list name="X"/>` or `<listitem/>`: no closing tag; an edit adding to it
-                    // replaces the whole element (see `self_closed` and `Item::span`).
-                    continue;
-                }
-                stack.push(frame);
+            Event::Start(ref e) => p.start(e, start..end, false)?,
+            Event::Empty(ref e) => p.start(e, start..end, true)?,
+            Event::End(_) => p.end(start..end),
+            Event::Text(ref t) if matches!(p.stack.last(), Some(Frame::Variable(_))) => {
+                let raw = t.decode().map_err(|e| p.xml_error(start, e.to_string()))?;
+                p.text(start, &raw);
             }
-            Event::End(_) => match stack.pop() {
-                Some(Frame::Root) => root_close = Some(start),
-                Some(Frame::Section) => {
-                    let section = sections
-                        .last_mut()
-                        .expect("a Section frame has its section");
-                    section.close = Some(start);
-                    if let Some(table) = section
-                        .items
-                        .first_mut()
-                        .filter(|_| section.kind == SectionKind::Table)
-                    {
-                        table.close = Some(start);
-                        table.span = table.span.take().map(|s| s.start..end);
-                    }
-                }
-                Some(Frame::Item) => {
-                    let section = sections.last_mut().expect("an item is inside a section");
-                    let item = section
-                        .items
-                        .last_mut()
-                        .expect("an Item frame has its item");
-                    item.close = Some(start);
-                    item.span = item.span.take().map(|s| s.start..end);
-                }
-                Some(Frame::Variable(open)) => {
-                    let content = open.content_start..start;
-                    let value = if open.needs_decoding {
-                        Text::Decoded(open.decoded.into())
-                    } else {
-                        Text::Source(span(content.clone()))
-                    };
-                    let item = sections
-                        .last_mut()
-                        .and_then(|s| s.items.last_mut())
-                        .expect("variables are inside an item");
-                    item.vars.push(Variable {
-                        name: open.name,
-                        original: Some(Original {
-                            value,
-                            content: span(content),
-                            self_closing: false,
-                            structured: open.structured,
-                        }),
-                        edited: None,
-                    });
-                }
-                Some(Frame::Other) | None => {}
-            },
-            Event::Text(ref t) => {
-                if let Some(Frame::Variable(open)) = stack.last_mut() {
-                    let raw = t.decode().map_err(|e| xml_error(start, e.to_string()))?;
-                    if open.needs_decoding || raw.contains('\r') {
-                        open.start_decoding(source, start);
-                        // XML reads a CR LF in text, and a CR alone, as LF.
-                        open.decoded
-                            .push_str(&raw.replace("\r\n", "\n").replace('\r', "\n"));
-                    }
-                }
-            }
-            Event::GeneralRef(ref r) => {
-                if let Some(Frame::Variable(open)) = stack.last_mut() {
-                    open.start_decoding(source, start);
-                    let name = r.decode().map_err(|e| xml_error(start, e.to_string()))?;
-                    match r
-                        .resolve_char_ref()
-                        .map_err(|e| xml_error(start, e.to_string()))?
-                    {
-                        Some(c) => open.decoded.push(c),
-                        None => match quick_xml::escape::resolve_predefined_entity(&name) {
-                            Some(text) => open.decoded.push_str(text),
-                            None => {
-                                return Err(xml_error(start, format!("unknown entity &{name};")));
-                            }
-                        },
-                    }
-                }
-            }
+            Event::GeneralRef(ref r) => p.reference(start, r)?,
             Event::CData(ref c) => {
-                if let Some(Frame::Variable(open)) = stack.last_mut() {
+                if let Some(open) = p.open_variable() {
                     open.start_decoding(source, start);
                     open.decoded.push_str(&String::from_utf8_lossy(c));
                 }
             }
             Event::Comment(_) | Event::PI(_) => {
-                if let Some(Frame::Variable(open)) = stack.last_mut() {
+                if let Some(open) = p.open_variable() {
                     open.start_decoding(source, start);
                     open.structured = true;
                 }
             }
-            Event::Decl(_) | Event::DocType(_) => {}
+            Event::Text(_) | Event::Decl(_) | Event::DocType(_) => {}
             Event::Eof => break,
         }
     }
-    if !stack.is_empty() {
-        return Err(xml_error(
-            source.len(),
-            "unexpected end of file: an element is not closed".into(),
-        ));
-    }
-    let root_close = root_close.ok_or_else(|| xml_error(source.len(), "no root element".into()))?;
+    p.finish()
+}
 
-    // Fill in indentation the file gives no example of, one unit deeper each level.
-    for s in &sections {
-        if unit.is_none()
-            && let Some(step) = s.item_indent.strip_prefix(s.indent.as_str())
-            && !step.is_empty()
-        {
-            unit = Some(step.to_owned());
+/// The state of one streaming pass.
+struct Parser<'s> {
+    path: &'s Path,
+    source: &'s str,
+    stack: Vec<Frame>,
+    sections: Vec<Section>,
+    root_close: Option<usize>,
+    /// Items come in file order, so lines are counted forward from the previous one: the
+    /// offset and line counted to.
+    line_at: (usize, usize),
+}
+
+impl Parser<'_> {
+    fn xml_error(&self, at: usize, message: String) -> ConfigError {
+        let (line, column) = line_column(self.source.as_bytes(), at);
+        ConfigError::Xml {
+            path: self.path.to_owned(),
+            line,
+            column,
+            message,
         }
     }
-    let unit = unit.unwrap_or_else(|| "  ".to_owned());
-    for s in &mut sections {
-        if s.item_indent.is_empty() {
-            s.item_indent = format!("{}{unit}", s.indent);
+
+    fn structure(&self, at: usize, element: &str, message: &str) -> ConfigError {
+        ConfigError::Structure {
+            path: self.path.to_owned(),
+            line: line_column(self.source.as_bytes(), at).0,
+            element: element.to_owned(),
+            message: message.to_owned(),
         }
-        if s.var_indent.is_empty() {
-            s.var_indent = match s.kind {
-                SectionKind::List => format!("{}{unit}", s.item_indent),
-                SectionKind::Table => format!("{}{unit}", s.indent),
+    }
+
+    /// The line of `offset`, at or after the last one asked for.
+    fn line(&mut self, offset: usize) -> usize {
+        let newlines = self.source.as_bytes()[self.line_at.0..offset]
+            .iter()
+            .filter(|&&b| b == b'\n');
+        self.line_at = (offset, self.line_at.1 + newlines.count());
+        self.line_at.1
+    }
+
+    /// The `name` attribute: a span of the source, or its decoded text when it has references.
+    fn name_of(&self, e: &BytesStart, at: usize) -> Result<Text, ConfigError> {
+        let attr = (e.try_get_attribute("name"))
+            .map_err(|err| self.xml_error(at, err.to_string()))?
+            .ok_or_else(|| {
+                let element = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                self.structure(at, &element, "has no name attribute")
+            })?;
+        let raw = &attr.value;
+        let value_start = raw.as_ptr() as usize - self.source.as_ptr() as usize;
+        if raw.contains(&b'&') {
+            let value = attr
+                .unescape_value()
+                .map_err(|err| self.xml_error(at, err.to_string()))?;
+            Ok(Text::Decoded(value.into()))
+        } else {
+            Ok(Text::Source(span(value_start..value_start + raw.len())))
+        }
+    }
+
+    fn open_variable(&mut self) -> Option<&mut Open> {
+        match self.stack.last_mut() {
+            Some(Frame::Variable(open)) => Some(open),
+            _ => None,
+        }
+    }
+
+    /// A start tag (or an empty element) at `tag`.
+    fn start(&mut self, e: &BytesStart, tag: Range<usize>, empty: bool) -> Result<(), ConfigError> {
+        let in_table = self
+            .sections
+            .last()
+            .is_some_and(|s| s.kind == SectionKind::Table);
+        let frame = match (self.stack.last(), e.name().as_ref()) {
+            (None, _) => Frame::Root,
+            (Some(Frame::Root), b"list") => self.section(e, SectionKind::List, tag, empty)?,
+            (Some(Frame::Root), b"table") => self.section(e, SectionKind::Table, tag, empty)?,
+            (Some(Frame::Section), b"listitem") => self.item(tag),
+            (Some(Frame::Item), b"variable") => self.variable(e, tag, empty)?,
+            (Some(Frame::Section), b"variable") if in_table => self.variable(e, tag, empty)?,
+            (Some(Frame::Variable(_)), _) => {
+                let source = self.source;
+                if let Some(open) = self.open_variable() {
+                    open.start_decoding(source, tag.start);
+                    open.structured = true;
+                }
+                Frame::Other
+            }
+            _ => Frame::Other,
+        };
+        // `<list name="X"/>`, `<listitem/>`, `<variable/>`: no closing tag; an edit adding to
+        // it replaces the whole element (see `self_closed` and `Item::span`).
+        if !empty {
+            self.stack.push(frame);
+        }
+        Ok(())
+    }
+
+    /// A `<list>` or `<table>` of the root.
+    fn section(
+        &mut self,
+        e: &BytesStart,
+        kind: SectionKind,
+        tag: Range<usize>,
+        empty: bool,
+    ) -> Result<Frame, ConfigError> {
+        let name = self.name_of(e, tag.start)?.as_str(self.source).to_owned();
+        let mut section = Section {
+            kind,
+            name,
+            close: None,
+            // `<list name="Alias" />`: an empty list, expanded when added to.
+            self_closed: empty.then_some(tag.clone()),
+            indent: indent_before(self.source, tag.start).to_owned(),
+            item_indent: String::new(),
+            var_indent: String::new(),
+            items: Vec::new(),
+        };
+        if kind == SectionKind::Table {
+            // A table is one item: its variables are its children.
+            section
+                .items
+                .push(Item::opened(tag.clone(), self.line(tag.start)));
+        }
+        self.sections.push(section);
+        Ok(Frame::Section)
+    }
+
+    /// A `<listitem>` of a section: an item of a list (of a table, not interpreted).
+    fn item(&mut self, tag: Range<usize>) -> Frame {
+        let line = self.line(tag.start);
+        let section = self
+            .sections
+            .last_mut()
+            .expect("a Section frame has its section");
+        if section.kind != SectionKind::List {
+            return Frame::Other;
+        }
+        if section.items.is_empty() {
+            section.item_indent = indent_before(self.source, tag.start).to_owned();
+        }
+        section.items.push(Item::opened(tag, line));
+        Frame::Item
+    }
+
+    /// A `<variable>` of an item (or of a table); an empty one is complete here.
+    fn variable(
+        &mut self,
+        e: &BytesStart,
+        tag: Range<usize>,
+        empty: bool,
+    ) -> Result<Frame, ConfigError> {
+        let name = self.name_of(e, tag.start)?;
+        let section = self
+            .sections
+            .last_mut()
+            .expect("variables are inside a section");
+        if section.var_indent.is_empty() {
+            section.var_indent = indent_before(self.source, tag.start).to_owned();
+        }
+        if !empty {
+            let open = Open {
+                name,
+                content_start: tag.end,
+                decoded: String::new(),
+                needs_decoding: false,
+                structured: false,
             };
+            return Ok(Frame::Variable(open));
+        }
+        let item = section
+            .items
+            .last_mut()
+            .expect("variables are inside an item");
+        item.vars.push(Variable {
+            name,
+            original: Some(Original {
+                value: Text::Decoded("".into()),
+                content: span(tag),
+                self_closing: true,
+                structured: false,
+            }),
+            edited: None,
+        });
+        Ok(Frame::Other)
+    }
+
+    /// An end tag at `tag`: closes what its start opened.
+    fn end(&mut self, tag: Range<usize>) {
+        let section = self.sections.last_mut();
+        match (self.stack.pop(), section) {
+            (Some(Frame::Root), _) => self.root_close = Some(tag.start),
+            (Some(Frame::Section), Some(section)) => {
+                section.close = Some(tag.start);
+                if section.kind == SectionKind::Table
+                    && let Some(table) = section.items.first_mut()
+                {
+                    table.close = Some(tag.start);
+                    table.span = table.span.take().map(|s| s.start..tag.end);
+                }
+            }
+            (Some(Frame::Item), Some(section)) => {
+                let item = section
+                    .items
+                    .last_mut()
+                    .expect("an Item frame has its item");
+                item.close = Some(tag.start);
+                item.span = item.span.take().map(|s| s.start..tag.end);
+            }
+            (Some(Frame::Variable(open)), Some(section)) => {
+                let content = open.content_start..tag.start;
+                let value = if open.needs_decoding {
+                    Text::Decoded(open.decoded.into())
+                } else {
+                    Text::Source(span(content.clone()))
+                };
+                let item = section
+                    .items
+                    .last_mut()
+                    .expect("variables are inside an item");
+                item.vars.push(Variable {
+                    name: open.name,
+                    original: Some(Original {
+                        value,
+                        content: span(content),
+                        self_closing: false,
+                        structured: open.structured,
+                    }),
+                    edited: None,
+                });
+            }
+            _ => {}
         }
     }
-    Ok(Map {
-        sections,
-        root_close,
-        unit,
-    })
+
+    /// Text in a variable: decoded only when it differs from the source.
+    fn text(&mut self, start: usize, raw: &str) {
+        let source = self.source;
+        if let Some(open) = self.open_variable()
+            && (open.needs_decoding || raw.contains('\r'))
+        {
+            open.start_decoding(source, start);
+            // XML reads a CR LF in text, and a CR alone, as LF.
+            open.decoded
+                .push_str(&raw.replace("\r\n", "\n").replace('\r', "\n"));
+        }
+    }
+
+    /// A character or entity reference in a variable.
+    fn reference(&mut self, start: usize, r: &BytesRef) -> Result<(), ConfigError> {
+        if !matches!(self.stack.last(), Some(Frame::Variable(_))) {
+            return Ok(());
+        }
+        let name = r
+            .decode()
+            .map_err(|e| self.xml_error(start, e.to_string()))?;
+        let text = match r
+            .resolve_char_ref()
+            .map_err(|e| self.xml_error(start, e.to_string()))?
+        {
+            Some(c) => c.to_string(),
+            None => match quick_xml::escape::resolve_predefined_entity(&name) {
+                Some(text) => text.to_owned(),
+                None => return Err(self.xml_error(start, format!("unknown entity &{name};"))),
+            },
+        };
+        let source = self.source;
+        if let Some(open) = self.open_variable() {
+            open.start_decoding(source, start);
+            open.decoded.push_str(&text);
+        }
+        Ok(())
+    }
+
+    /// The map, once the whole file is read: every element closed, the indentation the file
+    /// gives no example of filled in, one unit deeper each level.
+    fn finish(mut self) -> Result<Map, ConfigError> {
+        let len = self.source.len();
+        if !self.stack.is_empty() {
+            let why = "unexpected end of file: an element is not closed";
+            return Err(self.xml_error(len, why.into()));
+        }
+        let Some(root_close) = self.root_close else {
+            return Err(self.xml_error(len, "no root element".into()));
+        };
+        let unit = (self.sections.iter())
+            .filter_map(|s| s.item_indent.strip_prefix(s.indent.as_str()))
+            .find(|step| !step.is_empty())
+            .unwrap_or("  ")
+            .to_owned();
+        for s in &mut self.sections {
+            if s.item_indent.is_empty() {
+                s.item_indent = format!("{}{unit}", s.indent);
+            }
+            if s.var_indent.is_empty() {
+                s.var_indent = match s.kind {
+                    SectionKind::List => format!("{}{unit}", s.item_indent),
+                    SectionKind::Table => format!("{}{unit}", s.indent),
+                };
+            }
+        }
+        Ok(Map {
+            sections: self.sections,
+            root_close,
+            unit,
+        })
+    }
 }
 
 /// The spaces and tabs before `offset` on its line, if nothing else precedes it there.
