@@ -75,9 +75,9 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
                 from: from.clone(),
                 to: to.clone(),
             },
-            Step::AppendLine {
+            Step::AppendLines {
                 path: "store/logs/config.log".into(),
-                line: kc_core::audit::line("kc-test", "Rename User"),
+                lines: vec![kc_core::audit::line("kc-test", "Rename User")],
             },
         ],
         warnings: vec![],
@@ -204,9 +204,9 @@ fn changes_are_undone_newest_first() {
     let second_plan = Plan {
         tool: "kc-test".into(),
         description: "a second change".into(),
-        steps: vec![Step::AppendLine {
+        steps: vec![Step::AppendLines {
             path: "store/logs/config.log".into(),
-            line: kc_core::audit::line("kc-test", "Second"),
+            lines: vec![kc_core::audit::line("kc-test", "Second")],
         }],
         warnings: vec![],
     };
@@ -323,9 +323,9 @@ fn another_plan() -> Plan {
     Plan {
         tool: "kc-test".into(),
         description: "another change".into(),
-        steps: vec![Step::AppendLine {
+        steps: vec![Step::AppendLines {
             path: "store/logs/config.log".into(),
-            line: kc_core::audit::line("kc-test", "Other change"),
+            lines: vec![kc_core::audit::line("kc-test", "Other change")],
         }],
         warnings: vec![],
     }
@@ -404,9 +404,9 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         tool: "kc-test".into(),
         description: "fill the disk".into(),
         steps: vec![
-            Step::AppendLine {
+            Step::AppendLines {
                 path: "store/logs/config.log".into(),
-                line: kc_core::audit::line("kc-test", "Big"),
+                lines: vec![kc_core::audit::line("kc-test", "Big")],
             },
             Step::write_file("store/big.bin", vec![7u8; bytes], Expect::Any),
         ],

@@ -92,13 +92,9 @@ pub fn steps(logs: &Path, tool: &str, config: &[String], warning: &[String]) -> 
     [(config, "config.log"), (warning, "warning.log")]
         .into_iter()
         .filter(|(lines, _)| !lines.is_empty())
-        .map(|(lines, file)| Step::AppendLine {
+        .map(|(lines, file)| Step::AppendLines {
             path: logs.join(file),
-            line: lines
-                .iter()
-                .map(|l| line(tool, l))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            lines: lines.iter().map(|l| line(tool, l)).collect(),
         })
         .collect()
 }
@@ -216,10 +212,10 @@ mod tests {
             &["a\nb".into(), "c".into()],
             &[],
         );
-        let [Step::AppendLine { path, line }] = steps.as_slice() else {
+        let [Step::AppendLines { path, lines }] = steps.as_slice() else {
             panic!("one step: {steps:?}")
         };
         assert_eq!(path, Path::new("store/logs/config.log"));
-        assert_eq!(line.lines().count(), 2, "{line}");
+        assert_eq!(lines.len(), 2, "{lines:?}");
     }
 }

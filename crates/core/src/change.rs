@@ -112,11 +112,15 @@ pub enum Step {
         #[serde(with = "encoded")]
         path: PathBuf,
     },
-    /// Append one line to a log (the audit lines of `store/logs/config.log`, `warning.log`).
-    AppendLine {
+    /// Append lines to a log (the audit lines of `store/logs/config.log`, `warning.log`).
+    /// Journals written before it took a list name it `append-line`, with one `line` that may
+    /// hold several.
+    #[serde(alias = "append-line")]
+    AppendLines {
         #[serde(with = "encoded")]
         path: PathBuf,
-        line: String,
+        #[serde(alias = "line", deserialize_with = "one_or_many")]
+        lines: Vec<String>,
     },
     /// Restore these paths from a backup (its chain: the full one, then the differential), in
     /// place: `kc-backup restore --in-place` as a change, undone like any other.
@@ -179,7 +183,7 @@ impl Step {
             Step::WriteFile { path, .. }
             | Step::CreateDir { path }
             | Step::RemoveDir { path }
-            | Step::AppendLine { path, .. } => vec![path],
+            | Step::AppendLines { path, .. } => vec![path],
             Step::Rename { from, to } => vec![from, to],
             Step::MoveFiles { moves } => moves
                 .iter()
@@ -203,7 +207,10 @@ impl Step {
             },
             Step::CreateDir { path } => format!("create directory {}", path.display()),
             Step::RemoveDir { path } => format!("remove {}", path.display()),
-            Step::AppendLine { path, line } => format!("append to {}: {line}", path.display()),
+            Step::AppendLines { path, lines } => match lines.as_slice() {
+                [line] => format!("append to {}: {line}", path.display()),
+                _ => format!("append {} lines to {}", lines.len(), path.display()),
+            },
             Step::Restore {
                 archives, paths, ..
             } => format!(
@@ -261,13 +268,13 @@ impl Plan {
         for step in &self.steps {
             match step {
                 // Many audit lines at once (an import): one line each, under a heading.
-                Step::AppendLine { path, line } if line.contains('\n') => {
-                    out.push(format!(
-                        "{lead}append {} lines to {}:",
-                        line.lines().count(),
-                        path.display()
-                    ));
-                    out.extend(line.lines().map(|l| format!("  {l}")));
+                Step::AppendLines { lines, .. } if lines.len() > 1 => {
+                    out.push(format!("{lead}{}:", step.describe()));
+                    out.extend(
+                        lines
+                            .iter()
+                            .map(|l| printable(&format!("  {l}")).into_owned()),
+                    );
                 }
                 // Many moves at once (a reindex): one line each, under a heading.
                 Step::MoveFiles { moves } if moves.len() > 1 => {
@@ -415,6 +422,20 @@ pub enum ChangeError {
         #[source]
         source: Box<ChangeError>,
     },
+}
+
+/// A list of lines, or (journals from before `AppendLines`) one string.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Lines {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Lines::One(line) => vec![line],
+        Lines::Many(lines) => lines,
+    })
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
@@ -691,7 +712,7 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
             archive::restore(&chain, &options, &crate::progress::Silent)?;
             Ok(())
         }
-        Step::AppendLine { path, line } => {
+        Step::AppendLines { path, lines } => {
             use std::os::unix::fs::OpenOptionsExt;
             let real = at(path)?;
             if let Some(parent) = real.parent() {
@@ -704,8 +725,8 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&real)
                 .map_err(io_at(&real))?;
-            f.write_all(format!("{line}\n").as_bytes())
-                .map_err(io_at(&real))?;
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            f.write_all(text.as_bytes()).map_err(io_at(&real))?;
             f.sync_all().map_err(io_at(&real))
         }
     }
@@ -1055,7 +1076,7 @@ fn prepare_append(
     i: usize,
     step: &Step,
 ) -> Result<(), ChangeError> {
-    let Step::AppendLine { path, .. } = step else {
+    let Step::AppendLines { path, .. } = step else {
         return Ok(());
     };
     let full = place(install, path)?;
@@ -1391,6 +1412,24 @@ mod tests {
     }
 
     #[test]
+    fn journals_of_the_one_line_form_still_read() {
+        let old = r#"{"step":"append-line","path":"store/logs/config.log","line":"a\nb"}"#;
+        let step: Step = serde_json::from_str(old).expect("the old form reads");
+        let path = PathBuf::from("store/logs/config.log");
+        let lines = vec!["a\nb".to_owned()];
+        assert_eq!(step, Step::AppendLines { path, lines });
+        let new = serde_json::to_string(&step).expect("serialises");
+        assert_eq!(
+            new,
+            r#"{"step":"append-lines","path":"store/logs/config.log","lines":["a\nb"]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Step>(&new).expect("reads back"),
+            step
+        );
+    }
+
+    #[test]
     fn a_path_with_an_escape_is_printed_escaped() {
         let plan = plan(vec![Step::RemoveDir {
             path: "store/mail/d/evil\u{1b}]0;owned\u{7}".into(),
@@ -1451,9 +1490,9 @@ mod tests {
             to: "store/mail/d/b".into(),
         };
         let inside_old = Step::create_file("store/mail/d/a/INBOX/status.fld", b"x".to_vec());
-        let log = Step::AppendLine {
+        let log = Step::AppendLines {
             path: "store/logs/config.log".into(),
-            line: "l".into(),
+            lines: vec!["l".into()],
         };
         let good = plan(vec![inside_old.clone(), rename.clone(), log.clone()]);
         good.check().expect("writes before the rename are fine");

@@ -282,9 +282,9 @@ pub fn plan(install: &Install, folders: &[Folder]) -> Plan {
     let mut steps = Vec::new();
     if !moves.is_empty() {
         steps.push(Step::MoveFiles { moves });
-        steps.push(Step::AppendLine {
+        steps.push(Step::AppendLines {
             path: Layout::new(install).config_log(),
-            line: lines.join("\n"),
+            lines,
         });
     }
     Plan {

@@ -214,7 +214,7 @@ fn a_crash_during_undo_leaves_every_config_file_and_the_next_undo_finishes_it() 
     let logs = journal
         .steps
         .iter()
-        .filter(|s| matches!(s, change::Step::AppendLine { .. }))
+        .filter(|s| matches!(s, change::Step::AppendLines { .. }))
         .count();
     let paths = journal.touched.len() - logs;
     assert!(paths >= 3, "a change of several paths: {paths}");

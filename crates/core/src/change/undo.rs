@@ -102,7 +102,7 @@ pub(crate) fn log_paths(steps: &[Step]) -> Vec<PathBuf> {
     let mut logs: Vec<PathBuf> = steps
         .iter()
         .filter_map(|s| match s {
-            Step::AppendLine { path, .. } => Some(path.clone()),
+            Step::AppendLines { path, .. } => Some(path.clone()),
             _ => None,
         })
         .collect();
@@ -595,11 +595,13 @@ fn spliced_logs(install: &Install, journal: &Journal) -> Result<Spliced, ChangeE
 pub(crate) fn journal_lines(journal: &Journal, log: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     for step in &journal.steps {
-        if let Step::AppendLine { path, line } = step
+        if let Step::AppendLines { path, lines } = step
             && path == log
         {
-            out.extend_from_slice(line.as_bytes());
-            out.push(b'\n');
+            for line in lines {
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
         }
     }
     out

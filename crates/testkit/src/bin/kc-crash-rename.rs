@@ -46,9 +46,9 @@ fn plan(root: &Path, address: &str, new: &str, line: &str) -> anyhow::Result<Pla
         from: mail.join(old),
         to: mail.join(new),
     });
-    steps.push(Step::AppendLine {
+    steps.push(Step::AppendLines {
         path: "store/logs/config.log".into(),
-        line: line.to_owned(),
+        lines: vec![line.to_owned()],
     });
     Ok(Plan {
         tool: "kc-crash-rename".into(),
