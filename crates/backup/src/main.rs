@@ -232,7 +232,7 @@ fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
                 kc_cli::outln!(
                     "{:<18} {:<20} {:<16} {:<24} {:<18} {}",
                     j.id,
-                    j.started.get(..19).unwrap_or(&j.started),
+                    j.started.strftime("%Y-%m-%dT%H:%M:%S").to_string(),
                     state(j.status),
                     j.tool,
                     j.backup,

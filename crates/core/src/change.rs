@@ -472,14 +472,14 @@ pub struct Journal {
     pub description: String,
     /// The pre-change backup's ID.
     pub backup: String,
-    pub started: String,
+    pub started: jiff::Timestamp,
     pub status: Status,
     pub steps: Vec<Step>,
     /// How many steps have completed.
     pub done: usize,
     #[serde(with = "encoded::list")]
     pub touched: Vec<PathBuf>,
-    pub undone: Option<String>,
+    pub undone: Option<jiff::Timestamp>,
     /// A log's length before the append of step N, so that a resumed append is not doubled.
     #[serde(default)]
     pub append_base: Option<(usize, u64)>,
@@ -963,7 +963,7 @@ pub fn apply_locked(
         tool: plan.tool.clone(),
         description: plan.description.clone(),
         backup: backup.meta.id.clone(),
-        started: jiff::Timestamp::now().to_string(),
+        started: jiff::Timestamp::now(),
         status: Status::Applying,
         steps: plan.steps.clone(),
         done: 0,
@@ -1199,7 +1199,7 @@ pub fn undo_target(install: &Install, which: Option<&str>) -> Result<Journal, Ch
     if let (Status::Undone, Some(when)) = (journal.status, &journal.undone) {
         return Err(ChangeError::AlreadyUndone {
             id: journal.id,
-            when: when.clone(),
+            when: when.to_string(),
         });
     }
     if journal.status == Status::RolledBack {
@@ -1271,7 +1271,7 @@ pub fn undo_with(
         warnings.extend(undo::swap(install, &mut journal, staged)?);
     }
     journal.status = Status::Undone;
-    journal.undone = Some(jiff::Timestamp::now().to_string());
+    journal.undone = Some(jiff::Timestamp::now());
     finish(install, &journal)?;
     Ok(Undone {
         change: journal.id,
