@@ -58,7 +58,8 @@ enum Command {
         base: Option<String>,
         #[arg(long, value_enum, default_value = "gzip")]
         compression: CompressionArg,
-        /// Compression level [default: 3 for gzip and for zstd]
+        /// Compression level, as `gzip -N` (0-9) or `zstd -N` [default: 6 for gzip, as gzip and
+        /// pigz; 3 for zstd]
         #[arg(long, value_name = "N")]
         level: Option<i32>,
         /// What to back up, as kmsrecover: all, cfg, mail, license, sslcert, settings, logs, queue

@@ -198,6 +198,8 @@ fn gnu_tar_extracts_gzip_and_zstd_backups_identically_and_sha256sum_accepts_them
         .expect("parses");
         assert_eq!(meta["kind"], "full");
         assert_eq!(meta["compression"], compression);
+        // The defaults: gzip's and pigz's own 6, zstd's own 3.
+        assert_eq!(meta["level"], if compression == "gzip" { 6 } else { 3 });
         assert!(
             meta["chunks"].as_array().expect("chunks").len() >= 3,
             "the 9 MiB file spans chunks"
@@ -208,6 +210,48 @@ fn gnu_tar_extracts_gzip_and_zstd_backups_identically_and_sha256sum_accepts_them
         );
         std::fs::remove_file(&archive).expect("rm");
     }
+}
+
+#[test]
+fn every_gzip_level_gives_an_archive_gnu_tar_extracts_smaller_as_the_level_rises() {
+    let inst = install();
+    let backups = tempfile::tempdir().expect("tempdir");
+    let mut sizes = Vec::new();
+    for level in ["0", "1", "9"] {
+        let dir = backups.path().join(format!("level-{level}"));
+        kc_backup(&inst.root)
+            .arg("--backup-dir")
+            .arg(&dir)
+            .args(["create", "--level", level])
+            .assert()
+            .success();
+        let archive = std::fs::read_dir(&dir)
+            .expect("backup dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+            .expect("archive");
+        let meta: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(format!("{}.json", archive.display())).expect("json"),
+        )
+        .expect("parses");
+        assert_eq!(meta["level"].to_string(), level);
+        let out = tempfile::tempdir().expect("tempdir");
+        let status = Std::new("tar")
+            .arg("-xzf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(out.path())
+            .status()
+            .expect("tar runs");
+        assert!(
+            status.success(),
+            "GNU tar extracts the level {level} archive"
+        );
+        assert_same_tree(&inst.root, out.path());
+        sizes.push(std::fs::metadata(&archive).expect("meta").len());
+    }
+    // Level 0 stores; 9 is smaller than 1.
+    assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
 }
 
 #[test]

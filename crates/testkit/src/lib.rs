@@ -51,6 +51,10 @@ pub struct Options {
     pub max_message_size: usize,
     /// Write the config files only, no store (for config-scale benchmarks).
     pub configs_only: bool,
+    /// Percent of attachments that are text documents (CSV, prose) in base64, which compress,
+    /// instead of random bytes (as PDFs, images and zipped office files), which do not. 0, the
+    /// default, writes the same bytes as before the option existed.
+    pub text_attachments: u8,
     /// The shapes of real installs to write; none by default.
     pub shapes: Shapes,
 }
@@ -64,6 +68,7 @@ impl Default for Options {
             seed: 1,
             max_message_size: 8 << 20,
             configs_only: false,
+            text_attachments: 0,
             shapes: Shapes::default(),
         }
     }
@@ -111,6 +116,7 @@ impl Options {
             seed: 2026,
             max_message_size: 128 << 10,
             configs_only: false,
+            text_attachments: 0,
             shapes: Shapes::default(),
         }
     }

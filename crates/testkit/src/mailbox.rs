@@ -141,20 +141,28 @@ fn draw_messages(rng: &mut ChaCha8Rng, draw: &Draw, folder: &str, n: usize) -> V
             };
             Message {
                 date,
-                text: message(rng, folder, &from, &to, date, size),
+                text: message(
+                    rng,
+                    folder,
+                    (&from, &to),
+                    date,
+                    size,
+                    options.text_attachments,
+                ),
             }
         })
         .collect()
 }
 
 /// An RFC 5322 message (or a vCard / iCalendar item in those folders) of about `size` bytes.
+/// `text_attachments` percent of its attachments (if it has one) are text documents.
 fn message(
     rng: &mut ChaCha8Rng,
     folder: &str,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     date: u64,
     size: usize,
+    text_attachments: u8,
 ) -> String {
     let mut m = String::with_capacity(size + 512);
     let id = rng.random::<u64>();
@@ -184,18 +192,36 @@ fn message(
             let subject = SUBJECTS[rng.random_range(0..SUBJECTS.len())];
             let _ = write!(m, "Subject: {subject}\r\n");
             if size > 24 * 1024 {
-                // Mostly an attachment: random bytes, base64 (incompressible, as real ones are).
+                // Mostly an attachment: random bytes, base64 (incompressible, as PDFs, images
+                // and zipped office files are); with `text_attachments`, some are text
+                // documents, which compress under their base64. No draw at 0: the default
+                // output stays what it was.
                 let boundary = format!("----=_Part_{id:x}");
                 let _ = write!(
                     m,
                     "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
                 );
                 text::words(rng, 1500, &mut m);
-                let _ = write!(
-                    m,
-                    "--{boundary}\r\nContent-Type: application/pdf; name=\"report-{id:x}.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
-                );
-                text::base64_lines(rng, (size.saturating_sub(m.len() + 64)) * 3 / 4, &mut m);
+                let raw = (size.saturating_sub(m.len() + 64)) * 3 / 4;
+                if text_attachments > 0 && rng.random_range(0..100u8) < text_attachments {
+                    let mut encoded = String::with_capacity(raw * 4 / 3 + raw / 38 + 4);
+                    let ext = text::base64_text_lines(rng, raw, &mut encoded);
+                    let mime = if ext == "csv" {
+                        "text/csv"
+                    } else {
+                        "text/plain"
+                    };
+                    let _ = write!(
+                        m,
+                        "--{boundary}\r\nContent-Type: {mime}; charset=utf-8; name=\"export-{id:x}.{ext}\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n{encoded}"
+                    );
+                } else {
+                    let _ = write!(
+                        m,
+                        "--{boundary}\r\nContent-Type: application/pdf; name=\"report-{id:x}.pdf\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment\r\n\r\n"
+                    );
+                    text::base64_lines(rng, (size.saturating_sub(m.len() + 64)) * 3 / 4, &mut m);
+                }
                 let _ = write!(m, "--{boundary}--\r\n");
             } else {
                 m.push_str("Content-Type: text/plain; charset=utf-8\r\n\r\n");

@@ -1,5 +1,7 @@
 //! Words, names and message bodies for synthetic mail.
 
+use std::fmt::Write as _;
+
 use base64::Engine;
 use rand::Rng;
 use rand::seq::IndexedRandom;
@@ -138,7 +140,42 @@ pub fn words(rng: &mut impl Rng, len: usize, out: &mut String) {
 pub fn base64_lines(rng: &mut impl Rng, len: usize, out: &mut String) {
     let mut raw = vec![0u8; len];
     rng.fill(&mut raw[..]);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
+    base64_wrap(&raw, out);
+}
+
+/// Appends a text document of `len` bytes as base64 in 76-column lines: a CSV export of
+/// invoices, or prose, as mailers attach them (compressible under the base64, unlike the
+/// random bytes of [`base64_lines`]). Returns the file name extension, `csv` or `txt`.
+pub fn base64_text_lines(rng: &mut impl Rng, len: usize, out: &mut String) -> &'static str {
+    let mut doc = String::with_capacity(len + 128);
+    let ext = if rng.random_bool(0.5) {
+        doc.push_str("date,customer,invoice,amount,status\r\n");
+        while doc.len() < len {
+            let _ = write!(
+                doc,
+                "2025-{:02}-{:02},{} {},INV-{:06},{}.{:02},{}\r\n",
+                rng.random_range(1..=12),
+                rng.random_range(1..=28),
+                FIRST_NAMES.choose(rng).expect("FIRST_NAMES is not empty"),
+                LAST_NAMES.choose(rng).expect("LAST_NAMES is not empty"),
+                rng.random_range(0..1_000_000),
+                rng.random_range(1..100_000),
+                rng.random_range(0..100),
+                ["paid", "open", "overdue"][rng.random_range(0..3)],
+            );
+        }
+        "csv"
+    } else {
+        words(rng, len, &mut doc);
+        "txt"
+    };
+    doc.truncate(len);
+    base64_wrap(doc.as_bytes(), out);
+    ext
+}
+
+fn base64_wrap(raw: &[u8], out: &mut String) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
     for chunk in encoded.as_bytes().chunks(76) {
         out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
         out.push_str("\r\n");

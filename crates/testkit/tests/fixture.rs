@@ -715,3 +715,91 @@ fn kc_fixture_flags_write_the_shapes_and_say_so() {
     assert!(assert.get_output().stdout.is_empty());
     assert!(!dir.path().join("y").exists());
 }
+
+/// Every attachment of the messages under `root`: its MIME part header, and its bytes decoded.
+fn attachments(root: &Path) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    for p in walkdir(root) {
+        if p.extension() != Some(OsStr::new("eml")) {
+            continue;
+        }
+        let text = String::from_utf8(std::fs::read(&p).expect("read")).expect("ASCII mail");
+        let Some(at) = text.find("Content-Transfer-Encoding: base64") else {
+            continue;
+        };
+        let head_start = text[..at].rfind("--").expect("a part boundary before it");
+        let body_start = at + text[at..].find("\r\n\r\n").expect("a blank line") + 4;
+        let body_end = body_start + text[body_start..].find("--").expect("the closing boundary");
+        let encoded: String = text[body_start..body_end]
+            .split("\r\n")
+            .inspect(|line| assert!(line.len() <= 76, "{}: line of {}", p.display(), line.len()))
+            .collect();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("valid base64");
+        out.push((text[head_start..at].to_owned(), decoded));
+    }
+    out
+}
+
+#[test]
+fn text_attachments_are_base64_documents_and_the_default_has_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        Command::cargo_bin("kc-fixture")
+            .expect("binary")
+            .arg("--out")
+            .arg(&out)
+            .args(["--users", "40", "--messages-per-user", "8"])
+            .args(extra)
+            .assert()
+            .success();
+        attachments(&out)
+    };
+    // The default, and 0 said aloud, write the same: random bytes as PDFs.
+    let plain = run("plain", &[]);
+    assert!(plain.len() >= 20, "{} attachments", plain.len());
+    assert_eq!(plain, run("zero", &["--text-attachments", "0"]));
+    for (head, _) in &plain {
+        assert!(head.contains("Content-Type: application/pdf;"), "{head}");
+    }
+    // All text: CSV exports and prose, both, each a printable ASCII document.
+    let text = run("text", &["--text-attachments", "100"]);
+    assert!(text.len() >= 20, "{} attachments", text.len());
+    let (mut csv, mut txt) = (0, 0);
+    for (head, doc) in &text {
+        assert!(
+            doc.iter()
+                .all(|b| b.is_ascii_graphic() || b" \r\n".contains(b)),
+            "{head}"
+        );
+        if head.contains("Content-Type: text/csv; charset=utf-8; name=\"export-") {
+            assert!(
+                doc.starts_with(b"date,customer,invoice,amount,status\r\n2025-"),
+                "{head}"
+            );
+            csv += 1;
+        } else {
+            assert!(
+                head.contains("Content-Type: text/plain; charset=utf-8; name=\"export-"),
+                "{head}"
+            );
+            assert!(head.contains(".txt\""), "{head}");
+            txt += 1;
+        }
+    }
+    assert!(csv > 0 && txt > 0, "{csv} CSV, {txt} text");
+
+    let refused = Command::cargo_bin("kc-fixture")
+        .expect("binary")
+        .arg("--out")
+        .arg(dir.path().join("over"))
+        .args(["--text-attachments", "101"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--text-attachments"), "{stderr}");
+    assert!(!dir.path().join("over").exists());
+}

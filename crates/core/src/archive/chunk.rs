@@ -2,7 +2,6 @@
 //! hash, tar-encode, compress) independently, so that chunks can be built on all cores.
 
 use std::ffi::OsStr;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -283,10 +282,18 @@ pub(crate) fn compress(
     };
     match compression {
         Compression::Gzip => {
-            let level = flate2::Compression::new(level.clamp(0, 9) as u32);
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(tar.len() / 2), level);
-            enc.write_all(tar).map_err(err)?;
-            enc.finish().map_err(err)
+            // libdeflate compresses a whole buffer at once into one gzip member; its levels
+            // follow gzip's (1 fastest, 9 smallest) and run faster than zlib's at a smaller size.
+            let level = libdeflater::CompressionLvl::new(level.clamp(0, 9))
+                .map_err(|e| err(std::io::Error::other(format!("gzip level {level}: {e:?}"))))?;
+            let mut c = libdeflater::Compressor::new(level);
+            let mut out = vec![0u8; c.gzip_compress_bound(tar.len())];
+            let n = c
+                .gzip_compress(tar, &mut out)
+                .map_err(|e| err(std::io::Error::other(format!("{e:?}"))))?;
+            out.truncate(n);
+            out.shrink_to_fit();
+            Ok(out)
         }
         Compression::Zstd => {
             let mut c = zstd::bulk::Compressor::new(level).map_err(err)?;

@@ -42,6 +42,12 @@ struct Cli {
     /// Write the config files only, no store
     #[arg(long)]
     configs_only: bool,
+    /// Percent of attachments that are text documents (CSV exports, prose) in base64, which
+    /// compress under the base64; the others are random bytes (as PDFs, images and zipped office
+    /// files). 0 writes the same bytes as without the option
+    #[arg(long, value_name = "PERCENT", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    text_attachments: u8,
     /// Write the committed demo install (fixtures/demo): its size and seed, ignoring the others
     /// (the shapes below still apply)
     #[arg(long)]
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
                 seed: cli.seed,
                 max_message_size: cli.max_message_size,
                 configs_only: cli.configs_only,
+                text_attachments: cli.text_attachments,
                 shapes,
             }
         };
