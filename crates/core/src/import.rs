@@ -2,13 +2,12 @@
 //! installation's users.cfg ([`read`]); every row validated against the file and the server,
 //! and every problem reported, before anything is planned ([`plan`]).
 
-mod password;
 mod read;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use password::{check_password, generate_password};
+pub use crate::password::{check_password, generate_password};
 pub use read::{Field, Migration, Row, read_csv, read_toml, read_users_cfg};
 
 use crate::account::{Names, check_name};
@@ -17,7 +16,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Config, ConfigError, list_tokens, view::Template};
 use crate::install::Install;
-use password::is_stored_form;
+use crate::password::is_stored_form;
 
 pub const TOOL: &str = "kc-bulk-import";
 

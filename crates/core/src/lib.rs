@@ -21,6 +21,7 @@
 //! - [`orphan`] finds mailboxes without accounts (and their kin) and plans their resolution.
 //! - [`import`] reads and validates account imports (CSV, TOML, another users.cfg) and plans them.
 //! - [`audit`] writes what the tools change into the server's own Config and Warning logs.
+//! - [`password`] checks passwords against the secure policy and generates them.
 //! - [`suggest`] names the closest known name when one given is not on the install.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 
@@ -33,6 +34,7 @@ pub mod guard;
 pub mod import;
 pub mod install;
 pub mod orphan;
+pub mod password;
 pub mod progress;
 pub mod reindex;
 pub mod rename;

@@ -641,7 +641,7 @@ impl<'a> Resolution<'a> {
         }
         // Never an empty password: an admin who enables the account later without setting
         // one would open it to anyone. A random one nobody knows.
-        let password = format!("NUL:{}", crate::import::generate_password(&addr.name));
+        let password = format!("NUL:{}", crate::password::generate_password(&addr.name));
         self.config.users.add_item(
             USER.list,
             &[

@@ -2,7 +2,7 @@
 
 /// Whether a password value is already in a server form (`D3S:…`, `NUL:…`, another `XYZ:`
 /// prefix) and is copied verbatim.
-pub(super) fn is_stored_form(value: &str) -> bool {
+pub(crate) fn is_stored_form(value: &str) -> bool {
     value.len() >= 4
         && value.as_bytes()[3] == b':'
         && value.as_bytes()[..3]
