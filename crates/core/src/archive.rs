@@ -19,6 +19,7 @@ mod pipeline;
 mod read;
 mod scan;
 mod select;
+mod sorted;
 mod write;
 
 use std::path::{Path, PathBuf};

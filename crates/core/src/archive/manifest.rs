@@ -35,52 +35,107 @@ pub fn line(hex: &str, path: &[u8]) -> Vec<u8> {
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
     let mut out = Vec::new();
     for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        if raw.is_empty() {
-            continue;
+        if let Some(parsed) = parse_line(path, n + 1, raw)? {
+            out.push(parsed);
         }
-        let invalid = || ArchiveError::Invalid {
-            path: path.to_owned(),
-            message: format!("line {}: not a sha256sum line", n + 1),
-        };
-        let (escaped, raw) = match raw.strip_prefix(b"\\") {
-            Some(rest) => (true, rest),
-            None => (false, raw),
-        };
-        if raw.len() < 66 || &raw[64..66] != b"  " {
-            return Err(invalid());
-        }
-        let hex = std::str::from_utf8(&raw[..64])
-            .map_err(|_| invalid())?
-            .to_owned();
-        let name = &raw[66..];
-        let name = if escaped {
-            let mut out = Vec::with_capacity(name.len());
-            let mut it = name.iter();
-            while let Some(&b) = it.next() {
-                if b == b'\\' {
-                    match it.next() {
-                        Some(b'\\') => out.push(b'\\'),
-                        Some(b'n') => out.push(b'\n'),
-                        Some(b'r') => out.push(b'\r'),
-                        _ => return Err(invalid()),
-                    }
-                } else {
-                    out.push(b);
-                }
-            }
-            out
-        } else {
-            name.to_vec()
-        };
-        out.push((hex, name));
     }
     Ok(out)
 }
 
-/// Reads and parses the manifest file at `path`.
+/// One line (without its newline), numbered from 1 for the error; `None` for an empty line.
+fn parse_line(
+    path: &Path,
+    number: usize,
+    raw: &[u8],
+) -> Result<Option<(String, Vec<u8>)>, ArchiveError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || ArchiveError::Invalid {
+        path: path.to_owned(),
+        message: format!("line {number}: not a sha256sum line"),
+    };
+    let (escaped, raw) = match raw.strip_prefix(b"\\") {
+        Some(rest) => (true, rest),
+        None => (false, raw),
+    };
+    if raw.len() < 66 || &raw[64..66] != b"  " {
+        return Err(invalid());
+    }
+    let hex = std::str::from_utf8(&raw[..64])
+        .map_err(|_| invalid())?
+        .to_owned();
+    let name = &raw[66..];
+    let name = if escaped {
+        let mut out = Vec::with_capacity(name.len());
+        let mut it = name.iter();
+        while let Some(&b) = it.next() {
+            if b == b'\\' {
+                match it.next() {
+                    Some(b'\\') => out.push(b'\\'),
+                    Some(b'n') => out.push(b'\n'),
+                    Some(b'r') => out.push(b'\r'),
+                    _ => return Err(invalid()),
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        out
+    } else {
+        name.to_vec()
+    };
+    Ok(Some((hex, name)))
+}
+
+/// Reads and parses the manifest file at `path`, whole: for small manifests (a pre-change
+/// backup's). A backup's own manifest is read with [`Reader`], a line at a time.
 pub fn read(path: &Path) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
     let bytes = fs_err::read(path).map_err(super::io_err(path))?;
     parse(path, &bytes)
+}
+
+/// A manifest read a line at a time: memory does not grow with the number of files.
+pub struct Reader {
+    path: std::path::PathBuf,
+    input: std::io::BufReader<std::fs::File>,
+    line: Vec<u8>,
+    number: usize,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader, ArchiveError> {
+        let file = std::fs::File::open(path).map_err(super::io_err(path))?;
+        Ok(Reader {
+            path: path.to_owned(),
+            input: std::io::BufReader::with_capacity(1 << 16, file),
+            line: Vec::new(),
+            number: 0,
+        })
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<(String, Vec<u8>), ArchiveError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::BufRead;
+        loop {
+            self.line.clear();
+            match self.input.read_until(b'\n', &mut self.line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(super::io_err(&self.path)(e))),
+            }
+            self.number += 1;
+            let raw = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            match parse_line(&self.path, self.number, raw) {
+                Ok(None) => continue,
+                Ok(Some(parsed)) => return Some(Ok(parsed)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// A path's bytes as JSON-safe text (see the module docs).

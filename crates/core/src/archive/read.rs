@@ -255,8 +255,7 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
 /// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
 /// the manifest lists exactly the archive's files.
 pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    let listed = manifest::read(&backup.manifest_path())?;
-    let mut expected: HashMap<Vec<u8>, String> = listed.into_iter().map(|(h, p)| (p, h)).collect();
+    let mut expected = Matcher::new(manifest::Reader::open(&backup.manifest_path())?);
     let mut report = VerifyReport::default();
     // The archive's symbolic links, to find entries (and deletions) below one: restoring them
     // would write through the link.
@@ -275,17 +274,7 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     let mut record = |report: &mut VerifyReport, path: Vec<u8>, digest: String, size: u64| {
         report.files += 1;
         report.bytes += size;
-        match expected.remove(&path) {
-            Some(want) if want == digest => {}
-            Some(_) => report.damage.push(format!(
-                "{}: content differs from the manifest",
-                String::from_utf8_lossy(&path)
-            )),
-            None => report.damage.push(format!(
-                "{}: in the archive but not in the manifest",
-                String::from_utf8_lossy(&path)
-            )),
-        }
+        expected.record(path, digest, &mut report.damage)
     };
     super::pipeline::in_order(
         jobs,
@@ -306,17 +295,23 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
                     links.insert(trimmed);
                 }
             }
+            // A split file ends in this chunk: the writer lists it after the chunk's own files,
+            // and so does this, so that the manifest is read in step.
+            let mut ended = None;
             if let Some((path, size, remaining, mut hasher)) = pending.take() {
                 let take = (remaining as usize).min(checked.lead.len());
                 hasher.update(&checked.lead[..take]);
                 if take as u64 == remaining {
-                    record(&mut report, path, hex(&hasher.finalize()), size);
+                    ended = Some((path, hex(&hasher.finalize()), size));
                 } else {
                     pending = Some((path, size, remaining - take as u64, hasher));
                 }
             }
             for (path, digest, size) in checked.files {
-                record(&mut report, path, digest, size);
+                record(&mut report, path, digest, size)?;
+            }
+            if let Some((path, digest, size)) = ended {
+                record(&mut report, path, digest, size)?;
             }
             if let Some((path, size, data)) = checked.tail {
                 let mut hasher = Sha256::new();
@@ -342,15 +337,121 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
             ));
         }
     }
-    let mut missing: Vec<_> = expected.into_keys().collect();
-    missing.sort();
-    for path in missing {
-        report.damage.push(format!(
-            "{}: in the manifest but not in the archive",
-            String::from_utf8_lossy(&path)
-        ));
-    }
+    expected.finish(&mut report.damage)?;
     Ok(report)
+}
+
+/// A manifest line, read: the end, one that matched a file set aside, or one still open (path,
+/// digest).
+enum Line {
+    End,
+    Settled,
+    Open(Vec<u8>, String),
+}
+
+/// Lines of the manifest read ahead to find a file that is not the next one listed.
+const LOOKAHEAD: usize = 64;
+
+/// The manifest, read in step with the archive's files. A whole backup lists its files in the
+/// order they were written, so each file is the next line and memory stays flat; a file listed
+/// elsewhere (a manifest edited, or damaged) is looked for a few lines ahead, and what is
+/// still unmatched is kept aside until the end: memory then grows with the damage only.
+struct Matcher {
+    lines: manifest::Reader,
+    /// Lines read ahead, not matched yet: path, digest.
+    ahead: HashMap<Vec<u8>, String>,
+    /// Files of the archive not found in the manifest so far: path, digest.
+    unlisted: HashMap<Vec<u8>, String>,
+}
+
+impl Matcher {
+    fn new(lines: manifest::Reader) -> Matcher {
+        Matcher {
+            lines,
+            ahead: HashMap::new(),
+            unlisted: HashMap::new(),
+        }
+    }
+
+    fn compare(path: &[u8], want: &str, got: &str, damage: &mut Vec<String>) {
+        if want != got {
+            damage.push(format!(
+                "{}: content differs from the manifest",
+                String::from_utf8_lossy(path)
+            ));
+        }
+    }
+
+    /// Reads the next line; one that matches a file already set aside is settled at once.
+    fn read_line(&mut self, damage: &mut Vec<String>) -> Result<Line, ArchiveError> {
+        let Some(line) = self.lines.next() else {
+            return Ok(Line::End);
+        };
+        let (want, path) = line?;
+        if let Some(got) = self.unlisted.remove(&path) {
+            Matcher::compare(&path, &want, &got, damage);
+            return Ok(Line::Settled);
+        }
+        Ok(Line::Open(path, want))
+    }
+
+    /// One file of the archive, with the digest of its bytes.
+    fn record(
+        &mut self,
+        path: Vec<u8>,
+        digest: String,
+        damage: &mut Vec<String>,
+    ) -> Result<(), ArchiveError> {
+        if let Some(want) = self.ahead.remove(&path) {
+            Matcher::compare(&path, &want, &digest, damage);
+            return Ok(());
+        }
+        for _ in 0..LOOKAHEAD {
+            match self.read_line(damage)? {
+                Line::End => break,
+                Line::Settled => {}
+                Line::Open(listed, want) if listed == path => {
+                    Matcher::compare(&path, &want, &digest, damage);
+                    return Ok(());
+                }
+                Line::Open(listed, want) => {
+                    self.ahead.insert(listed, want);
+                }
+            }
+        }
+        self.unlisted.insert(path, digest);
+        Ok(())
+    }
+
+    /// The rest of the manifest: what is left on either side is damage.
+    fn finish(mut self, damage: &mut Vec<String>) -> Result<(), ArchiveError> {
+        loop {
+            match self.read_line(damage)? {
+                Line::End => break,
+                Line::Settled => {}
+                Line::Open(path, want) => {
+                    self.ahead.insert(path, want);
+                }
+            }
+        }
+        let mut unlisted: Vec<_> = self.unlisted.into_keys().collect();
+        unlisted.sort();
+        for path in unlisted {
+            damage.push(format!(
+                "{}: in the archive but not in the manifest",
+                String::from_utf8_lossy(&path)
+            ));
+        }
+        let mut missing: Vec<_> = self.ahead.into_keys().collect();
+        missing.sort();
+        for path in missing {
+            damage.push(format!(
+                "{}: in the manifest but not in the archive",
+                String::from_utf8_lossy(&path)
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Compares the manifest with the live install: files changed or missing since. The backup's
@@ -360,51 +461,61 @@ pub fn verify_against_live(
     install: &crate::install::Install,
     progress: &dyn Progress,
 ) -> Result<VerifyReport, ArchiveError> {
-    let listed = manifest::read(&backup.manifest_path())?;
     progress.start(
         "comparing with the live tree",
-        Some(listed.len() as u64),
+        Some(backup.meta.files),
         Unit::Items,
     );
-    let results: Vec<(u64, Option<String>)> = listed
-        .par_iter()
-        .map(|(want, path)| {
-            let logical = Path::new(OsStr::from_bytes(path));
-            let live = match logical.strip_prefix(&backup.meta.store_prefix) {
-                Ok(rest) => install.store.join(rest),
-                Err(_) => install.root.join(logical),
-            };
-            let hashed = super::sha256_file(&live);
-            let outcome = match hashed {
-                Ok((bytes, digest)) if digest == *want => (bytes, None),
-                Ok((bytes, _)) => (
-                    bytes,
-                    Some(format!(
-                        "{}: changed since the backup",
-                        String::from_utf8_lossy(path)
-                    )),
-                ),
-                Err(_) => (
-                    0,
-                    Some(format!(
-                        "{}: missing from the live tree",
-                        String::from_utf8_lossy(path)
-                    )),
-                ),
-            };
-            progress.advance(1);
-            outcome
-        })
-        .collect();
-    progress.finish();
+    let compare = |(want, path): &(String, Vec<u8>)| -> (u64, Option<String>) {
+        let logical = Path::new(OsStr::from_bytes(path));
+        let live = match logical.strip_prefix(&backup.meta.store_prefix) {
+            Ok(rest) => install.store.join(rest),
+            Err(_) => install.root.join(logical),
+        };
+        let outcome = match super::sha256_file(&live) {
+            Ok((bytes, digest)) if digest == *want => (bytes, None),
+            Ok((bytes, _)) => (
+                bytes,
+                Some(format!(
+                    "{}: changed since the backup",
+                    String::from_utf8_lossy(path)
+                )),
+            ),
+            Err(_) => (
+                0,
+                Some(format!(
+                    "{}: missing from the live tree",
+                    String::from_utf8_lossy(path)
+                )),
+            ),
+        };
+        progress.advance(1);
+        outcome
+    };
+    // The manifest in batches, each hashed on all cores: memory does not grow with the files.
     let mut report = VerifyReport::default();
-    for (bytes, problem) in results {
-        report.files += 1;
-        report.bytes += bytes;
-        report.damage.extend(problem);
+    let mut lines = manifest::Reader::open(&backup.manifest_path())?;
+    loop {
+        let batch = lines
+            .by_ref()
+            .take(LIVE_BATCH)
+            .collect::<Result<Vec<_>, _>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        let results: Vec<(u64, Option<String>)> = batch.par_iter().map(compare).collect();
+        for (bytes, problem) in results {
+            report.files += 1;
+            report.bytes += bytes;
+            report.damage.extend(problem);
+        }
     }
+    progress.finish();
     Ok(report)
 }
+
+/// Manifest lines compared with the live tree at a time.
+const LIVE_BATCH: usize = 4096;
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]

@@ -54,6 +54,8 @@ pub struct Walker {
     skip_unreadable: bool,
     /// Where the store is in the archive.
     pub store_prefix: String,
+    /// The store is outside the install root: walked last, as `store/`.
+    pub store_outside: bool,
 }
 
 /// What a directory's walk found: its entries in order, and what it skipped.
@@ -90,6 +92,7 @@ pub fn units(
         excluded,
         skip_unreadable,
         store_prefix,
+        store_outside,
     };
     let mut out = Vec::new();
     walker.units(&root, b"", 0, &mut out)?;

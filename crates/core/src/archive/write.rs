@@ -6,7 +6,6 @@
 //! gzip member or zstd frame. One writer thread appends them in order. At most a fixed number of
 //! chunks are in flight (a ticket channel), so memory does not grow with the store.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::{Built, Piece, Planner, build_chunk, end_of_archive, hex};
 use super::partial::Partial;
 use super::scan::{self, Entry, EntryKind, Unit};
+use super::sorted::{Sorted, Sorter, WalkOrder, budget};
 use super::{
     ArchiveError, Backup, ChunkMeta, Compression, FORMAT, Kind, Mask, Meta, Selection, Skipped,
     encode_path, io_err, manifest, pipeline, sidecar, stamp,
@@ -110,17 +110,22 @@ pub fn create(
         (walker, units) = scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
     }
     let store_prefix = walker.store_prefix.clone();
-    let diff = match options.kind {
-        Kind::Diff => Some(DiffBase::load(options.base.as_ref().ok_or_else(|| {
-            ArchiveError::Invalid {
-                path: backup_dir.to_owned(),
-                message: "a differential needs a full backup to be based on".into(),
-            }
-        })?)?),
-        _ => None,
-    };
     // Private: users.cfg's passwords can be decrypted by anyone who reads it (KERIO-FORMAT.md §2).
     crate::change::private_dir(backup_dir).map_err(io_err(backup_dir))?;
+    let order = WalkOrder {
+        store_last: walker.store_outside,
+    };
+    let diff = match options.kind {
+        Kind::Diff => Some(DiffBase::load(
+            options.base.as_ref().ok_or_else(|| ArchiveError::Invalid {
+                path: backup_dir.to_owned(),
+                message: "a differential needs a full backup to be based on".into(),
+            })?,
+            order,
+            backup_dir,
+        )?),
+        _ => None,
+    };
     let id = fresh_id(backup_dir, options.kind);
     let archive = backup_dir.join(format!("{id}.{}", options.compression.extension()));
     let partial = sidecar(&archive, "partial");
@@ -141,14 +146,18 @@ pub fn create(
     let out = private_file(&partial)?;
     // From here on, an error, a signal or the next run removes what was written.
     let mut unfinished = Partial::new(&partial)?;
-    let mut writer = ChunkWriter::new(out);
+    // The manifest goes to an unnamed file as the chunks are appended, never whole in memory;
+    // it is copied to its name with the other sidecars. Unnamed, it is gone with the process
+    // however that ends: a stopped run leaves only the archive's `.partial`, as before.
+    let lines = tempfile::tempfile_in(backup_dir).map_err(io_err(backup_dir))?;
+    let mut writer = ChunkWriter::new(out, fs_err::File::from_parts(lines, backup_dir));
     let walker = Arc::new(walker);
-    let diff_ref = diff.as_ref();
     let planned = std::thread::scope(|s| {
         let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<Piece>>(in_flight);
         let planner = s.spawn(move || -> Result<Planned, ArchiveError> {
             let mut planner = Planner::new(chunk_size);
             let mut planned = Planned::default();
+            let mut diff = diff;
             let mut ready = Vec::new();
             let jobs = units.into_iter().map(|unit| {
                 let walker = Arc::clone(&walker);
@@ -168,13 +177,10 @@ pub fn create(
                     let (entries, skipped) = found?;
                     planned.skipped.extend(skipped);
                     for e in entries {
-                        if let Some(d) = diff_ref {
-                            if e.kind == EntryKind::File {
-                                planned.present.insert(e.path.clone());
-                            }
-                            if !d.takes(&e) {
-                                continue;
-                            }
+                        if let Some(d) = diff.as_mut()
+                            && !d.takes(&e)?
+                        {
+                            continue;
                         }
                         if e.kind == EntryKind::File {
                             planned.total += e.size;
@@ -192,6 +198,7 @@ pub fn create(
                 chunk_tx.send(chunk).map_err(|_| stopped())?;
             }
             progress.set_total(planned.total);
+            planned.deleted = diff.map(DiffBase::deleted).transpose()?;
             Ok(planned)
         });
         let jobs = chunk_rx
@@ -210,12 +217,9 @@ pub fn create(
     progress.finish();
     progress.start("syncing", None, ProgressUnit::Items);
     let written = writer.finish();
-    let (chunk_meta, manifest_lines, skipped_in_build, archive_bytes, file_bytes, counts) =
-        written?;
+    let (chunk_meta, lines, skipped_in_build, archive_bytes, file_bytes, counts) = written?;
     progress.finish();
-    let deleted = diff
-        .map(|d| d.deleted(&planned.present))
-        .unwrap_or_default();
+    let deleted = planned.deleted.unwrap_or_default();
 
     let mut skipped = planned.skipped;
     skipped.extend(skipped_in_build);
@@ -260,7 +264,7 @@ pub fn create(
     let meta_partial = sidecar(&meta_path, "partial");
     unfinished.add(&manifest_partial);
     unfinished.add(&meta_partial);
-    write_synced(&manifest_partial, &manifest_lines)?;
+    copy_synced(lines, &manifest_partial)?;
     let json = serde_json::to_vec_pretty(&meta).expect("Meta serialises");
     write_synced(&meta_partial, &json)?;
 
@@ -285,64 +289,115 @@ pub fn create(
     Ok(Backup { archive, meta })
 }
 
-/// What the writer hands back: chunk index, manifest, skipped files, archive bytes, file
-/// bytes, entry counts by kind.
-type Written = (Vec<ChunkMeta>, Vec<u8>, Vec<Skipped>, u64, u64, [u64; 3]);
+/// What the writer hands back: chunk index, the manifest's unnamed file, skipped files, archive
+/// bytes, file bytes, entry counts by kind.
+type Written = (
+    Vec<ChunkMeta>,
+    std::fs::File,
+    Vec<Skipped>,
+    u64,
+    u64,
+    [u64; 3],
+);
 
 /// What the planner learnt from the walk.
 #[derive(Debug, Default)]
 struct Planned {
     total: u64,
     skipped: Vec<Skipped>,
-    /// Every file path found, for a differential's deletions.
-    present: HashSet<Vec<u8>>,
+    /// A differential's deletions: the base's files the walk did not find, encoded, sorted.
+    deleted: Option<Vec<String>>,
 }
 
-/// What a differential compares with: the base's files and when its scan began.
-#[derive(Debug)]
+/// What a differential compares with: the base's files, sorted in walk order (on disk when they
+/// do not fit the budget), read in step with the walk; and when the base's scan began.
 struct DiffBase {
-    in_base: HashSet<Vec<u8>>,
+    base: std::iter::Peekable<Sorted>,
+    order: WalkOrder,
     since: i64,
+    /// The last file the walk gave, as a key: the merge is only right if the walk is in order.
+    last: Option<Vec<u8>>,
+    /// The base's files the walk went past without finding: deleted since.
+    gone: Vec<Vec<u8>>,
 }
 
 impl DiffBase {
-    fn load(base: &Backup) -> Result<DiffBase, ArchiveError> {
+    fn load(base: &Backup, order: WalkOrder, temp_dir: &Path) -> Result<DiffBase, ArchiveError> {
+        let mut sorter = Sorter::new(temp_dir, budget());
+        for line in manifest::Reader::open(&base.manifest_path())? {
+            sorter.push(order.key(&line?.1))?;
+        }
         Ok(DiffBase {
-            in_base: manifest::read(&base.manifest_path())?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect(),
+            base: sorter.finish()?.peekable(),
+            order,
             // Anything whose mtime or ctime is not clearly before the base's scan began. The
             // margin covers the kernel's coarse file clock; taking a file too many costs
             // little, one too few loses it.
             since: base.meta.scan_started - 1,
+            last: None,
+            gone: Vec::new(),
         })
     }
 
-    /// Whether the differential takes this entry (directories and links always).
-    fn takes(&self, e: &Entry) -> bool {
-        e.kind != EntryKind::File || !self.in_base.contains(&e.path) || e.changed >= self.since
+    /// Takes the base's files that come before `key` in walk order (deleted, unless `key`
+    /// is one of them); whether the base holds `key`.
+    fn advance_to(&mut self, key: Option<&[u8]>) -> Result<bool, ArchiveError> {
+        let mut found = false;
+        while let Some(next) = self.base.peek() {
+            let next = match next {
+                Ok(n) => n,
+                Err(_) => {
+                    return Err(self
+                        .base
+                        .next()
+                        .and_then(Result::err)
+                        .expect("peeked an error"));
+                }
+            };
+            match key.map(|k| next.as_slice().cmp(k)) {
+                Some(std::cmp::Ordering::Greater) => break,
+                Some(std::cmp::Ordering::Equal) => found = true,
+                _ => self.gone.push(WalkOrder::path(next)),
+            }
+            self.base.next();
+        }
+        Ok(found)
     }
 
-    /// The base's files that are gone, encoded, sorted.
-    fn deleted(&self, present: &HashSet<Vec<u8>>) -> Vec<String> {
-        let mut gone: Vec<&Vec<u8>> = self
-            .in_base
-            .iter()
-            .filter(|p| !present.contains(*p))
-            .collect();
+    /// Whether the differential takes this entry (directories and links always).
+    fn takes(&mut self, e: &Entry) -> Result<bool, ArchiveError> {
+        if e.kind != EntryKind::File {
+            return Ok(true);
+        }
+        let key = self.order.key(&e.path);
+        if self.last.as_ref().is_some_and(|last| *last >= key) {
+            // A deletion must never be recorded for a file that is there: refuse rather.
+            return Err(ArchiveError::Invalid {
+                path: e.abs.clone(),
+                message: "the walk went out of order; no differential was written".into(),
+            });
+        }
+        let in_base = self.advance_to(Some(&key))?;
+        self.last = Some(key);
+        Ok(!in_base || e.changed >= self.since)
+    }
+
+    /// The base's files that are gone, encoded, sorted bytewise.
+    fn deleted(mut self) -> Result<Vec<String>, ArchiveError> {
+        self.advance_to(None)?;
+        let mut gone = std::mem::take(&mut self.gone);
         gone.sort();
-        gone.into_iter().map(|p| encode_path(p)).collect()
+        Ok(gone.into_iter().map(|p| encode_path(&p)).collect())
     }
 }
 
-/// Appends built chunks in order, records where each lies, and collects the manifest (hashing
+/// Appends built chunks in order, records where each lies, and writes the manifest (hashing
 /// split files, whose pieces come from several chunks).
 struct ChunkWriter {
     path: PathBuf,
     out: std::io::BufWriter<fs_err::File>,
     metas: Vec<ChunkMeta>,
-    lines: Vec<u8>,
+    manifest: std::io::BufWriter<fs_err::File>,
     skipped: Vec<Skipped>,
     offset: u64,
     tar_offset: u64,
@@ -353,12 +408,12 @@ struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    fn new(out: fs_err::File) -> ChunkWriter {
+    fn new(out: fs_err::File, manifest: fs_err::File) -> ChunkWriter {
         ChunkWriter {
             path: out.path().to_owned(),
             out: std::io::BufWriter::with_capacity(1 << 20, out),
             metas: Vec::new(),
-            lines: Vec::new(),
+            manifest: std::io::BufWriter::with_capacity(1 << 16, manifest),
             skipped: Vec::new(),
             offset: 0,
             tar_offset: 0,
@@ -386,7 +441,9 @@ impl ChunkWriter {
             *c += n;
         }
         for (path, hexed) in &built.digests {
-            self.lines.extend(manifest::line(hexed, path));
+            self.manifest
+                .write_all(&manifest::line(hexed, path))
+                .map_err(io_err(self.manifest.get_ref().path()))?;
         }
         for (path, size, data) in built.split {
             if self.split.as_ref().map(|(p, _, _)| p) != Some(&path) {
@@ -397,8 +454,9 @@ impl ChunkWriter {
             *hashed += data.len() as u64;
             if *hashed == size {
                 let (path, hasher, _) = self.split.take().expect("set just above");
-                self.lines
-                    .extend(manifest::line(&hex(&hasher.finalize()), &path));
+                self.manifest
+                    .write_all(&manifest::line(&hex(&hasher.finalize()), &path))
+                    .map_err(io_err(self.manifest.get_ref().path()))?;
             }
         }
         self.skipped.extend(built.skipped);
@@ -412,9 +470,13 @@ impl ChunkWriter {
             .into_inner()
             .map_err(|e| io_err(&path)(e.into_error()))?;
         file.sync_all().map_err(io_err(&path))?;
+        let manifest = self
+            .manifest
+            .into_inner()
+            .map_err(|e| io_err(&path)(e.into_error()))?;
         Ok((
             self.metas,
-            self.lines,
+            manifest.into_parts().0,
             self.skipped,
             self.offset,
             self.file_bytes,
@@ -436,6 +498,15 @@ fn private_file(path: &Path) -> Result<fs_err::File, ArchiveError> {
     file.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(io_err(path))?;
     Ok(fs_err::File::from_parts(file, path))
+}
+
+/// Copies the manifest's unnamed file, from its start, to `path`, synced.
+fn copy_synced(mut from: std::fs::File, path: &Path) -> Result<(), ArchiveError> {
+    use std::io::Seek;
+    from.rewind().map_err(io_err(path))?;
+    let mut f = private_file(path)?;
+    std::io::copy(&mut from, f.file_mut()).map_err(io_err(path))?;
+    f.sync_all().map_err(io_err(path))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
