@@ -103,21 +103,23 @@ fn main() -> ExitCode {
                 out.display()
             );
         }
-        let (rows, migration) = match (&cli.file, &cli.from_users_cfg) {
-            (_, Some(cfg)) => import::read_users_cfg(cfg, cli.domain.as_deref())?,
+        let read = match (&cli.file, &cli.from_users_cfg) {
+            (_, Some(cfg)) => import::read_users_cfg(cfg, cli.domain.as_deref()),
             (Some(file), None) => {
                 let is_toml = file
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
                 let rows = if is_toml {
-                    import::read_toml(file)?
+                    import::read_toml(file)
                 } else {
-                    import::read_csv(file)?
+                    import::read_csv(file)
                 };
-                (rows, Migration::default())
+                rows.map(|rows| (rows, Migration::default()))
             }
             (None, None) => bail!("give FILE or --from-users-cfg"),
         };
+        let (rows, migration) =
+            read.inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         let options = Options {
             domain: cli.domain.clone(),
             template: cli.template.clone(),
@@ -125,7 +127,8 @@ fn main() -> ExitCode {
             generate_passwords: cli.generate_passwords,
             license_limit: cli.license_limit,
         };
-        let imported = import::plan(&settings.install, &rows, &migration, &options)?;
+        let imported = import::plan(&settings.install, &rows, &migration, &options)
+            .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if imported.accounts == 0 {
             settings.info("kc-bulk-import: no accounts to import");
             return Ok(kc_cli::Outcome::Success);

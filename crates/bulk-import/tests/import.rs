@@ -193,6 +193,29 @@ fn every_bad_row_is_reported_with_its_line_and_nothing_changes() {
     );
     sc.assert_unchanged();
     assert!(!sc.root.join("kc-backups").exists());
+    assert!(out.stdout.is_empty(), "no JSON without --json");
+
+    // With --json the same problems are data on stdout, one object a line; the refusal is
+    // still on stderr and the exit code 2.
+    let json = run(&sc, &[s(&bad), "--domain", "example.org", "--json"]);
+    assert_eq!(json.status.code(), Some(2));
+    assert_eq!(stderr(&json), stderr(&out));
+    let problems: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(problems.len(), 8);
+    assert_eq!(
+        problems[0],
+        serde_json::json!({"problem": {
+            "origin": format!("{p}:3"),
+            "subject": "Name",
+            "reason": "\"bad name\": ' ' is not allowed (letters, digits, '.', '_' and '-' only)",
+        }})
+    );
+    assert_eq!(problems[7]["problem"]["origin"], format!("{p}:10"));
+    assert_eq!(problems[7]["problem"]["subject"], "Password");
+    sc.assert_unchanged();
 
     // The licence: 15 enabled accounts count now (14 local, and the mapped one, which has a
     // mailbox); two more are one too many for 16.

@@ -615,6 +615,19 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
 }
 
 /// Writes a value as one line of JSON on stdout.
+/// With `--json`, the problems of a refused plan, one JSON object a line on stdout
+/// (`{"problem":{"origin":…,"subject":…,"reason":…}}`), so that a script gets them as data;
+/// the error itself still goes to stderr and the exit code is 2.
+pub fn print_problems(settings: &Settings, problems: Option<&kc_core::problem::Problems>) {
+    if settings.format != Format::Json {
+        return;
+    }
+    for problem in problems.iter().flat_map(|p| &p.0) {
+        // Best effort: the refusal on stderr says it all if stdout is gone.
+        let _ = print_json(&serde_json::json!({ "problem": problem }));
+    }
+}
+
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -17,6 +17,7 @@ use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Config, ConfigError, list_tokens, view::Template};
 use crate::install::Install;
 use crate::password::is_stored_form;
+use crate::problem::{Problem, Problems};
 
 pub const TOOL: &str = "kc-bulk-import";
 
@@ -35,8 +36,8 @@ pub const COLUMNS: [(&str, &str); 6] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{}\n{} problem{}; nothing was changed", .0.join("\n"), .0.len(), if .0.len() == 1 { "" } else { "s" })]
-    Invalid(Vec<String>),
+    #[error("{0}\n{n} problem{s}; nothing was changed", n = .0.0.len(), s = if .0.0.len() == 1 { "" } else { "s" })]
+    Invalid(Problems),
     #[error("{path}")]
     Read {
         path: PathBuf,
@@ -45,6 +46,20 @@ pub enum ImportError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+impl ImportError {
+    fn invalid(problems: Vec<Problem>) -> ImportError {
+        ImportError::Invalid(Problems(problems))
+    }
+
+    /// The problems of a refused import, for `--json`.
+    pub fn problems(&self) -> Option<&Problems> {
+        match self {
+            ImportError::Invalid(problems) => Some(problems),
+            _ => None,
+        }
+    }
 }
 
 /// One warning per new account that gets a mailbox already in the store (kept when an account
@@ -170,7 +185,7 @@ pub fn plan(
     planner.check_license();
     let aliases = planner.migration_aliases(rows);
     if !planner.problems.is_empty() {
-        return Err(ImportError::Invalid(planner.problems));
+        return Err(ImportError::invalid(planner.problems));
     }
     planner.write(aliases)
 }
@@ -183,7 +198,7 @@ struct Planner<'a> {
     migration: &'a Migration,
     config: Config,
     names: Names,
-    problems: Vec<String>,
+    problems: Vec<Problem>,
     /// Groups on the server and those the import creates: key -> name as written.
     groups_here: HashMap<Key, String>,
     /// The migration's groups, by key.
@@ -494,10 +509,9 @@ impl<'a> Planner<'a> {
                 None => aliases.push(vars),
                 Some(what) => {
                     let file = rows.first().map_or(PathBuf::new(), |r| r.file.clone());
-                    self.problems.push(format!(
-                        "{}:{line}: Alias: {n}@{d} already exists here as {what}",
-                        file.display()
-                    ));
+                    let origin = format!("{}:{line}", file.display());
+                    let why = format!("{n}@{d} already exists here as {what}");
+                    self.problems.push(Problem::at(origin, "Alias", why));
                 }
             }
         }

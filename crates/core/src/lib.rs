@@ -35,6 +35,7 @@ pub mod import;
 pub mod install;
 pub mod orphan;
 pub mod password;
+pub mod problem;
 pub mod progress;
 pub mod reindex;
 pub mod rename;

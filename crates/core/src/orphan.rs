@@ -12,6 +12,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::USER;
 use crate::config::{Config, ConfigError};
 use crate::install::Install;
+use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{self, DELETED_MAILBOX_PREFIX, StoreError};
 
@@ -75,11 +76,21 @@ pub enum OrphanError {
         line: usize,
         message: String,
     },
-    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
-    Refused(Vec<String>),
+    #[error("{0}; nothing was changed")]
+    Refused(Problems),
     /// A `--domain` or `--name` the install does not have (a typo is never an all-clear).
     #[error("{0}")]
     Unknown(String),
+}
+
+impl OrphanError {
+    /// The problems of a refused plan, for `--json`.
+    pub fn problems(&self) -> Option<&Problems> {
+        match self {
+            OrphanError::Refused(problems) => Some(problems),
+            _ => None,
+        }
+    }
 }
 
 /// The accounts of a directory export (LDIF): per domain (lower case), the names (lower case).
@@ -539,8 +550,8 @@ struct Resolution<'a> {
     late: Vec<Step>,
     lines: Vec<String>,
     warning_lines: Vec<String>,
-    problems: Vec<String>,
-    skipped: Vec<String>,
+    problems: Vec<Problem>,
+    skipped: Vec<Problem>,
     /// The orphan mailboxes acted on one by one (not those archived with their domain).
     acted: usize,
 }
@@ -567,8 +578,7 @@ impl<'a> Resolution<'a> {
         to: &Address,
     ) -> Result<Option<PathBuf>, OrphanError> {
         if self.config.user(&to.name, &to.domain).is_none() {
-            self.problems
-                .push(format!("--transfer-to {to}: no such user"));
+            (self.problems).push(Problem::new(format!("--transfer-to {to}"), "no such user"));
             return Ok(None);
         }
         let (dir, create) = account::transfer_target(self.install, layout, to)?;
@@ -605,16 +615,15 @@ impl<'a> Resolution<'a> {
     /// which is already a problem).
     fn transfer(&mut self, f: &Finding, addr: &Address, to: &Address, target: Option<&Path>) {
         if to.is(addr) {
-            self.problems.push(format!(
-                "{}: cannot be moved into itself (--transfer-to {to} names its own account)",
-                f.path
-            ));
+            let why =
+                format!("cannot be moved into itself (--transfer-to {to} names its own account)");
+            self.problems.push(Problem::new(&f.path, why));
             return;
         }
         let Some(target) = target else { return };
         match account::transfer_steps(self.install, &f.rel, addr, target) {
             Ok(moves) => self.late.extend(moves),
-            Err(e) => return self.problems.push(e.to_string()),
+            Err(e) => return self.problems.push(Problem::said(e)),
         }
         let (addr, to) = (
             audit::quoted(&addr.to_string()),
@@ -628,15 +637,16 @@ impl<'a> Resolution<'a> {
     /// A disabled account for the mailbox, so that the server re-attaches it.
     fn adopt(&mut self, f: &Finding, addr: &Address) -> Result<(), OrphanError> {
         if self.config.domain(&addr.domain).is_none() {
-            self.skipped.push(format!(
-                "{addr}: not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
+            let why = format!(
+                "not adopted: its domain {} is not on the server (create the domain first, or move the mailbox out with --transfer-to)",
                 addr.domain
-            ));
+            );
+            self.skipped.push(Problem::new(addr, why));
             return Ok(());
         }
         if let Err(why) = account::check_name(&addr.name) {
-            let why = format!("{}: cannot become an account name: {why}", f.path);
-            self.problems.push(why);
+            let why = format!("cannot become an account name: {why}");
+            self.problems.push(Problem::new(&f.path, why));
             return Ok(());
         }
         // Never an empty password: an admin who enables the account later without setting
@@ -667,7 +677,7 @@ impl<'a> Resolution<'a> {
             self.problems.append(&mut self.skipped);
         }
         if !self.problems.is_empty() {
-            return Err(OrphanError::Refused(self.problems));
+            return Err(OrphanError::Refused(Problems(self.problems)));
         }
         if self.config.users.is_modified() {
             (self.steps).insert(0, Step::save_document("users.cfg", &self.config.users));
@@ -682,7 +692,7 @@ impl<'a> Resolution<'a> {
             tool: TOOL.into(),
             description,
             steps: self.steps,
-            warnings: self.skipped,
+            warnings: self.skipped.iter().map(ToString::to_string).collect(),
         })
     }
 }

@@ -10,6 +10,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
 use crate::config::{Config, ConfigError, list_tokens, remove_list_token};
 use crate::install::Install;
+use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
@@ -49,12 +50,12 @@ struct Target {
     mapped: bool,
 }
 
-/// `jdoe@example.com: no such user`, with the closest address there is when one is close.
+/// `no such user`, with the closest address there is when one is close.
 fn no_such_user(config: &Config, a: &Address) -> String {
     let all: Vec<String> = config.users().map(|u| u.address()).collect();
     match crate::suggest::closest(&a.to_string(), all.iter().map(String::as_str)) {
-        Some(c) => format!("{a}: no such user (did you mean {c}?)"),
-        None => format!("{a}: no such user"),
+        Some(c) => format!("no such user (did you mean {c}?)"),
+        None => "no such user".to_owned(),
     }
 }
 
@@ -63,12 +64,22 @@ pub enum UserError {
     /// A `--domain` the server does not have (a typo is never an empty list).
     #[error("{0}")]
     Unknown(String),
-    #[error("{}; nothing was changed", crate::change::problem_lines(.0))]
-    Refused(Vec<String>),
+    #[error("{0}; nothing was changed")]
+    Refused(Problems),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
     Account(#[from] AccountError),
+}
+
+impl UserError {
+    /// The problems of a refused plan, for `--json`.
+    pub fn problems(&self) -> Option<&Problems> {
+        match self {
+            UserError::Refused(problems) => Some(problems),
+            _ => None,
+        }
+    }
 }
 
 /// A place in the configuration that still names a removed account.
@@ -177,7 +188,7 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
         problems.extend(check_lockout(&config, &targets));
     }
     if !problems.is_empty() {
-        return Err(UserError::Refused(problems));
+        return Err(UserError::Refused(Problems(problems)));
     }
     let mut out = Edits::default();
     match action {
@@ -206,18 +217,17 @@ pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan,
 
 /// The accounts named, as the configuration spells them (each once), and the problems of those
 /// that cannot be acted on.
-fn targets(config: &Config, who: &[Address], action: &Action) -> (Vec<Target>, Vec<String>) {
+fn targets(config: &Config, who: &[Address], action: &Action) -> (Vec<Target>, Vec<Problem>) {
     let builtin = config.builtin_admin();
     let (mut targets, mut problems) = (Vec::<Target>::new(), Vec::new());
     for a in who {
         if builtin.is_some_and(|b| b.eq_ignore_ascii_case(&a.name)) {
-            problems.push(format!(
-                "{a}: is the built-in administrator; it is managed in the administration settings"
-            ));
+            let why = "is the built-in administrator; it is managed in the administration settings";
+            problems.push(Problem::new(a, why));
             continue;
         }
         let Some(u) = config.user(&a.name, &a.domain) else {
-            problems.push(no_such_user(config, a));
+            problems.push(Problem::new(a, no_such_user(config, a)));
             continue;
         };
         let mapped = config.is_mapped(&u);
@@ -228,9 +238,9 @@ fn targets(config: &Config, who: &[Address], action: &Action) -> (Vec<Target>, V
         if let Action::Remove { mailbox: None, .. } = action
             && !mapped
         {
-            problems.push(format!(
-                "{address}: say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN"
-            ));
+            let why =
+                "say what happens to its mailbox: --mailbox keep, delete or transfer:USER@DOMAIN";
+            problems.push(Problem::new(&address, why));
             continue;
         }
         if !targets.iter().any(|t| t.address.is(&address)) {
@@ -247,12 +257,13 @@ fn targets(config: &Config, who: &[Address], action: &Action) -> (Vec<Target>, V
 
 /// A transfer's target exists and is not removed itself (a mapped account removed stays,
 /// disabled, but its mailbox moves: not onto itself).
-fn check_transfer_target(config: &Config, targets: &[Target], to: &Address) -> Option<String> {
+fn check_transfer_target(config: &Config, targets: &[Target], to: &Address) -> Option<Problem> {
+    let subject = format!("transfer target {to}");
     match config.user(&to.name, &to.domain) {
-        None => Some(format!("transfer target {}", no_such_user(config, to))),
-        Some(_) if targets.iter().any(|t| t.address.is(to)) => Some(format!(
-            "transfer target {to}: is one of the accounts removed"
-        )),
+        None => Some(Problem::new(subject, no_such_user(config, to))),
+        Some(_) if targets.iter().any(|t| t.address.is(to)) => {
+            Some(Problem::new(subject, "is one of the accounts removed"))
+        }
         Some(_) => None,
     }
 }
@@ -260,7 +271,7 @@ fn check_transfer_target(config: &Config, targets: &[Target], to: &Address) -> O
 /// The admin lockout guard: some enabled local full administrator must remain (a mapped one
 /// depends on a directory service that may be the very thing being repaired); and where
 /// there is none, the last administrator of any kind (the built-in one included) must.
-fn check_lockout(config: &Config, targets: &[Target]) -> Option<String> {
+fn check_lockout(config: &Config, targets: &[Target]) -> Option<Problem> {
     let admins = |gone: &[Address], local_only: bool| {
         config
             .users()
@@ -283,9 +294,9 @@ fn check_lockout(config: &Config, targets: &[Target]) -> Option<String> {
         })
         .map(ToString::to_string)
         .collect();
-    Some(format!(
-        "{}: would leave no enabled account with full administration rights (Rights 3)",
-        admins_gone.join(", ")
+    Some(Problem::new(
+        admins_gone.join(", "),
+        "would leave no enabled account with full administration rights (Rights 3)",
     ))
 }
 
@@ -486,7 +497,7 @@ fn mailbox_steps(
                 .push(format!("Move mailbox {shown} of {who} to {to}"));
             out.steps.extend(create.take());
             let moves = account::transfer_steps(install, &dir, a, target)
-                .map_err(|e| UserError::Refused(vec![e.to_string()]))?;
+                .map_err(|e| UserError::Refused(Problems(vec![Problem::said(e)])))?;
             out.late.extend(moves);
         }
         _ => {

@@ -221,7 +221,8 @@ fn main() -> ExitCode {
             ));
             return Ok(Outcome::Success);
         }
-        let plan = orphan::plan(&settings.install, &found, &action)?;
+        let plan = orphan::plan(&settings.install, &found, &action)
+            .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if dry == DryRun::Enabled && !cli.write.dry_run {
             settings.info("(add --execute to carry this out)");
         }

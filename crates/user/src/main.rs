@@ -163,7 +163,8 @@ fn main() -> ExitCode {
         };
         let dry = DryRun::from(cli.write);
         let guard = kc_cli::guard(&settings, user::TOOL, dry)?;
-        let plan = user::plan(&settings.install, &who, &action)?;
+        let plan = user::plan(&settings.install, &who, &action)
+            .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if plan.steps.is_empty() {
             for w in &plan.warnings {
                 settings.warn(user::TOOL, w);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{COLUMNS, ImportError, Vars};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Document, check_value, check_variable_name, list_tokens};
+use crate::problem::Problem;
 
 /// One value of a row, with where it came from.
 #[derive(Debug, Clone)]
@@ -34,22 +35,22 @@ impl Row {
     pub(super) fn get(&self, var: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.var == var)
     }
-    pub(super) fn at(&self, line: usize, column: &str, message: impl std::fmt::Display) -> String {
-        format!("{}:{line}: {column}: {message}", self.file.display())
+    pub(super) fn at(&self, line: usize, column: &str, message: impl std::fmt::Display) -> Problem {
+        Problem::at(format!("{}:{line}", self.file.display()), column, message)
     }
 }
 
 /// Each value [`check_value`] refuses (a control character; a line break in a one-line
 /// value), as `FILE:LINE: COLUMN: why`: found while reading, with the place in the input, rather
 /// than later by the document, which knows only the users.cfg it would write.
-fn refused_values(path: &Path, fields: &[Field]) -> Vec<String> {
+fn refused_values(path: &Path, fields: &[Field]) -> Vec<Problem> {
     fields
         .iter()
         .filter_map(|f| {
             check_variable_name(&f.var)
                 .and_then(|()| check_value(&f.var, &f.value))
                 .err()
-                .map(|why| format!("{}:{}: {}: {why}", path.display(), f.line, f.column))
+                .map(|why| Problem::at(format!("{}:{}", path.display(), f.line), &f.column, why))
         })
         .collect()
 }
@@ -61,9 +62,11 @@ fn read(path: &Path) -> Result<String, ImportError> {
     })?;
     String::from_utf8(bytes).map_err(|e| {
         let (line, _) = crate::config::line_column(e.as_bytes(), e.utf8_error().valid_up_to());
-        ImportError::Invalid(vec![format!(
-            "{}:{line}: -: not UTF-8 (save the file as UTF-8)",
-            path.display()
+        let origin = format!("{}:{line}", path.display());
+        ImportError::invalid(vec![Problem::at(
+            origin,
+            "-",
+            "not UTF-8 (save the file as UTF-8)",
         )])
     })
 }
@@ -85,7 +88,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let at = |line: usize, column: &str, message: &str| {
-        format!("{}:{line}: {column}: {message}", path.display())
+        Problem::at(format!("{}:{line}", path.display()), column, message)
     };
     // From the byte offset, past the line break csv may count as the record's start (a CRLF's
     // LF): its own line count is one short after a CRLF. Offsets only grow, so lines are
@@ -105,7 +108,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
     };
     let headers = reader
         .headers()
-        .map_err(|e| ImportError::Invalid(vec![at(1, "-", &e.to_string())]))?
+        .map_err(|e| ImportError::invalid(vec![at(1, "-", &e.to_string())]))?
         .clone();
     let mut problems = Vec::new();
     let mut vars = Vec::new();
@@ -134,7 +137,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         ));
     }
     if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
+        return Err(ImportError::invalid(problems));
     }
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -204,7 +207,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         });
     }
     if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
+        return Err(ImportError::invalid(problems));
     }
     Ok(rows)
 }
@@ -222,10 +225,10 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
     let line_of = |offset: usize| crate::config::line_column(text.as_bytes(), offset).0;
     let file: File = toml::from_str(&text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(s.start));
-        ImportError::Invalid(vec![format!(
-            "{}:{line}: -: {}",
-            path.display(),
-            e.message()
+        ImportError::invalid(vec![Problem::at(
+            format!("{}:{line}", path.display()),
+            "-",
+            e.message(),
         )])
     })?;
     let mut problems = Vec::new();
@@ -255,7 +258,7 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
             {
                 Ok(text) => text,
                 Err(why) => {
-                    problems.push(format!("{}:{line}: {key}: {why}", path.display()));
+                    problems.push(Problem::at(format!("{}:{line}", path.display()), &key, why));
                     continue;
                 }
             };
@@ -264,7 +267,8 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
                 "template" => row.template = Some((text, line)),
                 _ => {
                     if let Err(why) = check_variable_name(var) {
-                        problems.push(format!("{}:{line}: {key:?}: {why}", path.display()));
+                        let origin = format!("{}:{line}", path.display());
+                        problems.push(Problem::at(origin, format!("{key:?}"), why));
                         continue;
                     }
                     row.fields.push(Field {
@@ -279,7 +283,7 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         rows.push(row);
     }
     if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
+        return Err(ImportError::invalid(problems));
     }
     Ok(rows)
 }
@@ -436,7 +440,7 @@ pub fn read_users_cfg(
         for (k, v) in item.variables() {
             if let Err(why) = check_variable_name(k).and_then(|()| check_value(k, v)) {
                 let line = item.variable_line(k).unwrap_or(item.line());
-                problems.push(format!("{}:{line}: {k}: {why}", path.display()));
+                problems.push(Problem::at(format!("{}:{line}", path.display()), k, why));
             }
         }
     };
@@ -491,7 +495,7 @@ pub fn read_users_cfg(
         }
     }
     if !problems.is_empty() {
-        return Err(ImportError::Invalid(problems));
+        return Err(ImportError::invalid(problems));
     }
     Ok((rows, migration))
 }
