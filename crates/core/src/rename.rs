@@ -13,6 +13,8 @@ use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
+mod calendar;
+
 pub const TOOL: &str = "kc-rename-user";
 
 /// One rename, and where it was asked for (a line of a `--map` file) for messages.
@@ -28,6 +30,8 @@ pub struct Rename {
 pub struct Options {
     /// Add an alias old -> new (the default).
     pub alias: bool,
+    /// Rewrite the old addresses in calendar items' ORGANIZER and ATTENDEE (the default).
+    pub calendars: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,8 @@ pub struct Counts {
     pub public_acl_entries: usize,
     /// Addresses in `sub.fld` files.
     pub subscriptions: usize,
+    /// Calendar items (messages) whose ORGANIZER or ATTENDEE named an old address.
+    pub calendar_items: usize,
 }
 
 /// The plan and what it counts.
@@ -507,6 +513,11 @@ pub fn plan(
     counts.folder_map_owners = owners.into_inner();
     counts.public_acl_entries = public_acl.into_inner();
     counts.subscriptions = subscriptions.into_inner();
+    let own: Vec<PathBuf> = moves.iter().map(|(from, _)| from.clone()).collect();
+    let owned = |address: &str| lookup(address).map(str::to_owned);
+    let mut calendars = calendar::plan(install, options.calendars, &own, &owned)?;
+    counts.calendar_items = calendars.messages;
+    warnings.append(&mut calendars.warnings);
 
     // What still names an old address is for the admin to look at.
     let olds: HashSet<String> = new_of.keys().cloned().collect();
@@ -529,6 +540,8 @@ pub fn plan(
     for (path, bytes, read) in store_files {
         steps.push(Step::write_file(path, bytes, read));
     }
+    // Inside the mailboxes before they are renamed.
+    steps.extend(calendars.steps());
     for dir in create_dirs {
         steps.push(Step::CreateDir { path: dir });
     }
@@ -575,12 +588,14 @@ pub fn plan(
             "public folder ACL entries (acl.fld)",
         ),
         (counts.subscriptions, "subscriptions (sub.fld)"),
+        (counts.calendar_items, "calendar items (ORGANIZER/ATTENDEE)"),
     ] {
         if n > 0 {
             rewrite.push_str(&format!(", {n} {what}"));
         }
     }
     audit.push(rewrite);
+    audit.append(&mut calendars.audit);
     let mut lines = audit::config_changes(&config);
     lines.extend(audit);
     steps.extend(audit::steps(&layout.logs, TOOL, &lines, &[]));

@@ -9,6 +9,7 @@
 //! every tool unchanged.
 
 pub mod folder_map;
+pub mod ical;
 pub mod index_fld;
 pub mod scope;
 pub mod status_fld;
