@@ -20,6 +20,7 @@
 //! `<out>-store` (the store outside the root) and `<out>-volume` (the Docker volume), next to
 //! `<out>`; both must be absent or empty too.
 
+pub mod calendar;
 mod configs;
 mod mailbox;
 mod scratch;
@@ -53,6 +54,10 @@ pub struct Options {
     pub configs_only: bool,
     /// The shapes of real installs to write; none by default.
     pub shapes: Shapes,
+    /// Calendar items naming other mailboxes as ORGANIZER/ATTENDEE, in every mailbox's Calendar
+    /// and INBOX (folded, quoted-printable, base64, one damaged: see the `calendar` module);
+    /// off by default, and the install is otherwise the same bytes with it.
+    pub calendars: bool,
 }
 
 impl Default for Options {
@@ -65,6 +70,7 @@ impl Default for Options {
             max_message_size: 8 << 20,
             configs_only: false,
             shapes: Shapes::default(),
+            calendars: false,
         }
     }
 }
@@ -112,6 +118,7 @@ impl Options {
             max_message_size: 128 << 10,
             configs_only: false,
             shapes: Shapes::default(),
+            calendars: false,
         }
     }
 }

@@ -67,6 +67,10 @@ struct Cli {
     /// users' addresses
     #[arg(long)]
     global_public: bool,
+    /// Calendar items in every mailbox's Calendar and INBOX naming other mailboxes as organizer
+    /// and attendees (folded, quoted-printable, base64, and one damaged item)
+    #[arg(long)]
+    calendars: bool,
     /// Worker threads [default: one per core]
     #[arg(short = 'j', long, value_name = "N")]
     threads: Option<usize>,
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         let options = if cli.demo {
             kc_testkit::Options {
                 shapes,
+                calendars: cli.calendars,
                 ..kc_testkit::Options::demo()
             }
         } else {
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
                 max_message_size: cli.max_message_size,
                 configs_only: cli.configs_only,
                 shapes,
+                calendars: cli.calendars,
             }
         };
         let summary = kc_testkit::generate(&cli.out, &options)?;
