@@ -11,7 +11,7 @@ use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DA
 use crate::config::view::User;
 use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
-use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
+use crate::store::{INDEX_FLD, folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
 mod calendar;
 
@@ -478,44 +478,47 @@ pub fn plan(
             .get(&address.to_ascii_lowercase())
             .map(String::as_str)
     };
-    let store_files = account::edit_share_files(install, &layout, |kind, path, bytes| {
-        let (out, changed) = match kind {
-            ShareFile::Status | ShareFile::PublicAcl => {
-                let mut s = StatusFld::parse(bytes);
-                let n = s.rename_with(lookup);
-                add(
-                    if kind == ShareFile::Status {
-                        &acl
-                    } else {
-                        &public_acl
-                    },
-                    n,
-                );
-                (s.into_bytes(), n)
-            }
-            ShareFile::Map => {
-                let map = FolderMap::parse(path, bytes)
-                    .map_err(|e| AccountError::Share(e.to_string()))?;
-                let (out, n) = map.renamed_with(lookup);
-                add(&owners, n);
-                (out, n)
-            }
-            ShareFile::Subscriptions => {
-                let mut s = SubFld::parse(bytes);
-                let n = s.rename_with(lookup);
-                add(&subscriptions, n);
-                (s.into_bytes(), n)
-            }
-        };
-        Ok((changed > 0).then_some(out))
-    })?;
+    // The same walk lists every folder's index, where calendar items are looked for next.
+    let indexes: &[&str] = if options.calendars { &[INDEX_FLD] } else { &[] };
+    let (store_files, listed) =
+        account::edit_share_files_listing(install, &layout, indexes, |kind, path, bytes| {
+            let (out, changed) = match kind {
+                ShareFile::Status | ShareFile::PublicAcl => {
+                    let mut s = StatusFld::parse(bytes);
+                    let n = s.rename_with(lookup);
+                    add(
+                        if kind == ShareFile::Status {
+                            &acl
+                        } else {
+                            &public_acl
+                        },
+                        n,
+                    );
+                    (s.into_bytes(), n)
+                }
+                ShareFile::Map => {
+                    let map = FolderMap::parse(path, bytes)
+                        .map_err(|e| AccountError::Share(e.to_string()))?;
+                    let (out, n) = map.renamed_with(lookup);
+                    add(&owners, n);
+                    (out, n)
+                }
+                ShareFile::Subscriptions => {
+                    let mut s = SubFld::parse(bytes);
+                    let n = s.rename_with(lookup);
+                    add(&subscriptions, n);
+                    (s.into_bytes(), n)
+                }
+            };
+            Ok((changed > 0).then_some(out))
+        })?;
     counts.acl_entries = acl.into_inner();
     counts.folder_map_owners = owners.into_inner();
     counts.public_acl_entries = public_acl.into_inner();
     counts.subscriptions = subscriptions.into_inner();
     let own: Vec<PathBuf> = moves.iter().map(|(from, _)| from.clone()).collect();
     let owned = |address: &str| lookup(address).map(str::to_owned);
-    let mut calendars = calendar::plan(install, options.calendars, &own, &owned)?;
+    let mut calendars = calendar::plan(install, options.calendars, listed, &own, &owned)?;
     counts.calendar_items = calendars.messages;
     warnings.append(&mut calendars.warnings);
 

@@ -811,6 +811,13 @@ fn a_rename_rewrites_calendar_organizers_and_attendees_and_every_other_byte_stay
         &own_item,
         "IPM.Note",
     );
+    // In the account's own mailbox every message is read, whatever its class.
+    let own_note = plant(
+        &s,
+        mailbox.join("Sent Items").to_str().expect("utf-8"),
+        &own_item,
+        "IPM.Note",
+    );
     let as_event = plant(
         &s,
         other_box.join("Notes").to_str().expect("utf-8"),
@@ -923,6 +930,7 @@ fn a_rename_rewrites_calendar_organizers_and_attendees_and_every_other_byte_stay
         "{seen:?}"
     );
     assert!(changed.contains(&as_event), "{changed:?}");
+    assert!(changed.contains(&own_note), "{changed:?}");
     assert!(
         changed.iter().any(|p| !p.starts_with(&mailbox)),
         "others' calendars too"

@@ -62,21 +62,23 @@ struct FolderResult {
     warnings: Vec<String>,
 }
 
-/// Which messages of a folder are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which messages of a mailbox (or server folder) are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Scan {
     /// Every message (a renamed account's own mailbox).
     All,
-    /// Those its `index.fld` lists with a calendar class.
-    Indexed,
+    /// Those that each of these `index.fld` files lists with a calendar class.
+    Indexed(Vec<PathBuf>),
 }
 
 /// Plans the rewrite of calendar items for the renames `new_of` answers (old address, any
-/// case, to new). `own` are the renamed accounts' mailbox directories, relative to the root.
-/// With `enabled` false, nothing.
+/// case, to new). `listed` are the mailboxes and server folders with the `index.fld` files
+/// under each (from the walk of the share files), `own` the renamed accounts' mailbox
+/// directories, relative to the root. With `enabled` false (`--no-calendars`), nothing.
 pub(super) fn plan(
     install: &Install,
     enabled: bool,
+    listed: crate::account::Listed,
     own: &[PathBuf],
     new_of: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Calendars, AccountError> {
@@ -86,25 +88,19 @@ pub(super) fn plan(
     }
     let mail = install.mail_dir();
     let own: Vec<PathBuf> = own.iter().map(|p| install.resolve(p)).collect();
-    // Every mailbox and server folder of every domain, and the server's own (`mail/#public`),
-    // as the share files are walked.
-    let mut tops: Vec<(PathBuf, Scan)> = store::server_dirs(&mail)?
+    let tops: Vec<(PathBuf, Scan)> = listed
         .into_iter()
-        .map(|p| (p, Scan::Indexed))
-        .collect();
-    for domain in store::domains(&mail)? {
-        for (_, path) in store::subdirs(&domain.path)? {
-            let scan = if own.contains(&path) {
-                Scan::All
+        .map(|(top, indexes)| {
+            if own.contains(&top) {
+                (top, Scan::All)
             } else {
-                Scan::Indexed
-            };
-            tops.push((path, scan));
-        }
-    }
+                (top, Scan::Indexed(indexes))
+            }
+        })
+        .collect();
     let folders: Vec<FolderResult> = tops
         .par_iter()
-        .map(|(top, scan)| folders_of(install, top, *scan, new_of))
+        .map(|(top, scan)| folders_of(install, top, scan, new_of))
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
         .flatten()
@@ -146,15 +142,16 @@ pub(super) fn plan(
 }
 
 /// The folders under one mailbox (or server folder) `top`, each with its changed messages.
+/// A folder whose `index.fld` lists no calendar item costs the read of that index.
 fn folders_of(
     install: &Install,
     top: &Path,
-    scan: Scan,
+    scan: &Scan,
     new_of: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Vec<FolderResult>, AccountError> {
     let dirs: Vec<PathBuf> = match scan {
-        Scan::Indexed => store::folder_level_files(top, &[INDEX_FLD])?
-            .into_iter()
+        Scan::Indexed(indexes) => indexes
+            .iter()
             .filter_map(|index| index.parent().map(Path::to_path_buf))
             .collect(),
         Scan::All => {
@@ -176,7 +173,7 @@ fn folders_of(
         };
         let messages = match scan {
             Scan::All => all_messages(&folder.dir),
-            Scan::Indexed => calendar_messages(&folder.dir),
+            Scan::Indexed(_) => calendar_messages(&folder.dir),
         };
         match messages {
             Ok(files) => {

@@ -315,6 +315,9 @@ fn calendar_part(
 ) -> Result<(), Unparsable> {
     match encoding {
         "" | "7bit" | "8bit" | "binary" => {
+            if !names_any(&msg[body.clone()], new_of) {
+                return Ok(()); // the common case, decided without splitting lines
+            }
             let lines: Vec<Line> = lines(msg, body)
                 .into_iter()
                 .map(|(content, ending)| Line {
@@ -328,6 +331,12 @@ fn calendar_part(
             });
         }
         "quoted-printable" => {
+            let whole =
+                quoted_printable::decode(&msg[body.clone()], quoted_printable::ParseMode::Robust)
+                    .unwrap_or_default();
+            if !whole.is_empty() && !names_any(&whole, new_of) {
+                return Ok(());
+            }
             let lines = qp_lines(msg, body)?;
             line_edits(&lines, rewrite_lines(&lines, new_of), edits, qp_encode_line);
         }
@@ -482,6 +491,45 @@ fn rewrite_property(
     Some((out, values))
 }
 
+/// Whether `text` has a `mailto:<address>` (any case) that `new_of` renames, folded lines
+/// joined first: one cheap pass that spares the line-by-line work for the many items that
+/// name no renamed address.
+fn names_any(text: &[u8], new_of: &dyn Fn(&str) -> Option<String>) -> bool {
+    // Unfolded: every line ending followed by a space or a tab goes, with that character.
+    let mut joined = Vec::with_capacity(text.len());
+    let mut at = 0;
+    for nl in memchr::memchr_iter(b'\n', text) {
+        if matches!(text.get(nl + 1), Some(b' ' | b'\t')) {
+            let end = if nl > at && text[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            joined.extend_from_slice(&text[at..end]);
+            at = nl + 2;
+        }
+    }
+    if at < text.len() {
+        joined.extend_from_slice(&text[at..]);
+    }
+    let ends =
+        |b: u8| matches!(b, b'"' | b';' | b':' | b',' | b'<' | b'>') || b.is_ascii_whitespace();
+    memchr::memchr_iter(b':', &joined).any(|colon| {
+        if colon < 6 || !joined[colon - 6..colon].eq_ignore_ascii_case(b"mailto") {
+            return false;
+        }
+        let start = colon + 1;
+        let end = joined[start..]
+            .iter()
+            .position(|&b| ends(b))
+            .map_or(joined.len(), |k| start + k);
+        std::str::from_utf8(&joined[start..end])
+            .ok()
+            .and_then(new_of)
+            .is_some()
+    })
+}
+
 /// The line ending to use inside a line that ends so: `\n` when it ends with a bare one, else
 /// `\r\n`.
 fn eol_of(ending: &[u8]) -> &'static [u8] {
@@ -600,7 +648,11 @@ fn base64_part(
             ending: decoded[ending].to_vec(),
         })
         .collect();
-    let changes = rewrite_lines(&lines, new_of);
+    let changes = if names_any(&decoded, new_of) {
+        rewrite_lines(&lines, new_of)
+    } else {
+        Vec::new()
+    };
     if changes.is_empty() {
         return Ok(());
     }
@@ -809,6 +861,23 @@ mod tests {
             let err = rewrite(msg).expect_err(why);
             assert!(err.0.contains(why), "{err} / {why}");
         }
+    }
+
+    #[test]
+    fn the_quick_pass_sees_addresses_across_folds() {
+        assert!(names_any(b"ATTENDEE:MAILTO:jdoe@example.com\r\n", &renames));
+        assert!(names_any(
+            b"ATTENDEE:mai\r\n lto:jdoe@exam\n\tple.com",
+            &renames
+        ));
+        assert!(!names_any(
+            b"ATTENDEE:mailto:jdoe@example.com.au\r\n",
+            &renames
+        ));
+        assert!(!names_any(
+            b"X:jdoe@example.com mailto:other@example.com",
+            &renames
+        ));
     }
 
     #[test]
