@@ -325,6 +325,11 @@ impl ShareFile {
     }
 }
 
+/// An edited share file: path relative to the root, new bytes, what the file held when read.
+pub type EditedFile = (PathBuf, Vec<u8>, crate::change::Expect);
+/// Directories (mailboxes, server folders), each with the files listed under it.
+pub type Listed = Vec<(PathBuf, Vec<PathBuf>)>;
+
 /// Runs `edit` over every file naming addresses (`status.fld`, `folder.map`, `acl.fld`,
 /// `sub.fld`) of every mailbox and server folder of every domain, and of the server's own
 /// `mail/#public`, in parallel; only folder-level files are read, never messages. Returns the
@@ -333,7 +338,22 @@ pub fn edit_share_files<F>(
     install: &Install,
     layout: &Layout,
     edit: F,
-) -> Result<Vec<(PathBuf, Vec<u8>, crate::change::Expect)>, AccountError>
+) -> Result<Vec<EditedFile>, AccountError>
+where
+    F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
+{
+    Ok(edit_share_files_listing(install, layout, &[], edit)?.0)
+}
+
+/// [`edit_share_files`], which also lists, in the same walk, the folder-level files called one
+/// of `also` under each mailbox and server folder: `(that directory, its files)` (real paths),
+/// for a caller that reads them next without walking the store again.
+pub fn edit_share_files_listing<F>(
+    install: &Install,
+    layout: &Layout,
+    also: &[&str],
+    edit: F,
+) -> Result<(Vec<EditedFile>, Listed), AccountError>
 where
     F: Fn(ShareFile, &Path, Vec<u8>) -> Result<Option<Vec<u8>>, AccountError> + Sync,
 {
@@ -354,13 +374,17 @@ where
             }
         }
     }
-    let per_top: Vec<Vec<(PathBuf, Vec<u8>, crate::change::Expect)>> = tops
+    let mut names = vec![STATUS_FLD, FOLDER_MAP, ACL_FLD, SUB_FLD];
+    names.extend_from_slice(also);
+    type PerTop = (Vec<EditedFile>, (PathBuf, Vec<PathBuf>));
+    let per_top: Vec<PerTop> = tops
         .par_iter()
         .map(|top| {
             let mut out = Vec::new();
-            for file in store::folder_level_files(top, &[STATUS_FLD, FOLDER_MAP, ACL_FLD, SUB_FLD])?
-            {
+            let mut listed = Vec::new();
+            for file in store::folder_level_files(top, &names)? {
                 let Some(kind) = ShareFile::of(&file) else {
+                    listed.push(file);
                     continue;
                 };
                 let bytes = std::fs::read(&file).map_err(|source| AccountError::Io {
@@ -373,12 +397,13 @@ where
                     out.push((rel, new, read));
                 }
             }
-            Ok(out)
+            Ok((out, (top.clone(), listed)))
         })
         .collect::<Result<_, AccountError>>()?;
-    let mut all: Vec<_> = per_top.into_iter().flatten().collect();
+    let (edited, listed): (Vec<Vec<EditedFile>>, Vec<_>) = per_top.into_iter().unzip();
+    let mut all: Vec<_> = edited.into_iter().flatten().collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(all)
+    Ok((all, listed))
 }
 
 /// Where mailboxes moved to account `to` go: its mailbox directory (relative to the root), and

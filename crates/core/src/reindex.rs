@@ -215,6 +215,50 @@ fn free_name(dir: &Path, base: &str) -> String {
         .expect("some number is free")
 }
 
+/// The moves that put the `index.fld` and `search.fld` of the folder `dir` (`name` in messages)
+/// aside, each to the first free name, with `file -> name` for the audit line. What is not a
+/// regular file is left, and said in `warnings`, as is an aside name already taken.
+pub(crate) fn aside_moves(
+    install: &Install,
+    dir: &Path,
+    name: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<(String, FileMove)> {
+    let logical = |p: &Path| install.logical(p).unwrap_or_else(|| p.to_path_buf());
+    let mut out = Vec::new();
+    for (file, aside) in [
+        (INDEX.file, INDEX.aside),
+        (INDEX.search, INDEX.search_aside),
+    ] {
+        let from = dir.join(file);
+        match from.symlink_metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                warnings.push(format!(
+                    "{}: not a regular file; left as it is",
+                    from.display()
+                ));
+                continue;
+            }
+            Err(_) => continue,
+        }
+        let to = free_name(dir, aside);
+        if to != aside {
+            warnings.push(format!(
+                "{name}: {aside} is there already (an earlier reindex?) and is kept; {file} goes to {to}"
+            ));
+        }
+        out.push((
+            format!("{file} -> {to}"),
+            FileMove {
+                from: logical(&from),
+                to: logical(&dir.join(&to)),
+            },
+        ));
+    }
+    out
+}
+
 /// Plans moving each folder's `index.fld` and `search.fld` aside. Reads only the folders'
 /// directory entries.
 pub fn plan(install: &Install, folders: &[Folder]) -> Plan {
@@ -222,37 +266,11 @@ pub fn plan(install: &Install, folders: &[Folder]) -> Plan {
     let mut warnings = Vec::new();
     let mut lines = Vec::new();
     let mut nothing = Vec::new();
-    let logical = |p: &Path| install.logical(p).unwrap_or_else(|| p.to_path_buf());
     for folder in folders {
         let mut moved = Vec::new();
-        for (file, aside) in [
-            (INDEX.file, INDEX.aside),
-            (INDEX.search, INDEX.search_aside),
-        ] {
-            let from = folder.dir.join(file);
-            match from.symlink_metadata() {
-                Ok(m) if m.is_file() => {}
-                Ok(_) => {
-                    warnings.push(format!(
-                        "{}: not a regular file; left as it is",
-                        from.display()
-                    ));
-                    continue;
-                }
-                Err(_) => continue,
-            }
-            let to = free_name(&folder.dir, aside);
-            if to != aside {
-                warnings.push(format!(
-                    "{}: {aside} is there already (an earlier reindex?) and is kept; {file} goes to {to}",
-                    folder.name
-                ));
-            }
-            moved.push(format!("{file} -> {to}"));
-            moves.push(FileMove {
-                from: logical(&from),
-                to: logical(&folder.dir.join(&to)),
-            });
+        for (what, m) in aside_moves(install, &folder.dir, &folder.name, &mut warnings) {
+            moved.push(what);
+            moves.push(m);
         }
         if moved.is_empty() {
             nothing.push(folder.name.clone());

@@ -11,7 +11,9 @@ use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DA
 use crate::config::view::User;
 use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
-use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
+use crate::store::{INDEX_FLD, folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
+
+mod calendar;
 
 pub const TOOL: &str = "kc-rename-user";
 
@@ -28,6 +30,8 @@ pub struct Rename {
 pub struct Options {
     /// Add an alias old -> new (the default).
     pub alias: bool,
+    /// Rewrite the old addresses in calendar items' ORGANIZER and ATTENDEE (the default).
+    pub calendars: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,8 @@ pub struct Counts {
     pub public_acl_entries: usize,
     /// Addresses in `sub.fld` files.
     pub subscriptions: usize,
+    /// Calendar items (messages) whose ORGANIZER or ATTENDEE named an old address.
+    pub calendar_items: usize,
 }
 
 /// The plan and what it counts.
@@ -472,41 +478,49 @@ pub fn plan(
             .get(&address.to_ascii_lowercase())
             .map(String::as_str)
     };
-    let store_files = account::edit_share_files(install, &layout, |kind, path, bytes| {
-        let (out, changed) = match kind {
-            ShareFile::Status | ShareFile::PublicAcl => {
-                let mut s = StatusFld::parse(bytes);
-                let n = s.rename_with(lookup);
-                add(
-                    if kind == ShareFile::Status {
-                        &acl
-                    } else {
-                        &public_acl
-                    },
-                    n,
-                );
-                (s.into_bytes(), n)
-            }
-            ShareFile::Map => {
-                let map = FolderMap::parse(path, bytes)
-                    .map_err(|e| AccountError::Share(e.to_string()))?;
-                let (out, n) = map.renamed_with(lookup);
-                add(&owners, n);
-                (out, n)
-            }
-            ShareFile::Subscriptions => {
-                let mut s = SubFld::parse(bytes);
-                let n = s.rename_with(lookup);
-                add(&subscriptions, n);
-                (s.into_bytes(), n)
-            }
-        };
-        Ok((changed > 0).then_some(out))
-    })?;
+    // The same walk lists every folder's index, where calendar items are looked for next.
+    let indexes: &[&str] = if options.calendars { &[INDEX_FLD] } else { &[] };
+    let (store_files, listed) =
+        account::edit_share_files_listing(install, &layout, indexes, |kind, path, bytes| {
+            let (out, changed) = match kind {
+                ShareFile::Status | ShareFile::PublicAcl => {
+                    let mut s = StatusFld::parse(bytes);
+                    let n = s.rename_with(lookup);
+                    add(
+                        if kind == ShareFile::Status {
+                            &acl
+                        } else {
+                            &public_acl
+                        },
+                        n,
+                    );
+                    (s.into_bytes(), n)
+                }
+                ShareFile::Map => {
+                    let map = FolderMap::parse(path, bytes)
+                        .map_err(|e| AccountError::Share(e.to_string()))?;
+                    let (out, n) = map.renamed_with(lookup);
+                    add(&owners, n);
+                    (out, n)
+                }
+                ShareFile::Subscriptions => {
+                    let mut s = SubFld::parse(bytes);
+                    let n = s.rename_with(lookup);
+                    add(&subscriptions, n);
+                    (s.into_bytes(), n)
+                }
+            };
+            Ok((changed > 0).then_some(out))
+        })?;
     counts.acl_entries = acl.into_inner();
     counts.folder_map_owners = owners.into_inner();
     counts.public_acl_entries = public_acl.into_inner();
     counts.subscriptions = subscriptions.into_inner();
+    let own: Vec<PathBuf> = moves.iter().map(|(from, _)| from.clone()).collect();
+    let owned = |address: &str| lookup(address).map(str::to_owned);
+    let mut calendars = calendar::plan(install, options.calendars, listed, &own, &owned)?;
+    counts.calendar_items = calendars.messages;
+    warnings.append(&mut calendars.warnings);
 
     // What still names an old address is for the admin to look at.
     let olds: HashSet<String> = new_of.keys().cloned().collect();
@@ -529,6 +543,8 @@ pub fn plan(
     for (path, bytes, read) in store_files {
         steps.push(Step::write_file(path, bytes, read));
     }
+    // Inside the mailboxes before they are renamed.
+    steps.extend(calendars.steps());
     for dir in create_dirs {
         steps.push(Step::CreateDir { path: dir });
     }
@@ -575,12 +591,14 @@ pub fn plan(
             "public folder ACL entries (acl.fld)",
         ),
         (counts.subscriptions, "subscriptions (sub.fld)"),
+        (counts.calendar_items, "calendar items (ORGANIZER/ATTENDEE)"),
     ] {
         if n > 0 {
             rewrite.push_str(&format!(", {n} {what}"));
         }
     }
     audit.push(rewrite);
+    audit.append(&mut calendars.audit);
     let mut lines = audit::config_changes(&config);
     lines.extend(audit);
     steps.extend(audit::steps(&layout.logs, TOOL, &lines, &[]));

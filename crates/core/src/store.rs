@@ -9,6 +9,7 @@
 //! every tool unchanged.
 
 pub mod folder_map;
+pub mod ical;
 pub mod index_fld;
 pub mod scope;
 pub mod status_fld;
@@ -234,13 +235,17 @@ pub fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "not a regular file",
         ));
     }
-    let mut out = Vec::new();
+    // Sized from the start (one byte more, to see the end): one read for a small file rather
+    // than a probe and a few growths, which shows over thousands of calendar items.
+    let size = usize::try_from(meta.len().min(limit)).unwrap_or(0);
+    let mut out = Vec::with_capacity(size.saturating_add(1));
     file.take(limit).read_to_end(&mut out)?;
     Ok(out)
 }

@@ -1,7 +1,8 @@
 //! kc-rename-user: renames an account end to end on a stopped server: the mailbox directory, the
 //! User record, every reference in both config files, and the folder sharing in the store (ACL
-//! entries in every `status.fld`, owners in every `folder.map`), which the vendor's procedure
-//! leaves to users to redo by hand. A thin front over `kc_core::rename`.
+//! entries in every `status.fld`, owners in every `folder.map`) and the calendar items' ORGANIZER
+//! and ATTENDEE, which the vendor's procedure leaves to users to redo by hand. A thin front over
+//! `kc_core::rename`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,8 +17,11 @@ use kc_core::rename::{self, Options, Rename};
 ///
 /// Renames the mailbox directory, the account and its password history, every reference in
 /// users.cfg and mailserver.cfg (aliases, groups, mailing lists, forwards), the ACL entries in
-/// every status.fld and the owners in every folder.map of the store, and adds an alias from the
-/// old name to the new one. A verified backup of everything it touches is taken first.
+/// every status.fld and the owners in every folder.map of the store, the old address where
+/// calendar items name it as ORGANIZER or ATTENDEE (so that events stay editable; in the
+/// account's own mailbox, and in other mailboxes' items that their index lists as calendar
+/// items), and adds an alias from the old name to the new one. A verified backup of everything
+/// it touches is taken first.
 ///
 /// Examples:
 ///   kc-rename-user -n jdoe@example.com john.doe      (show the plan, change nothing)
@@ -50,6 +54,10 @@ struct Cli {
     /// Do not add an alias from the old address to the new one
     #[arg(long)]
     no_alias: bool,
+    /// Leave calendar items as they are: do not rewrite the old address where events and
+    /// invitations name it as ORGANIZER or ATTENDEE (they then cannot be edited or deleted)
+    #[arg(long)]
+    no_calendars: bool,
 }
 
 /// Reads a `--map` file: `old,new` per record (CSV quoting as any spreadsheet writes it); blank
@@ -131,6 +139,7 @@ fn main() -> ExitCode {
         let guard = kc_cli::guard(&settings, rename::TOOL, dry)?;
         let options = Options {
             alias: !cli.no_alias,
+            calendars: !cli.no_calendars,
         };
         let renames = match (&cli.map, &cli.old, &cli.new) {
             (Some(map), _, _) => {

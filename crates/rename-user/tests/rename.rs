@@ -618,3 +618,398 @@ fn a_rename_rewrites_public_acl_fld_and_every_sub_fld_and_undo_takes_it_back() {
     s.undo_last();
     s.assert_unchanged();
 }
+
+// ---- Calendar items (issue 17 part 3) ----
+
+/// How a fixture's calendar part is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Enc {
+    Plain,
+    Qp,
+    Base64,
+}
+
+/// Where a fixture message's calendar part's body is, and its encoding: found by plain string
+/// search (the fixture writes each header one way), not by the code under test.
+fn calendar_body(msg: &str) -> Option<(std::ops::Range<usize>, Enc)> {
+    let at = msg.find("Content-Type: text/calendar")?;
+    let head_end = at + msg[at..].find("\r\n\r\n")?;
+    let head = &msg[at..head_end];
+    let enc = if head.contains("Content-Transfer-Encoding: quoted-printable") {
+        Enc::Qp
+    } else if head.contains("Content-Transfer-Encoding: base64") {
+        Enc::Base64
+    } else {
+        Enc::Plain
+    };
+    let start = head_end + 4;
+    let end = msg[start..].find("\r\n--").map_or(msg.len(), |k| start + k);
+    Some((start..end, enc))
+}
+
+fn decode(body: &str, enc: Enc) -> String {
+    let bytes = match enc {
+        Enc::Plain => body.as_bytes().to_vec(),
+        Enc::Qp => quoted_printable::decode(body, quoted_printable::ParseMode::Robust).expect("qp"),
+        Enc::Base64 => {
+            use base64::Engine as _;
+            let compact: String = body.split_whitespace().collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .expect("base64")
+        }
+    };
+    String::from_utf8(bytes).expect("utf-8")
+}
+
+/// The iCalendar text as the rename should leave it, computed here: each logical line of an
+/// ORGANIZER or ATTENDEE naming `mailto:old` gets `mailto:new` and is folded at 75 octets
+/// (the fixture's text is ASCII there); every other line stays as it is.
+fn expected_ical(text: &str, old: &str, new: &str) -> String {
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in text.split_inclusive("\r\n") {
+        match blocks.last_mut() {
+            Some(b) if line.starts_with(' ') => b.push(line),
+            _ => blocks.push(vec![line]),
+        }
+    }
+    let (from, to) = (format!("mailto:{old}"), format!("mailto:{new}"));
+    let mut out = String::new();
+    for block in blocks {
+        let unfolded: String = block
+            .iter()
+            .enumerate()
+            .map(|(k, l)| {
+                let l = l.trim_end_matches("\r\n");
+                if k == 0 { l } else { &l[1..] }
+            })
+            .collect();
+        let named = (unfolded.starts_with("ORGANIZER") || unfolded.starts_with("ATTENDEE"))
+            && unfolded.contains(&from);
+        if !named {
+            out.extend(block);
+            continue;
+        }
+        let line = unfolded.replace(&from, &to);
+        let mut rest = line.as_str();
+        let mut first = true;
+        while !rest.is_empty() {
+            let room = if first { 75 } else { 74 };
+            let (piece, tail) = rest.split_at(room.min(rest.len()));
+            if !first {
+                out.push(' ');
+            }
+            out.push_str(piece);
+            out.push_str("\r\n");
+            rest = tail;
+            first = false;
+        }
+    }
+    out
+}
+
+/// Quoted-printable hard lines (encoded lines joined through their soft breaks).
+fn qp_hard_lines(body: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut open = false;
+    for line in body.split_inclusive("\r\n") {
+        if open {
+            out.last_mut().expect("open").push_str(line);
+        } else {
+            out.push(line.to_owned());
+        }
+        open = line.ends_with("=\r\n");
+    }
+    out
+}
+
+/// Every message file under `root`, relative to it.
+fn messages(root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.expect("walk"))
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| e.path().strip_prefix(root).expect("inside").to_path_buf())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A fixture with calendar items; the address whose Calendar holds the damaged item, and that
+/// item's path.
+fn calendar_install() -> (Scratch, String, PathBuf) {
+    let s = Scratch::new(&Options {
+        calendars: true,
+        ..Options::default()
+    });
+    let damaged = messages(&s.before)
+        .into_iter()
+        .find(|p| {
+            read(&s.before, p.to_str().expect("utf-8"))
+                .contains(kc_testkit::calendar::DAMAGED_SUBJECT)
+        })
+        .expect("the fixture has a damaged item");
+    let text = read(&s.before, damaged.to_str().expect("utf-8"));
+    let from = text
+        .lines()
+        .find_map(|l| l.strip_prefix("From: "))
+        .expect("From")
+        .to_owned();
+    (s, from, damaged)
+}
+
+/// Puts a copy of `msg` into `folder` (relative to the root) of both the live install and its
+/// pristine copy, listed in `index.fld` with `class`; returns its path.
+fn plant(s: &Scratch, folder: &str, msg: &str, class: &str) -> PathBuf {
+    let mut path = PathBuf::new();
+    for root in [&s.root, &s.before] {
+        let index = root.join(folder).join("index.fld");
+        let mut lines = std::fs::read_to_string(&index).expect("index");
+        let uid = lines.lines().count() + 0x100;
+        lines.push_str(&format!(
+            "U{uid:08x} F80000001 S{} D6a000000 M6a000000 I{uid:04x} C{class}\n",
+            msg.len()
+        ));
+        std::fs::write(&index, lines).expect("index");
+        path = Path::new(folder).join(format!("#msgs/{uid:08x}.eml"));
+        std::fs::write(root.join(&path), msg).expect("message");
+    }
+    path
+}
+
+#[test]
+fn a_rename_rewrites_calendar_organizers_and_attendees_and_every_other_byte_stays() {
+    let (s, old, damaged) = calendar_install();
+    let (old_name, domain) = old.split_once('@').expect("address");
+    let new_name = "renamed.person";
+    let new = format!("{new_name}@{domain}");
+    let mailbox = PathBuf::from(format!("store/mail/{domain}/{old_name}"));
+    let moved_to = PathBuf::from(format!("store/mail/{domain}/{new_name}"));
+    // Another mailbox's folders: a calendar item listed as a note is not read (the index
+    // decides), the same item listed as an appointment is.
+    let other = messages(&s.before.join("store/mail"))
+        .into_iter()
+        .map(|p| Path::new("store/mail").join(p))
+        .find(|p| !p.starts_with(&mailbox) && p.to_string_lossy().contains("/Calendar/"))
+        .expect("another calendar");
+    let other_box = other
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("box");
+    let own_item = messages(&s.before.join(&mailbox))
+        .into_iter()
+        .map(|p| read(&s.before.join(&mailbox), p.to_str().expect("utf-8")))
+        .find(|m| {
+            m.contains("Content-Transfer-Encoding: quoted-printable")
+                && m.contains(&format!("mailto:{old}"))
+        })
+        .expect("a quoted-printable item naming the account");
+    let as_note = plant(
+        &s,
+        other_box.join("Sent Items").to_str().expect("utf-8"),
+        &own_item,
+        "IPM.Note",
+    );
+    // In the account's own mailbox every message is read, whatever its class.
+    let own_note = plant(
+        &s,
+        mailbox.join("Sent Items").to_str().expect("utf-8"),
+        &own_item,
+        "IPM.Note",
+    );
+    let as_event = plant(
+        &s,
+        other_box.join("Notes").to_str().expect("utf-8"),
+        &own_item,
+        "IPM.Appointment",
+    );
+
+    let out = run(&s, &[&old, new_name]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    // The damaged item is named, and left byte for byte.
+    assert!(
+        stderr.contains(&format!(
+            "{}: a calendar item that cannot be read for certain (a multipart part without its closing boundary",
+            damaged.display()
+        )),
+        "{stderr}"
+    );
+
+    let after_path = |p: &Path| match p.strip_prefix(&mailbox) {
+        Ok(rest) => moved_to.join(rest),
+        Err(_) => p.to_path_buf(),
+    };
+    let mut changed = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for rel in messages(&s.before) {
+        let before = std::fs::read_to_string(s.before.join(&rel)).expect("before");
+        let after = std::fs::read_to_string(s.root.join(after_path(&rel))).expect("after");
+        let Some((body, enc)) = calendar_body(&before) else {
+            assert_eq!(after, before, "{}", rel.display());
+            continue;
+        };
+        let decoded = decode(&before[body.clone()], enc);
+        let want = expected_ical(&decoded, &old, &new);
+        let skipped = rel == damaged || rel == as_note;
+        if want == decoded || skipped {
+            assert_eq!(after, before, "{}", rel.display());
+            continue;
+        }
+        changed.push(rel.clone());
+        seen.insert(format!("{enc:?}"));
+        // Every byte around the calendar part's body is the same; the body decodes to exactly
+        // the expected text.
+        let (new_body, new_enc) = calendar_body(&after).expect("still a calendar");
+        assert_eq!(new_enc, enc);
+        assert_eq!(
+            &after[..new_body.start],
+            &before[..body.start],
+            "{}",
+            rel.display()
+        );
+        assert_eq!(
+            &after[new_body.end..],
+            &before[body.end..],
+            "{}",
+            rel.display()
+        );
+        assert_eq!(
+            decode(&after[new_body.clone()], enc),
+            want,
+            "{}",
+            rel.display()
+        );
+        assert!(!after.contains(&format!("ATTENDEE:mailto:{old}")));
+        match enc {
+            Enc::Plain => {
+                if decoded.contains("\r\n :mailto:") || decoded.contains("\r\n ") {
+                    seen.insert("folded".into());
+                }
+            }
+            Enc::Qp => {
+                // The hard lines that did not change keep their encoded bytes; those that did
+                // were ORGANIZER/ATTENDEE lines naming the old address.
+                let (a, b) = (
+                    qp_hard_lines(&before[body.clone()]),
+                    qp_hard_lines(&after[new_body.clone()]),
+                );
+                let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+                let suffix = a
+                    .iter()
+                    .rev()
+                    .zip(b.iter().rev())
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                assert!(prefix + suffix < a.len(), "something changed");
+                for line in &a[prefix..a.len() - suffix] {
+                    let d = decode(line, Enc::Qp);
+                    assert!(
+                        (d.starts_with("ORGANIZER") || d.starts_with("ATTENDEE"))
+                            && d.contains(&format!("mailto:{old}")),
+                        "{d}"
+                    );
+                }
+            }
+            Enc::Base64 => {
+                // Encoded again at the width it had.
+                let width = before[body.clone()].lines().next().expect("a line").len();
+                let lines: Vec<&str> = after[new_body.clone()].trim_end().lines().collect();
+                assert!(
+                    lines[..lines.len() - 1].iter().all(|l| l.len() == width),
+                    "{width}"
+                );
+            }
+        }
+    }
+    assert!(
+        ["Plain", "Qp", "Base64", "folded"]
+            .iter()
+            .all(|k| seen.contains(*k)),
+        "{seen:?}"
+    );
+    assert!(changed.contains(&as_event), "{changed:?}");
+    assert!(changed.contains(&own_note), "{changed:?}");
+    assert!(
+        changed.iter().any(|p| !p.starts_with(&mailbox)),
+        "others' calendars too"
+    );
+    // What changed in the store: the messages, and in their folders index.fld and search.fld
+    // moved aside (the server rebuilds them); nothing else of the store but share files.
+    let folders: std::collections::BTreeSet<PathBuf> = changed
+        .iter()
+        .map(|p| after_path(p.parent().and_then(Path::parent).expect("folder")))
+        .collect();
+    for folder in &folders {
+        let root_folder = s.root.join(folder);
+        assert!(
+            !root_folder.join("index.fld").exists(),
+            "{}",
+            folder.display()
+        );
+        let before_folder = match folder.strip_prefix(&moved_to) {
+            Ok(rest) => s.before.join(&mailbox).join(rest),
+            Err(_) => s.before.join(folder),
+        };
+        for (file, aside) in [("index.fld", "index.bad"), ("search.fld", "search.bad")] {
+            assert_eq!(
+                std::fs::read(root_folder.join(aside)).expect("aside"),
+                std::fs::read(before_folder.join(file)).expect("before")
+            );
+        }
+    }
+    let log = s.read("store/logs/config.log");
+    assert!(
+        log.contains(&format!(
+            ", {} calendar items (ORGANIZER/ATTENDEE)\n",
+            changed.len()
+        )) && log.contains(&format!(
+            "Rewrite calendar items (ORGANIZER/ATTENDEE) in folder '{}/{}/Calendar':",
+            domain, old_name
+        )),
+        "{log}"
+    );
+    // Undo restores every byte of the store.
+    s.undo_last();
+    s.assert_unchanged();
+}
+
+#[test]
+fn no_calendars_leaves_every_message_and_a_dry_run_counts_them_by_folder() {
+    let (s, old, _) = calendar_install();
+    let (old_name, domain) = old.split_once('@').expect("address");
+    let out = run(&s, &["-n", &old, "someone.else"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = format!(
+        "kc-rename-user - Rewrite calendar items (ORGANIZER/ATTENDEE) in folder '{domain}/{old_name}/Calendar': "
+    );
+    assert!(stdout.contains(&line), "{stdout}");
+    assert!(stdout.contains("  WOULD move "), "{stdout}");
+    s.assert_unchanged();
+
+    let out = run(&s, &["--no-calendars", &old, "someone.else"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("calendar item"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mailbox = PathBuf::from(format!("store/mail/{domain}/{old_name}"));
+    let moved = PathBuf::from(format!("store/mail/{domain}/someone.else"));
+    kc_testkit::compare_trees(&s.before.join(&mailbox), &s.root.join(&moved), &[])
+        .expect("the mailbox moved whole");
+    let others: Vec<PathBuf> = s
+        .changed()
+        .into_iter()
+        .filter(|p| !p.starts_with(&mailbox) && !p.starts_with(&moved))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".eml") || name.starts_with("index.") || name.starts_with("search.")
+        })
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    s.undo_last();
+    s.assert_unchanged();
+}

@@ -20,6 +20,7 @@
 //! `<out>-store` (the store outside the root) and `<out>-volume` (the Docker volume), next to
 //! `<out>`; both must be absent or empty too.
 
+pub mod calendar;
 mod configs;
 mod mailbox;
 mod scratch;
@@ -57,6 +58,10 @@ pub struct Options {
     pub text_attachments: u8,
     /// The shapes of real installs to write; none by default.
     pub shapes: Shapes,
+    /// Calendar items naming other mailboxes as ORGANIZER/ATTENDEE, in every mailbox's Calendar
+    /// and INBOX (folded, quoted-printable, base64, one damaged: see the `calendar` module);
+    /// off by default, and the install is otherwise the same bytes with it.
+    pub calendars: bool,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             configs_only: false,
             text_attachments: 0,
             shapes: Shapes::default(),
+            calendars: false,
         }
     }
 }
@@ -118,6 +124,7 @@ impl Options {
             configs_only: false,
             text_attachments: 0,
             shapes: Shapes::default(),
+            calendars: false,
         }
     }
 }

@@ -12,6 +12,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 
+use crate::calendar;
 use crate::text::{self, SUBJECTS};
 use crate::{Options, Plan, Side, User, hex, rng_for};
 
@@ -45,6 +46,18 @@ fn item_class(folder: &str) -> &'static str {
 struct Message {
     date: u64,
     text: String,
+    /// Its `index.fld` class, when not the folder's.
+    class: Option<&'static str>,
+}
+
+impl From<calendar::Item> for Message {
+    fn from(item: calendar::Item) -> Message {
+        Message {
+            date: item.date,
+            text: item.text,
+            class: Some(item.class),
+        }
+    }
 }
 
 /// Writes one folder: its messages (mtime = the message's date), `index.fld` and `status.fld`
@@ -76,11 +89,12 @@ fn write_folder(
         };
         let _ = writeln!(
             index,
-            "U{uid:08x} {flags} S{} D{:08x} M{:08x} I{:04x} C{class}",
+            "U{uid:08x} {flags} S{} D{:08x} M{:08x} I{:04x} C{}",
             m.text.len(),
             m.date,
             m.date,
-            uid
+            uid,
+            m.class.unwrap_or(class)
         );
         bytes += m.text.len() as u64;
     }
@@ -149,6 +163,7 @@ fn draw_messages(rng: &mut ChaCha8Rng, draw: &Draw, folder: &str, n: usize) -> V
                     size,
                     options.text_attachments,
                 ),
+                class: None,
             }
         })
         .collect()
@@ -259,6 +274,38 @@ fn colleagues_of(plan: &Plan, domain: &str, not: &str) -> Vec<String> {
         .collect()
 }
 
+/// The calendar items of the `calendars` option for one folder of `user`'s mailbox, from an RNG
+/// of their own (so the rest of the install is the same bytes with or without them): events in
+/// Calendar (the install's one damaged item in its first local user's), an invitation in
+/// INBOX.
+fn calendar_items(
+    plan: &Plan,
+    user: &User,
+    folder: &str,
+    colleagues: &[String],
+    options: &Options,
+) -> Vec<Message> {
+    let address = user.address();
+    let mut rng = rng_for(options.seed, &format!("calendar:{address}:{folder}"));
+    match folder {
+        "Calendar" => {
+            let damaged = plan
+                .users
+                .iter()
+                .find(|u| u.dir.is_some() && !u.mapped)
+                .is_some_and(|u| u.address() == address);
+            calendar::calendar_folder(&mut rng, &address, colleagues, plan.now, damaged)
+                .into_iter()
+                .map(Message::from)
+                .collect()
+        }
+        "INBOX" => {
+            vec![calendar::inbox_invitation(&mut rng, &address, colleagues, plan.now).into()]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// Writes a user's mailbox. Returns (messages, bytes).
 pub(crate) fn write_user(
     store: &Path,
@@ -295,7 +342,10 @@ pub(crate) fn write_user(
             .filter(|s| s.folder == *folder)
             .map(|s| (s.sharee.clone(), s.rights))
             .collect();
-        let messages = draw_messages(&mut rng, &recent, folder, count);
+        let mut messages = draw_messages(&mut rng, &recent, folder, count);
+        if options.calendars {
+            messages.extend(calendar_items(plan, user, folder, &colleagues, options));
+        }
         write_folder(
             &mailbox.join(folder),
             item_class(folder),

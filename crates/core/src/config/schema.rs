@@ -361,6 +361,14 @@ pub const SUBSCRIPTIONS: SubscriptionNames = SubscriptionNames {
 /// - `search.fld` [T] is rebuilt by the server when it is missing or damaged [C, 7.3 and later];
 ///   `search.bad` [A] is this project's name for it moved aside.
 /// - `class_prefix` `C` [T]: the item's class (`IPM.Note`, `IPM.Appointment`, …).
+/// - `calendar_classes` [A]: the classes of calendar items, whose messages hold iCalendar parts
+///   naming an `ORGANIZER` and `ATTENDEE`s: `IPM.Appointment` (an event in a calendar; the one
+///   the index excerpt above names) and `IPM.Schedule.Meeting` (an invitation, its cancellation
+///   and the replies, `IPM.Schedule.Meeting.Request`, `.Canceled`, `.Resp.Pos`, …), each with
+///   its subclasses (the class itself, or it followed by `.`), in any case. These are the MAPI
+///   names Outlook and Exchange use; that the server writes them so in `index.fld` is assumed
+///   from the one excerpt. A rename rewrites calendar items in other users' folders only where
+///   the index lists one of these classes.
 #[derive(Debug)]
 pub struct IndexNames {
     pub file: &'static str,
@@ -372,6 +380,8 @@ pub struct IndexNames {
     /// The field holding the message's size in bytes, decimal.
     pub size_prefix: u8,
     pub class_prefix: u8,
+    /// The classes of calendar items, each with its subclasses.
+    pub calendar_classes: &'static [&'static str],
     /// A message file: `<hex digits>.<message_extension>` in a folder's `#msgs`.
     pub message_extension: &'static str,
 }
@@ -384,5 +394,6 @@ pub const INDEX: IndexNames = IndexNames {
     uid_prefix: b'U',
     size_prefix: b'S',
     class_prefix: b'C',
+    calendar_classes: &["IPM.Appointment", "IPM.Schedule.Meeting"],
     message_extension: "eml",
 };

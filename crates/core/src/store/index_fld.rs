@@ -2,8 +2,9 @@
 //! record names its message file in `#msgs`. The field letters and the file's name are in the
 //! schema table ([`crate::config::schema::INDEX`]), with how sure we are of each.
 //!
-//! Only what `kc-store check` compares is read: the `U` field (which file) and the `S` field
-//! (its size). Other fields, and fields this codec does not know, are ignored.
+//! Only what the tools use is read: the `U` field (which file) and the `S` field (its size),
+//! which `kc-store check` compares, and the `C` field (the item's class), by which a rename
+//! finds calendar items. Other fields, and fields this codec does not know, are ignored.
 
 use std::ffi::OsStr;
 
@@ -68,6 +69,35 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Record>, LineError> {
     }
 }
 
+/// The class of a record's line: its `C` field to the end of the line (the class is the last
+/// field and may hold anything), without the trailing blank space; `None` without one.
+pub fn class(line: &[u8]) -> Option<&[u8]> {
+    let mut at = 0;
+    while at < line.len() {
+        let start = at + line[at..].iter().position(|b| !b.is_ascii_whitespace())?;
+        if line[start] == INDEX.class_prefix {
+            return Some(line[start + 1..].trim_ascii_end());
+        }
+        at = start
+            + line[start..]
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(line.len() - start);
+    }
+    None
+}
+
+/// Whether a class is a calendar item's ([`crate::config::schema::INDEX`]'s
+/// `calendar_classes`, or a subclass of one), in any case.
+pub fn is_calendar_class(class: &[u8]) -> bool {
+    INDEX.calendar_classes.iter().any(|c| {
+        let c = c.as_bytes();
+        class.len() >= c.len()
+            && class[..c.len()].eq_ignore_ascii_case(c)
+            && (class.len() == c.len() || class[c.len()] == b'.')
+    })
+}
+
 fn hex(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
         return None;
@@ -119,6 +149,35 @@ mod tests {
         assert_eq!(message_number(OsStr::new("notes.txt")), None);
         assert_eq!(message_number(OsStr::new(".eml")), None);
         assert_eq!(message_number(OsStr::new("+1.eml")), None);
+    }
+
+    #[test]
+    fn classes_of_calendar_items() {
+        let class = |l: &[u8]| class(l).map(|c| String::from_utf8_lossy(c).into_owned());
+        assert_eq!(
+            class(b"U1 F0 S2 CIPM.Schedule.Meeting.Request \r").as_deref(),
+            Some("IPM.Schedule.Meeting.Request")
+        );
+        assert_eq!(class(b"U1 S2").as_deref(), None);
+        assert_eq!(class(b"  CIPM.Note x").as_deref(), Some("IPM.Note x"));
+        for yes in [
+            "IPM.Appointment",
+            "ipm.appointment",
+            "IPM.Appointment.Occurrence",
+            "IPM.Schedule.Meeting.Request",
+            "IPM.Schedule.Meeting.Resp.Pos",
+        ] {
+            assert!(is_calendar_class(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "IPM.Note",
+            "IPM.AppointmentX",
+            "IPM.Schedule",
+            "IPM.Task",
+            "",
+        ] {
+            assert!(!is_calendar_class(no.as_bytes()), "{no}");
+        }
     }
 
     #[test]

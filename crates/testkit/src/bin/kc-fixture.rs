@@ -73,6 +73,10 @@ struct Cli {
     /// users' addresses
     #[arg(long)]
     global_public: bool,
+    /// Calendar items in every mailbox's Calendar and INBOX naming other mailboxes as organizer
+    /// and attendees (folded, quoted-printable, base64, and one damaged item)
+    #[arg(long)]
+    calendars: bool,
     /// Worker threads [default: one per core]
     #[arg(short = 'j', long, value_name = "N")]
     threads: Option<usize>,
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         let options = if cli.demo {
             kc_testkit::Options {
                 shapes,
+                calendars: cli.calendars,
                 ..kc_testkit::Options::demo()
             }
         } else {
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
                 configs_only: cli.configs_only,
                 text_attachments: cli.text_attachments,
                 shapes,
+                calendars: cli.calendars,
             }
         };
         let summary = kc_testkit::generate(&cli.out, &options)?;
