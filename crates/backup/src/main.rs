@@ -306,6 +306,21 @@ fn create(
     masks: Vec<Mask>,
     skip_unreadable: bool,
 ) -> anyhow::Result<Outcome> {
+    // Before anything is written: an archive made at another level than asked (and recorded)
+    // would be a quiet lie.
+    let (name, levels) = match compression {
+        CompressionArg::Gzip => ("gzip", 0..=9),
+        CompressionArg::Zstd => ("zstd", 1..=22),
+    };
+    if let Some(l) = level
+        && !levels.contains(&l)
+    {
+        bail!(
+            "--level {l}: {name} levels are {} to {}; nothing was written",
+            levels.start(),
+            levels.end()
+        );
+    }
     let root = &settings.install.root;
     let lock = guard::acquire(root, &settings.pid_file, TOOL)?;
     settings.note_other_servers(TOOL, lock.other_servers());

@@ -222,7 +222,7 @@ fn every_gzip_level_gives_an_archive_gnu_tar_extracts_smaller_as_the_level_rises
         kc_backup(&inst.root)
             .arg("--backup-dir")
             .arg(&dir)
-            .args(["create", "--level", level])
+            .args(["create", &format!("--level={level}")])
             .assert()
             .success();
         let archive = std::fs::read_dir(&dir)
@@ -252,6 +252,68 @@ fn every_gzip_level_gives_an_archive_gnu_tar_extracts_smaller_as_the_level_rises
     }
     // Level 0 stores; 9 is smaller than 1.
     assert!(sizes[0] > sizes[1] && sizes[1] > sizes[2], "{sizes:?}");
+}
+
+#[test]
+fn verify_catches_bytes_appended_after_the_last_chunk_and_a_level_out_of_range_writes_nothing() {
+    let inst = install();
+    for level in ["10", "-1", "99"] {
+        let bad = kc_backup(&inst.root)
+            .args(["create", &format!("--level={level}")])
+            .assert()
+            .code(2);
+        assert_eq!(
+            String::from_utf8_lossy(&bad.get_output().stderr),
+            format!(
+                "kc-backup: error: --level {level}: gzip levels are 0 to 9; nothing was written\n"
+            )
+        );
+    }
+    let zstd = kc_backup(&inst.root)
+        .args(["create", "--compression", "zstd", "--level", "23"])
+        .assert()
+        .code(2);
+    assert!(
+        String::from_utf8_lossy(&zstd.get_output().stderr).contains("zstd levels are 1 to 22"),
+        "{zstd:?}"
+    );
+    let dir = inst.root.join("kc-backups");
+    assert!(
+        !dir.exists() || archives(&inst.root).is_empty(),
+        "nothing written"
+    );
+
+    stdout(kc_backup(&inst.root).arg("create"));
+    let archive = archives(&inst.root).remove(0);
+    let name = archive.to_str().expect("utf-8").to_owned();
+    kc_backup(&inst.root)
+        .args(["verify", &name])
+        .assert()
+        .success();
+    // A whole gzip member after the end: gzip -t and tar take it; the index does not.
+    let mut member = Vec::new();
+    {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(&mut member, flate2::Compression::default());
+        gz.write_all(&[0u8; 1024]).expect("compress");
+        gz.finish().expect("finish");
+    }
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let size = bytes.len();
+    bytes.extend_from_slice(&member);
+    std::fs::write(&archive, &bytes).expect("write");
+    let bad = kc_backup(&inst.root)
+        .args(["verify", &name])
+        .assert()
+        .code(1);
+    let out = String::from_utf8_lossy(&bad.get_output().stdout).into_owned();
+    assert_eq!(
+        out,
+        format!(
+            "{name}: is {} bytes, but its index ends at byte {size} and its record says {size}: bytes were added to it or cut from it\n",
+            size + member.len()
+        )
+    );
 }
 
 #[test]

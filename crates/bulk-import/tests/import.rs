@@ -451,6 +451,63 @@ fn refused(sc: &Scratch, args: &[&str], first: &str) -> String {
 }
 
 #[test]
+fn one_run_names_every_problem_however_the_rows_go_wrong() {
+    let sc = Scratch::new(&Options::demo());
+    // A control character, a bad name, a name twice in the file, a template typo.
+    let csv = file(
+        &sc,
+        "mixed.csv",
+        "Name;Password;FullName\nnew.one;Str0ng-pass;New One\nbad name;Str0ng-pass;Bad\nctl;Str0ng-pass;C\u{1}x\nnew.one;Str0ng-pass;Twice\n",
+    );
+    let p = csv.display();
+    let err = refused(
+        &sc,
+        &[
+            s(&csv),
+            "--domain",
+            "example.org",
+            "--template",
+            "Nope",
+            "--license-limit",
+            "15",
+        ],
+        &format!(
+            "kc-bulk-import: error: {p}:2: template: no user template \"Nope\" for example.org (general or of that domain)"
+        ),
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        format!("{p}:4: FullName: control character U+0001 is not allowed"),
+        format!(
+            "{p}:3: Name: \"bad name\": ' ' is not allowed (letters, digits, '.', '_' and '-' only)"
+        ),
+        format!("{p}:5: Name: new.one@example.org already exists as a user of line 2 of {p}"),
+    ] {
+        assert!(lines.contains(&want.as_str()), "{want}\nin:\n{err}");
+    }
+    assert!(
+        err.contains("--license-limit: 18 enabled accounts after the import"),
+        "{err}"
+    );
+    // A domain typo does not hide what any name must be.
+    let typo = refused(
+        &sc,
+        &[s(&csv), "--domain", "exmaple.org"],
+        &format!(
+            "kc-bulk-import: error: {p}:2: domain: no domain exmaple.org (did you mean example.org?) on this server"
+        ),
+    );
+    assert!(
+        typo.contains(&format!("{p}:3: Name: \"bad name\": ' ' is not allowed")),
+        "{typo}"
+    );
+    assert!(
+        typo.contains(&format!("{p}:4: FullName: control character U+0001")),
+        "{typo}"
+    );
+}
+
+#[test]
 fn control_characters_in_what_is_imported_are_refused_with_file_line_and_field() {
     let sc = Scratch::new(&Options::demo());
     let csv = file(
@@ -505,6 +562,7 @@ fn control_characters_in_what_is_imported_are_refused_with_file_line_and_field()
 #[test]
 fn a_broken_csv_is_refused_where_it_breaks() {
     let sc = Scratch::new(&Options::demo());
+    // example.com requires no secure passwords: only the file's own problems are reported.
     // The quote after "ann;" is never closed: bob's row would become part of ann's name.
     let csv = file(
         &sc,
@@ -513,7 +571,7 @@ fn a_broken_csv_is_refused_where_it_breaks() {
     );
     refused(
         &sc,
-        &[s(&csv), "--domain", "example.org"],
+        &[s(&csv), "--domain", "example.com"],
         &format!(
             "kc-bulk-import: error: {}:2: -: a quote is not closed: lines 2 to 3 read as one row",
             csv.display()
@@ -527,7 +585,7 @@ fn a_broken_csv_is_refused_where_it_breaks() {
     );
     refused(
         &sc,
-        &[s(&csv), "--domain", "example.org"],
+        &[s(&csv), "--domain", "example.com"],
         &format!(
             "kc-bulk-import: error: {}:3: -: a quote is not closed: lines 3 to 5 read as one row",
             csv.display()
@@ -536,7 +594,7 @@ fn a_broken_csv_is_refused_where_it_breaks() {
     let csv = file(&sc, "open-end.csv", "Name;FullName\nann;\"Ann\n");
     refused(
         &sc,
-        &[s(&csv), "--domain", "example.org"],
+        &[s(&csv), "--domain", "example.com"],
         &format!(
             "kc-bulk-import: error: {}:2: -: a quote is not closed",
             csv.display()
@@ -545,7 +603,7 @@ fn a_broken_csv_is_refused_where_it_breaks() {
     let csv = file(&sc, "twice.csv", "Name;FullName;name\nann;Ann;x\n");
     refused(
         &sc,
-        &[s(&csv), "--domain", "example.org"],
+        &[s(&csv), "--domain", "example.com"],
         &format!(
             "kc-bulk-import: error: {}:1: name: the header names this column twice",
             csv.display()
@@ -568,7 +626,7 @@ fn toml_values_must_have_the_type_of_their_variable() {
     let p = toml.display();
     let err = refused(
         &sc,
-        &[s(&toml), "--domain", "example.org"],
+        &[s(&toml), "--domain", "example.com"],
         &format!("kc-bulk-import: error: {p}:3: Password: must be a string, not a boolean"),
     );
     assert_eq!(
@@ -589,10 +647,10 @@ fn toml_values_must_have_the_type_of_their_variable() {
         "good.toml",
         "[[user]]\nName = \"b.one\"\nPassword = \"Str0ng-pass\"\nQstorage = 1048576\nQmessage = \"500\"\nAccount_enabled = false\nRights = 1\n",
     );
-    let out = run(&sc, &[s(&good), "--domain", "example.org"]);
+    let out = run(&sc, &[s(&good), "--domain", "example.com"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let config = Config::load(&sc.root).expect("config");
-    let user = config.user("b.one", "example.org").expect("created");
+    let user = config.user("b.one", "example.com").expect("created");
     let get = |k: &str| user.0.get(k).expect(k).to_owned();
     assert_eq!(
         [

@@ -259,11 +259,18 @@ impl<'a> Planner<'a> {
     /// Checks one row; plans it when it has no problem.
     fn row(&mut self, row: &'a Row) {
         let before = self.problems.len();
+        // What reading found; a row that could not be read has nothing more to check.
+        self.problems.extend(row.problems.iter().cloned());
+        if row.fields.is_empty() && !row.problems.is_empty() {
+            return;
+        }
         let Some((domain, secure)) = self.domain_of(row) else {
+            // Without a domain the name can still be checked for what any name must be.
+            self.name_of(row, None);
             return;
         };
         let defaults = self.template_defaults_of(row, &domain);
-        let Some(name) = self.name_of(row, &domain) else {
+        let Some(name) = self.name_of(row, Some(&domain)) else {
             return;
         };
         // The values: row over template over defaults.
@@ -283,9 +290,10 @@ impl<'a> Planner<'a> {
         let addresses = self.addresses(row, &mut values, &name, &domain);
         let groups = self.groups(row, &values, &domain);
         self.password(row, &mut values, &name, &domain, secure);
-        if self.problems.len() == before {
-            self.accept(row, values, &addresses, &groups);
-        }
+        // A row with problems is not planned, but its names are taken and it counts towards
+        // the licence: the rows below, and the limit, are checked as they will be once fixed.
+        let ok = self.problems.len() == before;
+        self.accept(row, values, &addresses, &groups, ok);
     }
 
     /// The row's domain, as written on the server, and whether it requires secure passwords.
@@ -342,7 +350,7 @@ impl<'a> Planner<'a> {
 
     /// The account's name, when it is one; a name already taken is a problem but the row is
     /// still checked further.
-    fn name_of(&mut self, row: &Row, domain: &str) -> Option<String> {
+    fn name_of(&mut self, row: &Row, domain: Option<&str>) -> Option<String> {
         let field = row.get(USER.name);
         let name = field.map_or("", |f| f.value.as_str()).to_owned();
         let line = field.map_or(row.line, |f| f.line);
@@ -357,6 +365,7 @@ impl<'a> Planner<'a> {
                 .push(row.at(line, column, format!("{name:?}: {why}")));
             return None;
         }
+        let domain = domain?;
         if let Some(what) = self.names.taken(&self.config, &name, domain, None) {
             let why = format!("{name}@{domain} already exists as {what}");
             self.problems.push(row.at(line, column, why));
@@ -438,7 +447,9 @@ impl<'a> Planner<'a> {
                 format!("NUL:{p}")
             }
         };
-        if secure && stored == "NUL:" {
+        // A password the file gave but reading refused is that problem, not also an empty one.
+        let refused = (row.problems.iter()).any(|p| p.subject.eq_ignore_ascii_case(&column));
+        if secure && stored == "NUL:" && !refused {
             let why = "empty, and the domain requires secure passwords (give one, or --generate-passwords)";
             self.problems.push(row.at(line, &column, why));
         }
@@ -448,8 +459,16 @@ impl<'a> Planner<'a> {
         set(values, USER.password, &stored);
     }
 
-    /// Plans a checked row: its names are taken for the rows below.
-    fn accept(&mut self, row: &'a Row, values: Vars, addresses: &[String], groups: &[String]) {
+    /// A checked row's names are taken for the rows below, and an enabled one counts towards
+    /// the licence; it is planned when `ok` (it has no problem).
+    fn accept(
+        &mut self,
+        row: &'a Row,
+        values: Vars,
+        addresses: &[String],
+        groups: &[String],
+        ok: bool,
+    ) {
         let (name, domain) = (value(&values, USER.name), value(&values, USER.domain));
         let here = format!("a user of line {} of {}", row.line, row.file.display());
         for a in addresses {
@@ -463,6 +482,9 @@ impl<'a> Planner<'a> {
         }
         if value(&values, USER.enabled).trim() != "0" {
             self.enabled_new.push(row);
+        }
+        if !ok {
+            return;
         }
         // A mailbox left by a removal with its mail kept: the server gives it to the new account.
         let address = crate::account::Address { name, domain };

@@ -337,8 +337,26 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
             ));
         }
     }
+    report.damage.extend(size_damage(backup));
     expected.finish(&mut report.damage)?;
     Ok(report)
+}
+
+/// The archive is exactly as long as its index says: bytes appended after the last chunk (a
+/// gzip member, garbage) or cut from it are damage, although every chunk reads.
+fn size_damage(backup: &Backup) -> Option<String> {
+    let end = (backup.meta.chunks.last()).map_or(0, |c| c.offset.saturating_add(c.length));
+    let size = match std::fs::metadata(&backup.archive) {
+        Ok(m) => m.len(),
+        Err(e) => return Some(format!("{}: cannot read: {e}", backup.archive.display())),
+    };
+    (size != end || size != backup.meta.archive_bytes).then(|| {
+        format!(
+            "{}: is {size} bytes, but its index ends at byte {end} and its record says {}: bytes were added to it or cut from it",
+            backup.archive.display(),
+            backup.meta.archive_bytes
+        )
+    })
 }
 
 /// A manifest line, read: the end, one that matched a file set aside, or one still open (path,

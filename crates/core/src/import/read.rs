@@ -29,9 +29,22 @@ pub struct Row {
     /// Per-row domain and template (TOML), with their lines.
     pub domain: Option<(String, usize)>,
     pub template: Option<(String, usize)>,
+    /// What reading found wrong with the row (a value refused; a row that could not be read at
+    /// all has no fields): reported with the plan's problems, so that one run names them all.
+    pub problems: Vec<Problem>,
 }
 
 impl Row {
+    /// A row that could not be read: only its problem.
+    fn unreadable(path: &Path, line: usize, problem: Problem) -> Row {
+        Row {
+            file: path.to_owned(),
+            line,
+            problems: vec![problem],
+            ..Row::default()
+        }
+    }
+
     pub(super) fn get(&self, var: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.var == var)
     }
@@ -147,7 +160,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
             Ok(false) => break,
             Err(e) => {
                 let line = e.position().map_or(0, |p| line_at(p.byte()));
-                problems.push(at(line, "-", &e.to_string()));
+                rows.push(Row::unreadable(path, line, at(line, "-", &e.to_string())));
                 continue;
             }
         }
@@ -159,7 +172,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
             ..(reader.position().byte() as usize).min(bytes.len())];
         if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
             let lines = raw.trim_ascii().iter().filter(|&&b| b == b'\n').count();
-            problems.push(at(
+            let problem = at(
                 line,
                 "-",
                 &if lines > 0 {
@@ -170,14 +183,15 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
                 } else {
                     "a quote is not closed".to_owned()
                 },
-            ));
+            );
+            rows.push(Row::unreadable(path, line, problem));
             continue;
         }
         if record.iter().all(str::is_empty) {
             continue;
         }
         if record.len() > vars.len() {
-            problems.push(at(
+            let problem = at(
                 line,
                 "-",
                 &format!(
@@ -185,7 +199,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
                     record.len(),
                     vars.len()
                 ),
-            ));
+            );
+            rows.push(Row::unreadable(path, line, problem));
             continue;
         }
         let fields: Vec<Field> = record
@@ -198,10 +213,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
                 line,
             })
             .collect();
-        problems.extend(refused_values(path, &fields));
         rows.push(Row {
             file: path.to_owned(),
             line,
+            problems: refused_values(path, &fields),
             fields,
             ..Row::default()
         });
@@ -231,7 +246,6 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
             e.message(),
         )])
     })?;
-    let mut problems = Vec::new();
     let mut rows = Vec::new();
     for table in file.user {
         let mut row = Row {
@@ -258,7 +272,8 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
             {
                 Ok(text) => text,
                 Err(why) => {
-                    problems.push(Problem::at(format!("{}:{line}", path.display()), &key, why));
+                    let origin = format!("{}:{line}", path.display());
+                    row.problems.push(Problem::at(origin, &key, why));
                     continue;
                 }
             };
@@ -268,7 +283,8 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
                 _ => {
                     if let Err(why) = check_variable_name(var) {
                         let origin = format!("{}:{line}", path.display());
-                        problems.push(Problem::at(origin, format!("{key:?}"), why));
+                        row.problems
+                            .push(Problem::at(origin, format!("{key:?}"), why));
                         continue;
                     }
                     row.fields.push(Field {
@@ -281,9 +297,6 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
             }
         }
         rows.push(row);
-    }
-    if !problems.is_empty() {
-        return Err(ImportError::invalid(problems));
     }
     Ok(rows)
 }
@@ -469,6 +482,7 @@ pub fn read_users_cfg(
                 .collect(),
             domain: Some((d.to_owned(), line)),
             template: None,
+            problems: Vec::new(),
         });
     }
     let mut migration = Migration::default();
