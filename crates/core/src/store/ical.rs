@@ -65,17 +65,23 @@ pub fn rewrite_addresses(
         return Ok(None);
     }
     edits.sort_by_key(|e| e.span.start);
-    let mut bytes = Vec::with_capacity(msg.len() + 64);
-    let mut at = 0;
-    let mut values = 0;
+    let (bytes, values) = splice(msg, edits);
+    Ok(Some(Rewritten { bytes, values }))
+}
+
+/// `source` with each edit's span replaced by its bytes (edits in order, not overlapping), and
+/// how many values the edits changed.
+fn splice(source: &[u8], edits: Vec<Edit>) -> (Vec<u8>, usize) {
+    let mut out = Vec::with_capacity(source.len() + 64);
+    let (mut at, mut values) = (0, 0);
     for e in edits {
-        bytes.extend_from_slice(&msg[at..e.span.start]);
-        bytes.extend_from_slice(&e.bytes);
+        out.extend_from_slice(&source[at..e.span.start]);
+        out.extend_from_slice(&e.bytes);
         at = e.span.end;
         values += e.values;
     }
-    bytes.extend_from_slice(&msg[at..]);
-    Ok(Some(Rewritten { bytes, values }))
+    out.extend_from_slice(&source[at..]);
+    (out, values)
 }
 
 /// A range of the message replaced by new bytes.
@@ -658,16 +664,7 @@ fn base64_part(
     }
     let mut inner = Vec::new();
     line_edits(&lines, changes, &mut inner, |c, e| [c, e].concat());
-    let mut text = Vec::with_capacity(decoded.len() + 64);
-    let mut at = 0;
-    let mut values = 0;
-    for e in inner {
-        text.extend_from_slice(&decoded[at..e.span.start]);
-        text.extend_from_slice(&e.bytes);
-        at = e.span.end;
-        values += e.values;
-    }
-    text.extend_from_slice(&decoded[at..]);
+    let (text, values) = splice(&decoded, inner);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&text);
     let bytes = match layout {
         Some((width, eol)) if width > 0 => encoded
