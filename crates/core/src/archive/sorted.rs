@@ -20,8 +20,9 @@ use super::{ArchiveError, io_err};
 /// Bytes of paths an in-memory run holds at most, by default.
 const DEFAULT_BUDGET: usize = 8 << 20;
 
-/// Runs merged at once: more are merged in several passes, so that a huge list never needs more
-/// than this many open files.
+/// Runs merged at once. Runs are kept in tiers: every FAN_IN runs of one tier are merged into
+/// one of the next as soon as they are there, so a sort holds at most FAN_IN open files per tier
+/// (a handful of tiers for any store), not one per run.
 const FAN_IN: usize = 32;
 
 /// The in-memory budget of one run, in bytes (see the module docs).
@@ -68,7 +69,8 @@ pub(crate) struct Sorter {
     budget: usize,
     run: Vec<Vec<u8>>,
     bytes: usize,
-    runs: Vec<std::fs::File>,
+    /// Spilled runs, each with its tier (0: spilled from memory; n + 1: FAN_IN of tier n merged).
+    runs: Vec<(u32, std::fs::File)>,
 }
 
 impl Sorter {
@@ -107,8 +109,28 @@ impl Sorter {
             write_record(&mut out, &item).map_err(io_err(&self.dir))?;
         }
         self.bytes = 0;
-        self.runs.push(finish_run(out).map_err(io_err(&self.dir))?);
+        self.runs
+            .push((0, finish_run(out).map_err(io_err(&self.dir))?));
+        while self.runs.len() >= FAN_IN {
+            let tail = self.runs.len() - FAN_IN;
+            let tier = self.runs[tail].0;
+            if self.runs[tail..].iter().any(|(t, _)| *t != tier) {
+                break;
+            }
+            let group = self.runs.drain(tail..).map(|(_, f)| f).collect();
+            let merged = self.merge_into_run(group)?;
+            self.runs.push((tier + 1, merged));
+        }
         Ok(())
+    }
+
+    /// Merges runs into one new run.
+    fn merge_into_run(&self, group: Vec<std::fs::File>) -> Result<std::fs::File, ArchiveError> {
+        let mut out = BufWriter::with_capacity(1 << 16, self.temp()?);
+        for item in Merge::new(group, &self.dir)? {
+            write_record(&mut out, &item?).map_err(io_err(&self.dir))?;
+        }
+        finish_run(out).map_err(io_err(&self.dir))
     }
 
     /// Everything pushed, in order.
@@ -118,22 +140,16 @@ impl Sorter {
             return Ok(Sorted::Memory(std::mem::take(&mut self.run).into_iter()));
         }
         self.spill()?;
-        while self.runs.len() > FAN_IN {
-            let all = std::mem::take(&mut self.runs);
-            let mut groups = Vec::new();
-            let mut it = all.into_iter().peekable();
+        let mut runs: Vec<std::fs::File> = self.runs.drain(..).map(|(_, f)| f).collect();
+        while runs.len() > FAN_IN {
+            let mut merged = Vec::new();
+            let mut it = runs.into_iter().peekable();
             while it.peek().is_some() {
-                groups.push(it.by_ref().take(FAN_IN).collect::<Vec<_>>());
+                let group = it.by_ref().take(FAN_IN).collect();
+                merged.push(self.merge_into_run(group)?);
             }
-            for group in groups {
-                let mut out = BufWriter::with_capacity(1 << 16, self.temp()?);
-                for item in Merge::new(group, &self.dir)? {
-                    write_record(&mut out, &item?).map_err(io_err(&self.dir))?;
-                }
-                self.runs.push(finish_run(out).map_err(io_err(&self.dir))?);
-            }
+            runs = merged;
         }
-        let runs = std::mem::take(&mut self.runs);
         Ok(Sorted::Merge(Merge::new(runs, &self.dir)?))
     }
 }
@@ -260,6 +276,12 @@ mod tests {
             for item in &items {
                 sorter.push(item.clone()).expect("push");
             }
+            // 2000 runs at budget 1, held as a few tiers: open files stay bounded.
+            assert!(
+                sorter.runs.len() < 2 * FAN_IN,
+                "{} runs open",
+                sorter.runs.len()
+            );
             let out: Vec<Vec<u8>> = sorter
                 .finish()
                 .expect("finish")
