@@ -478,8 +478,14 @@ pub fn plan(
             .get(&address.to_ascii_lowercase())
             .map(String::as_str)
     };
-    // The same walk lists every folder's index, where calendar items are looked for next.
-    let indexes: &[&str] = if options.calendars { &[INDEX_FLD] } else { &[] };
+    // The same walk lists every folder's index, where calendar items are looked for next (and
+    // an index moved aside by an earlier change of this window, not yet rebuilt by the server).
+    let aside = crate::config::schema::INDEX.aside;
+    let indexes: &[&str] = if options.calendars {
+        &[INDEX_FLD, aside]
+    } else {
+        &[]
+    };
     let (store_files, listed) =
         account::edit_share_files_listing(install, &layout, indexes, |kind, path, bytes| {
             let (out, changed) = match kind {

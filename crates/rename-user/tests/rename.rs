@@ -1013,3 +1013,82 @@ fn no_calendars_leaves_every_message_and_a_dry_run_counts_them_by_folder() {
     s.undo_last();
     s.assert_unchanged();
 }
+
+/// Lines of `root`'s Calendar messages (not `skip`) whose ORGANIZER or ATTENDEE names `address`,
+/// in folders whose `index.fld` an earlier change moved aside. (Only Calendar folders: the
+/// fixture's INBOX invitations carry a text part that names the same lines, which stays.)
+fn calendar_lines_in_aside_folders(root: &Path, address: &str, skip: &Path) -> usize {
+    let wanted = format!("mailto:{}", address.to_ascii_lowercase());
+    messages(root)
+        .into_iter()
+        .filter(|p| p != skip && p.to_string_lossy().contains("/Calendar/#msgs/"))
+        .filter(|p| {
+            let folder = root
+                .join(p)
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf);
+            folder.is_some_and(|f| !f.join("index.fld").exists() && f.join("index.bad").exists())
+        })
+        .map(|p| {
+            let bytes = std::fs::read(root.join(&p)).expect("read");
+            text(&bytes)
+                .lines()
+                .map(str::to_ascii_lowercase)
+                .filter(|l| l.starts_with("organizer") || l.starts_with("attendee"))
+                .filter(|l| l.contains(&wanted))
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn a_second_rename_in_the_same_window_finds_calendar_items_whose_index_the_first_moved_aside() {
+    let (s, first, damaged) = calendar_install();
+    let out = run(&s, &[&first, "first.renamed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Another user named in the folders whose index the first rename moved aside.
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let domain = first.split_once('@').expect("address").1;
+    for line in messages(&s.root)
+        .into_iter()
+        .filter(|p| *p != damaged)
+        .flat_map(|p| {
+            let folder = s
+                .root
+                .join(&p)
+                .parent()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf);
+            let aside = folder.is_some_and(|f| !f.join("index.fld").exists());
+            let bytes = if aside {
+                std::fs::read(s.root.join(&p)).expect("read")
+            } else {
+                Vec::new()
+            };
+            text(&bytes).lines().map(str::to_owned).collect::<Vec<_>>()
+        })
+    {
+        let lower = line.to_ascii_lowercase();
+        if (lower.starts_with("organizer") || lower.starts_with("attendee"))
+            && let Some((_, rest)) = lower.split_once("mailto:")
+            && rest.ends_with(&format!("@{domain}"))
+            && !rest.starts_with("first.renamed@")
+        {
+            *counts.entry(rest.to_owned()).or_default() += 1;
+        }
+    }
+    let (second, before) = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("another attendee");
+    assert!(before > 0);
+    assert!(calendar_lines_in_aside_folders(&s.root, &second, &damaged) > 0);
+    let out = run(&s, &[&second, "second.renamed"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        calendar_lines_in_aside_folders(&s.root, &second, &damaged),
+        0,
+        "{second} still named in folders whose index.fld the first rename moved aside"
+    );
+}

@@ -150,10 +150,14 @@ fn folders_of(
     new_of: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Vec<FolderResult>, AccountError> {
     let dirs: Vec<PathBuf> = match scan {
-        Scan::Indexed(indexes) => indexes
-            .iter()
-            .filter_map(|index| index.parent().map(Path::to_path_buf))
-            .collect(),
+        Scan::Indexed(indexes) => {
+            let mut dirs: Vec<PathBuf> = (indexes.iter())
+                .filter_map(|index| index.parent().map(Path::to_path_buf))
+                .collect();
+            dirs.sort();
+            dirs.dedup();
+            dirs
+        }
         Scan::All => {
             let (dirs, errors) = scope::directories(top);
             if let Some((path, source)) = errors.into_iter().next() {
@@ -207,9 +211,17 @@ fn all_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The message files a folder's `index.fld` lists with a calendar class, in index order.
+/// The message files a folder's `index.fld` lists with a calendar class, in index order. A
+/// folder whose index an earlier change of this window moved aside (a rename, a reindex; the
+/// server has not rebuilt it yet) is read from the newest `index.bad`: the same items.
 fn calendar_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let index = store::read_regular(&dir.join(INDEX_FLD), 1 << 30)?;
+    let index = match store::read_regular(&dir.join(INDEX_FLD), 1 << 30) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match newest_aside(dir)? {
+            Some(aside) => store::read_regular(&aside, 1 << 30)?,
+            None => return Err(e),
+        },
+        read => read?,
+    };
     let mut out = Vec::new();
     for line in index.split(|&b| b == b'\n') {
         if !index_fld::class(line).is_some_and(index_fld::is_calendar_class) {
@@ -224,6 +236,29 @@ fn calendar_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// The newest index moved aside in `dir`: `index.bad`, or the highest `index.bad.N`.
+fn newest_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let aside = crate::config::schema::INDEX.aside;
+    let mut newest: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let n = match name.strip_prefix(aside) {
+            Some("") => 1,
+            Some(rest) => match rest.strip_prefix('.').and_then(|n| n.parse().ok()) {
+                Some(n) => n,
+                None => continue,
+            },
+            None => continue,
+        };
+        if newest.as_ref().is_none_or(|(m, _)| n > *m) {
+            newest = Some((n, entry.path()));
+        }
+    }
+    Ok(newest.map(|(_, p)| p))
 }
 
 /// Reads one message and, when it names a renamed address, adds its rewrite to `folder`; what
