@@ -215,6 +215,29 @@ fn free_name(dir: &Path, base: &str) -> String {
         .expect("some number is free")
 }
 
+/// The index [`aside_moves`] moved aside last in `dir`: the highest of `index.bad` (the first,
+/// see [`free_name`]), `index.bad.1`, `index.bad.2`, …; `None` when there is none.
+pub(crate) fn newest_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    let base = INDEX.aside;
+    let mut newest: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let rank = match name.to_str().and_then(|n| n.strip_prefix(base)) {
+            Some("") => 0,
+            Some(rest) => match rest.strip_prefix('.').and_then(|k| k.parse::<u64>().ok()) {
+                Some(k) => k + 1,
+                None => continue,
+            },
+            None => continue,
+        };
+        if newest.as_ref().is_none_or(|(r, _)| rank > *r) {
+            newest = Some((rank, entry.path()));
+        }
+    }
+    Ok(newest.map(|(_, p)| p))
+}
+
 /// The moves that put the `index.fld` and `search.fld` of the folder `dir` (`name` in messages)
 /// aside, each to the first free name, with `file -> name` for the audit line. What is not a
 /// regular file is left, and said in `warnings`, as is an aside name already taken.
@@ -328,5 +351,20 @@ mod tests {
         std::fs::write(tmp.path().join("index.bad"), "").expect("write");
         std::fs::write(tmp.path().join("index.bad.1"), "").expect("write");
         assert_eq!(free_name(tmp.path(), "index.bad"), "index.bad.2");
+    }
+
+    #[test]
+    fn the_newest_aside_is_the_last_free_name_given() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        assert_eq!(newest_aside(tmp.path()).expect("reads"), None);
+        for _ in 0..3 {
+            let name = free_name(tmp.path(), "index.bad");
+            std::fs::write(tmp.path().join(&name), "").expect("write");
+            let newest = newest_aside(tmp.path()).expect("reads").expect("one");
+            assert_eq!(newest, tmp.path().join(name));
+        }
+        std::fs::write(tmp.path().join("index.bad.x"), "").expect("write");
+        let newest = newest_aside(tmp.path()).expect("reads").expect("one");
+        assert_eq!(newest, tmp.path().join("index.bad.2"));
     }
 }

@@ -216,10 +216,12 @@ fn all_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// server has not rebuilt it yet) is read from the newest `index.bad`: the same items.
 fn calendar_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let index = match store::read_regular(&dir.join(INDEX_FLD), 1 << 30) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match newest_aside(dir)? {
-            Some(aside) => store::read_regular(&aside, 1 << 30)?,
-            None => return Err(e),
-        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match crate::reindex::newest_aside(dir)? {
+                Some(aside) => store::read_regular(&aside, 1 << 30)?,
+                None => return Err(e),
+            }
+        }
         read => read?,
     };
     let mut out = Vec::new();
@@ -236,29 +238,6 @@ fn calendar_messages(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
-}
-
-/// The newest index moved aside in `dir`: `index.bad`, or the highest `index.bad.N`.
-fn newest_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
-    let aside = crate::config::schema::INDEX.aside;
-    let mut newest: Option<(u64, PathBuf)> = None;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let n = match name.strip_prefix(aside) {
-            Some("") => 1,
-            Some(rest) => match rest.strip_prefix('.').and_then(|n| n.parse().ok()) {
-                Some(n) => n,
-                None => continue,
-            },
-            None => continue,
-        };
-        if newest.as_ref().is_none_or(|(m, _)| n > *m) {
-            newest = Some((n, entry.path()));
-        }
-    }
-    Ok(newest.map(|(_, p)| p))
 }
 
 /// Reads one message and, when it names a renamed address, adds its rewrite to `folder`; what
