@@ -304,6 +304,19 @@ struct Line {
     ending: Vec<u8>,
 }
 
+/// The lines of `range` of `bytes`, each with its span (ending included) and its own copy of its
+/// content and ending.
+fn owned_lines(bytes: &[u8], range: Range<usize>) -> Vec<Line> {
+    lines(bytes, range)
+        .into_iter()
+        .map(|(content, ending)| Line {
+            span: content.start..ending.end,
+            content: bytes[content].to_vec(),
+            ending: bytes[ending].to_vec(),
+        })
+        .collect()
+}
+
 /// A logical line (lines `lines`) that changes: its new physical lines (content, ending).
 #[derive(Debug)]
 struct Change {
@@ -324,14 +337,7 @@ fn calendar_part(
             if !names_any(&msg[body.clone()], new_of) {
                 return Ok(()); // the common case, decided without splitting lines
             }
-            let lines: Vec<Line> = lines(msg, body)
-                .into_iter()
-                .map(|(content, ending)| Line {
-                    span: content.start..ending.end,
-                    content: msg[content].to_vec(),
-                    ending: msg[ending].to_vec(),
-                })
-                .collect();
+            let lines = owned_lines(msg, body);
             line_edits(&lines, rewrite_lines(&lines, new_of), edits, |c, e| {
                 [c, e].concat()
             });
@@ -646,14 +652,7 @@ fn base64_part(
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(&compact)
         .map_err(|e| Unparsable(format!("a base64 text/calendar part: {e}")))?;
-    let lines: Vec<Line> = lines(&decoded, 0..decoded.len())
-        .into_iter()
-        .map(|(content, ending)| Line {
-            span: content.start..ending.end,
-            content: decoded[content].to_vec(),
-            ending: decoded[ending].to_vec(),
-        })
-        .collect();
+    let lines = owned_lines(&decoded, 0..decoded.len());
     let changes = if names_any(&decoded, new_of) {
         rewrite_lines(&lines, new_of)
     } else {
