@@ -452,21 +452,16 @@ impl Matcher {
                 }
             }
         }
-        let mut unlisted: Vec<_> = self.unlisted.into_keys().collect();
-        unlisted.sort();
-        for path in unlisted {
-            damage.push(format!(
-                "{}: in the archive but not in the manifest",
-                String::from_utf8_lossy(&path)
-            ));
-        }
-        let mut missing: Vec<_> = self.ahead.into_keys().collect();
-        missing.sort();
-        for path in missing {
-            damage.push(format!(
-                "{}: in the manifest but not in the archive",
-                String::from_utf8_lossy(&path)
-            ));
+        for (left, what) in [
+            (self.unlisted, "in the archive but not in the manifest"),
+            (self.ahead, "in the manifest but not in the archive"),
+        ] {
+            let mut paths: Vec<_> = left.into_keys().collect();
+            paths.sort();
+            let lines = paths
+                .iter()
+                .map(|p| format!("{}: {what}", String::from_utf8_lossy(p)));
+            damage.extend(lines);
         }
         Ok(())
     }
