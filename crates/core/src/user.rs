@@ -8,7 +8,7 @@ use crate::account::{self, AccountError, Address, Layout, ShareFile};
 use crate::audit;
 use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
-use crate::config::{Config, ConfigError, list_tokens, remove_list_token};
+use crate::config::{Config, ConfigError, list_tokens};
 use crate::install::Install;
 use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
@@ -101,8 +101,9 @@ struct Reference {
 /// other users' forwards.
 fn references(config: &Config, who: &Address) -> Vec<Reference> {
     let addr = who.to_string();
-    let holds =
-        |value: Option<&str>, token: &str| value.is_some_and(|v| remove_list_token(v, token).1 > 0);
+    let holds = |value: Option<&str>, token: &str| {
+        value.is_some_and(|v| list_tokens(v).any(|t| t.eq_ignore_ascii_case(token)))
+    };
     let mut out = Vec::new();
     let mut found = |mailserver, id, variable, token: &str, whole_record, said| {
         out.push(Reference {
@@ -123,8 +124,7 @@ fn references(config: &Config, who: &Address) -> Vec<Reference> {
     for a in config.aliases() {
         let deliver_to = config.users.item(a.id()).get(ALIAS.deliver_to);
         if holds(deliver_to, &addr) {
-            let left = remove_list_token(deliver_to.unwrap_or(""), &addr).0;
-            let only = list_tokens(&left).next().is_none();
+            let only = list_tokens(deliver_to.unwrap_or("")).all(|t| t.eq_ignore_ascii_case(&addr));
             let how = if only {
                 "only to it"
             } else {
