@@ -1365,10 +1365,10 @@ pub fn printable_lines(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Problems of a refusal, one a line, each with its control characters escaped: a name holding
 /// a line break cannot make a refusal print a line of its own.
-pub fn problem_lines(problems: &[String]) -> String {
+pub fn problem_lines(problems: &[impl std::fmt::Display]) -> String {
     problems
         .iter()
-        .map(|p| printable(p).into_owned())
+        .map(|p| printable(&p.to_string()).into_owned())
         .collect::<Vec<_>>()
         .join("\n")
 }

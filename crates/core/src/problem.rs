@@ -65,13 +65,7 @@ pub struct Problems(pub Vec<Problem>);
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            f.write_str(&crate::change::printable(&p.to_string()))?;
-        }
-        Ok(())
+        f.write_str(&crate::change::problem_lines(&self.0))
     }
 }
 
