@@ -452,13 +452,11 @@ fn undo(
         }
         return Ok(Outcome::Success);
     }
-    let undone = change::undo_with(
-        &settings.install,
+    let progress = settings.progress();
+    let undone = change::undo(
+        &settings.change_context(&progress),
         change,
         UndoOptions { force },
-        &settings.backup_dir,
-        &settings.pid_file,
-        &settings.progress(),
     )?;
     for other in &undone.other_servers {
         settings.note(TOOL, other);

@@ -87,13 +87,18 @@ fn plan(root: &Path) -> (Plan, Vec<u8>, PathBuf, PathBuf) {
 
 /// Applies a plan to the fixture's install, its backups in `<root>/kc-backups`.
 fn apply(f: &Fixture, plan: &Plan) -> Result<change::Applied, ChangeError> {
-    change::apply(
-        &install(&f.root),
-        plan,
-        &f.root.join("kc-backups"),
-        &no_pid(&f.root),
-        &Silent,
-    )
+    apply_at(&f.root, &f.root.join("kc-backups"), plan)
+}
+
+/// Applies a plan to the install at `root`, its backups in `backups`.
+fn apply_at(root: &Path, backups: &Path, plan: &Plan) -> Result<change::Applied, ChangeError> {
+    let cx = change::Context {
+        install: &install(root),
+        backup_dir: backups,
+        pid_file: &no_pid(root),
+        progress: &Silent,
+    };
+    change::apply(&cx, plan)
 }
 
 /// An error with its causes, as `kc-<tool>: error:` prints it.
@@ -372,15 +377,13 @@ impl Drop for Tmpfs {
 #[test]
 fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
     let f = fixture();
-    let inst = install(&f.root);
     let (plan, ..) = plan(&f.root);
     // The pre-change backup has no room.
     let Some(small) = Tmpfs::mount("4k") else {
         eprintln!("cannot mount a tmpfs here (not root?): skipped");
         return;
     };
-    let err = change::apply(&inst, &plan, small.0.path(), &no_pid(&f.root), &Silent)
-        .expect_err("no room");
+    let err = apply_at(&f.root, small.0.path(), &plan).expect_err("no room");
     assert!(chain(&err).contains("No space left on device"), "{err}");
     same_tree(&f.before, &f.root).expect("unchanged");
     assert!(
@@ -412,14 +415,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         ],
         warnings: vec![],
     };
-    let err = change::apply(
-        &install(&root),
-        &big(40 << 20),
-        &backups,
-        &no_pid(&root),
-        &Silent,
-    )
-    .expect_err("no room");
+    let err = apply_at(&root, &backups, &big(40 << 20)).expect_err("no room");
     let message = chain(&err);
     assert!(
         message.starts_with("the change could not start; nothing was changed: ")
@@ -443,14 +439,7 @@ fn a_full_disk_during_the_backup_or_the_apply_leaves_the_install_unchanged() {
         .parse()
         .expect("bytes");
     let bytes = free * 2 / 3;
-    let err = change::apply(
-        &install(&root),
-        &big(bytes),
-        &backups,
-        &no_pid(&root),
-        &Silent,
-    )
-    .expect_err("disk full");
+    let err = apply_at(&root, &backups, &big(bytes)).expect_err("disk full");
     let message = chain(&err);
     assert!(
         message.starts_with(&format!(

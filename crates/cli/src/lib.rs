@@ -69,12 +69,7 @@ pub struct WriteArgs {
     pub diff: bool,
 }
 
-/// Whether a writer changes anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DryRun {
-    Enabled,
-    Disabled,
-}
+pub use kc_core::change::DryRun;
 
 impl From<WriteArgs> for DryRun {
     fn from(args: WriteArgs) -> DryRun {
@@ -173,6 +168,20 @@ impl Settings {
     /// duration on stderr.
     pub fn progress(&self) -> Bar {
         Bar::new(self.progress, self.verbosity > Verbosity::Normal)
+    }
+
+    /// Where changes of this run are carried out, taken back or finished, reporting to
+    /// `progress`.
+    pub fn change_context<'a>(
+        &'a self,
+        progress: &'a dyn kc_core::progress::Progress,
+    ) -> kc_core::change::Context<'a> {
+        kc_core::change::Context {
+            install: &self.install,
+            backup_dir: &self.backup_dir,
+            pid_file: &self.pid_file,
+            progress,
+        }
     }
 
     /// Prints an informational line on stderr unless `-q`.
@@ -529,7 +538,7 @@ pub fn carry_out(
                     tool,
                     plan.description
                 )?;
-                for line in plan.lines(true) {
+                for line in plan.lines(DryRun::Enabled) {
                     outln!("  {line}")?;
                 }
                 if diff {
@@ -538,7 +547,8 @@ pub fn carry_out(
             }
         }
         // A dry run predicts a refusal the real run would make (a link out of the install).
-        kc_core::change::would_apply(&settings.install, plan, &settings.backup_dir)
+        let progress = settings.progress();
+        kc_core::change::would_apply(&settings.change_context(&progress), plan)
             .context("the change would be refused")?;
         for warning in &plan.warnings {
             settings.warn(tool, warning);
@@ -551,14 +561,11 @@ pub fn carry_out(
     if diff {
         print_diff(settings, plan)?;
     }
+    let progress = settings.progress();
     let applied = match &guard.0 {
-        Some(lock) => kc_core::change::apply_locked(
-            &settings.install,
-            lock,
-            plan,
-            &settings.backup_dir,
-            &settings.progress(),
-        )?,
+        Some(lock) => {
+            kc_core::change::apply_locked(&settings.change_context(&progress), lock, plan)?
+        }
         None => anyhow::bail!("internal: a change was carried out without the install's lock"),
     };
     print_applied(settings, plan, &applied)
@@ -575,7 +582,7 @@ fn print_applied(
         Format::Human if settings.verbosity == Verbosity::Quiet => {}
         Format::Human => {
             outln!("{}: {}", plan.tool, plan.description)?;
-            for line in plan.lines(false) {
+            for line in plan.lines(DryRun::Disabled) {
                 outln!("  {line}")?;
             }
             outln!(
@@ -591,13 +598,8 @@ fn print_applied(
 
 /// `--resume`: finishes the change a crash interrupted.
 pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
-    let applied = kc_core::change::resume(
-        &settings.install,
-        None,
-        &settings.backup_dir,
-        &settings.pid_file,
-        &settings.progress(),
-    )?;
+    let progress = settings.progress();
+    let applied = kc_core::change::resume(&settings.change_context(&progress), None)?;
     for other in &applied.other_servers {
         settings.note(&tool_name(), other);
     }
@@ -614,7 +616,6 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// Writes a value as one line of JSON on stdout.
 /// With `--json`, the problems of a refused plan, one JSON object a line on stdout
 /// (`{"problem":{"origin":…,"subject":…,"reason":…}}`), so that a script gets them as data;
 /// the error itself still goes to stderr and the exit code is 2.
@@ -628,6 +629,7 @@ pub fn print_problems(settings: &Settings, problems: Option<&kc_core::problem::P
     }
 }
 
+/// Writes a value as one line of JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

@@ -262,8 +262,11 @@ impl Plan {
 
     /// The plan's steps as lines, `WOULD …` when nothing will be done. Its warnings are not
     /// among them: they are messages, for stderr.
-    pub fn lines(&self, dry_run: bool) -> Vec<String> {
-        let lead = if dry_run { "WOULD " } else { "" };
+    pub fn lines(&self, dry_run: DryRun) -> Vec<String> {
+        let lead = match dry_run {
+            DryRun::Enabled => "WOULD ",
+            DryRun::Disabled => "",
+        };
         let mut out: Vec<String> = Vec::new();
         for step in &self.steps {
             match step {
@@ -316,7 +319,7 @@ impl Plan {
 
 impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for line in self.lines(true) {
+        for line in self.lines(DryRun::Enabled) {
             writeln!(f, "{line}")?;
         }
         for warning in &self.warnings {
@@ -825,17 +828,39 @@ pub fn lock(install: &Install, pid_file: &Path, tool: &str) -> Result<InstallLoc
     Ok(guard::acquire(&install.root, pid_file, tool)?)
 }
 
+/// Whether a writer changes anything (`-n`, `--dry-run`: it prints what it would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRun {
+    Enabled,
+    Disabled,
+}
+
+/// Where and how changes are carried out, taken back or finished: the install, the directory
+/// of its pre-change backups, the pid file the guard reads to tell a running server, and where
+/// progress goes.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub install: &'a Install,
+    pub backup_dir: &'a Path,
+    pub pid_file: &'a Path,
+    pub progress: &'a dyn Progress,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("install", &self.install)
+            .field("backup_dir", &self.backup_dir)
+            .field("pid_file", &self.pid_file)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Applies a plan through the whole protocol, taking the guard itself (for plans made without
 /// reading the install; tools use [`lock`] then [`apply_locked`]).
-pub fn apply(
-    install: &Install,
-    plan: &Plan,
-    backup_dir: &Path,
-    pid_file: &Path,
-    progress: &dyn Progress,
-) -> Result<Applied, ChangeError> {
-    let lock = lock(install, pid_file, &plan.tool)?;
-    let mut applied = apply_locked(install, &lock, plan, backup_dir, progress)?;
+pub fn apply(cx: &Context<'_>, plan: &Plan) -> Result<Applied, ChangeError> {
+    let lock = lock(cx.install, cx.pid_file, &plan.tool)?;
+    let mut applied = apply_locked(cx, &lock, plan)?;
     applied.other_servers = notes(&lock);
     Ok(applied)
 }
@@ -843,9 +868,9 @@ pub fn apply(
 /// What a dry run can tell of whether the change would be carried out: the plan can be taken
 /// back, every path stays inside the install (no link out), every file still holds what the
 /// plan read. Reads only; the server and lock checks are the real run's.
-pub fn would_apply(install: &Install, plan: &Plan, backup_dir: &Path) -> Result<(), ChangeError> {
+pub fn would_apply(cx: &Context<'_>, plan: &Plan) -> Result<(), ChangeError> {
     plan.check()?;
-    preflight(install, plan, backup_dir)
+    preflight(cx.install, plan, cx.backup_dir)
 }
 
 /// Checks, before anything is written, what can be checked: every path stays inside the install,
@@ -945,12 +970,16 @@ fn pre_change_backup(
 
 /// Applies a plan under a lock the caller took before it read what the plan is made from.
 pub fn apply_locked(
-    install: &Install,
+    cx: &Context<'_>,
     _lock: &InstallLock,
     plan: &Plan,
-    backup_dir: &Path,
-    progress: &dyn Progress,
 ) -> Result<Applied, ChangeError> {
+    let Context {
+        install,
+        backup_dir,
+        progress,
+        ..
+    } = *cx;
     plan.check()?;
     check_unfinished(install)?;
     preflight(install, plan, backup_dir)?;
@@ -992,13 +1021,13 @@ pub fn apply_locked(
 
 /// Finishes a change that was interrupted: the steps not yet done are run (each is idempotent),
 /// as if it had never stopped. `which` names it; `None` takes the unfinished one.
-pub fn resume(
-    install: &Install,
-    which: Option<&str>,
-    backup_dir: &Path,
-    pid_file: &Path,
-    progress: &dyn Progress,
-) -> Result<Applied, ChangeError> {
+pub fn resume(cx: &Context<'_>, which: Option<&str>) -> Result<Applied, ChangeError> {
+    let Context {
+        install,
+        backup_dir,
+        pid_file,
+        progress,
+    } = *cx;
     let lock = guard::acquire(&install.root, pid_file, "kc-resume")?;
     let mut journal = journals(install)?
         .into_iter()
@@ -1143,30 +1172,11 @@ pub struct Undone {
     pub other_servers: Vec<String>,
 }
 
-/// How [`undo_with`] goes about it.
+/// How [`undo`] goes about it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UndoOptions {
     /// Undo even over edits made since the change (backing them up first).
     pub force: bool,
-}
-
-/// Takes a change back from its pre-change backup: the named one, or (`None`) the newest one not
-/// yet undone. Goes through the guard and the lock, and is journalled.
-pub fn undo(
-    install: &Install,
-    which: Option<&str>,
-    backup_dir: &Path,
-    pid_file: &Path,
-    progress: &dyn Progress,
-) -> Result<Undone, ChangeError> {
-    undo_with(
-        install,
-        which,
-        UndoOptions::default(),
-        backup_dir,
-        pid_file,
-        progress,
-    )
 }
 
 /// The change [`undo`] would take back, and why it may not: for `undo -n` and for undo itself.
@@ -1217,15 +1227,19 @@ pub fn undo_target(install: &Install, which: Option<&str>) -> Result<Journal, Ch
     Ok(journal)
 }
 
-/// [`undo`] with options.
-pub fn undo_with(
-    install: &Install,
+/// Takes a change back from its pre-change backup: the named one, or (`None`) the newest one not
+/// yet undone. Goes through the guard and the lock, and is journalled.
+pub fn undo(
+    cx: &Context<'_>,
     which: Option<&str>,
     options: UndoOptions,
-    backup_dir: &Path,
-    pid_file: &Path,
-    progress: &dyn Progress,
 ) -> Result<Undone, ChangeError> {
+    let Context {
+        install,
+        backup_dir,
+        pid_file,
+        progress,
+    } = *cx;
     let lock = guard::acquire(&install.root, pid_file, "kc-backup")?;
     let mut journal = undo_target(install, which)?;
     let backup = archive::find(backup_dir, &journal.backup)?;
@@ -1435,7 +1449,7 @@ mod tests {
             path: "store/mail/d/evil\u{1b}]0;owned\u{7}".into(),
         }]);
         assert_eq!(
-            plan.lines(true),
+            plan.lines(DryRun::Enabled),
             ["WOULD remove store/mail/d/evil\\u{1b}]0;owned\\u{7}"]
         );
     }
@@ -1461,7 +1475,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            two.lines(true),
+            two.lines(DryRun::Enabled),
             [
                 "WOULD move 2 files aside:",
                 "  store/mail/d/u/F0/index.fld -> store/mail/d/u/F0/index.bad",
@@ -1469,7 +1483,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            plan(vec![moves(1)]).lines(false),
+            plan(vec![moves(1)]).lines(DryRun::Disabled),
             ["move store/mail/d/u/F0/index.fld -> store/mail/d/u/F0/index.bad"]
         );
         let json = serde_json::to_string(&moves(1)).expect("serialises");

@@ -30,6 +30,7 @@ pub mod archive;
 pub mod audit;
 pub mod change;
 pub mod config;
+mod csv_lines;
 pub mod guard;
 pub mod import;
 pub mod install;

@@ -4,14 +4,14 @@
 //! and ATTENDEE, which the vendor's procedure leaves to users to redo by hand. A thin front over
 //! `kc_core::rename`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use kc_cli::{DryRun, GlobalArgs, WriteArgs};
-use kc_core::account::Address;
-use kc_core::rename::{self, Options, Rename};
+use kc_core::problem::{Problem, Problems};
+use kc_core::rename::{self, Options, Rename, RenameError};
 
 /// Rename a Kerio Connect account end to end, folder sharing included (the server must be stopped).
 ///
@@ -60,73 +60,12 @@ struct Cli {
     no_calendars: bool,
 }
 
-/// Reads a `--map` file: `old,new` per record (CSV quoting as any spreadsheet writes it); blank
-/// lines and `#` comments are skipped, and a first line `old,new` is taken as a header. Returns
-/// the renames of the good lines and a problem per bad one, `FILE:LINE: …`.
-fn read_map(path: &Path) -> anyhow::Result<(Vec<Rename>, Vec<String>)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    // Line by line: the csv crate's positions leave comment lines uncounted, and an admin
-    // needs the line the editor shows.
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let origin = format!("{}:{line}", path.display());
-        let raw = raw.trim_start_matches('\u{feff}').trim();
-        if raw.is_empty() || raw.starts_with('#') {
-            continue;
-        }
-        // One line of CSV: quoting as any spreadsheet writes it.
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(csv::Trim::All)
-            .from_reader(raw.as_bytes());
-        let record = match reader.records().next() {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
-                problems.push(format!("{origin}: {e}"));
-                continue;
-            }
-            None => continue,
-        };
-        let fields: Vec<&str> = record.iter().collect();
-        match fields.as_slice() {
-            [o, n]
-                if out.is_empty()
-                    && o.eq_ignore_ascii_case("old")
-                    && n.eq_ignore_ascii_case("new") => {}
-            [old, new] => match parse_pair(old, new) {
-                Ok((old, new)) => out.push(Rename { old, new, origin }),
-                Err(e) => problems.push(format!("{origin}: {e:#}")),
-            },
-            other => problems.push(format!(
-                "{origin}: expected two fields \"old,new\", found {}",
-                other.len()
-            )),
-        }
-    }
-    if out.is_empty() && problems.is_empty() {
-        bail!("{}: no renames in it", path.display());
-    }
-    Ok((out, problems))
-}
-
-/// The line number of a `FILE:LINE: …` problem, for putting a map's problems in file order.
-fn line_of(problem: &str, path: &Path) -> usize {
-    let rest = problem
-        .strip_prefix(&format!("{}:", path.display()))
-        .unwrap_or("");
-    rest.split(':')
-        .next()
-        .and_then(|n| n.parse().ok())
+/// The line of a problem of a `--map` file (from its `FILE:LINE` origin), for putting them in
+/// file order; those without one (a cycle) last.
+fn line_of(problem: &Problem) -> usize {
+    (problem.origin.as_deref())
+        .and_then(|o| o.rsplit(':').next()?.parse().ok())
         .unwrap_or(usize::MAX)
-}
-
-fn parse_pair(old: &str, new: &str) -> anyhow::Result<(Address, Address)> {
-    let old = Address::parse(old, None).context("OLD")?;
-    let new = Address::parse(new, Some(&old.domain)).context("NEW")?;
-    Ok((old, new))
 }
 
 fn main() -> ExitCode {
@@ -143,24 +82,24 @@ fn main() -> ExitCode {
         };
         let renames = match (&cli.map, &cli.old, &cli.new) {
             (Some(map), _, _) => {
-                let (renames, mut problems) = read_map(map)?;
+                let (renames, mut problems) = rename::read_map(map)?;
                 if !problems.is_empty() {
                     // Every bad line in one pass: those the plan would refuse too.
-                    if let Err(rename::RenameError::Refused(more)) =
+                    if let Err(RenameError::Refused(more)) =
                         rename::plan(&settings.install, &renames, options)
                     {
-                        problems.extend(more);
+                        problems.extend(more.0);
                     }
-                    problems.sort_by_key(|p| line_of(p, map));
-                    bail!(
-                        "{}; nothing was changed",
-                        kc_core::change::problem_lines(&problems)
-                    );
+                    problems.sort_by_key(line_of);
+                    let refused = RenameError::Refused(Problems(problems));
+                    kc_cli::print_problems(&settings, refused.problems());
+                    return Err(refused.into());
                 }
                 renames
             }
             (None, Some(old), Some(new)) => {
-                let (old, new) = parse_pair(old, new)?;
+                let (old, new) = rename::parse_pair(old, new)
+                    .map_err(|(field, why)| anyhow::anyhow!("{field}: {why}"))?;
                 vec![Rename {
                     old,
                     new,
@@ -169,63 +108,17 @@ fn main() -> ExitCode {
             }
             _ => bail!("give OLD and NEW, or --map FILE"),
         };
-        let planned = rename::plan(&settings.install, &renames, options)?;
+        let planned = rename::plan(&settings.install, &renames, options)
+            .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         kc_cli::carry_out(&settings, &planned.plan, dry, &guard)
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn the_command_line_is_well_formed() {
         // As the binary presents it: with kc-cli's `completions` and `man`.
         kc_cli::command::<super::Cli>().debug_assert();
-    }
-
-    #[test]
-    fn map_files_name_their_bad_lines() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("m.csv");
-        std::fs::write(
-            &path,
-            "old,new\n# a comment\njdoe@example.com,john\n\nbad name@example.com,x\na@b.c,d,e\n",
-        )
-        .expect("write");
-        let (good, problems) = read_map(&path).expect("reads");
-        let p = path.display();
-        assert_eq!(
-            problems,
-            [
-                format!(
-                    "{p}:5: OLD: \"bad name@example.com\" is not an address: ' ' is not allowed (letters, digits, '.', '_' and '-' only)"
-                ),
-                format!("{p}:6: expected two fields \"old,new\", found 3"),
-            ]
-        );
-        assert_eq!(good.len(), 1);
-        assert_eq!(good[0].origin, format!("{p}:3"));
-        std::fs::write(
-            &path,
-            "jdoe@example.com, john \nx@example.org,y@example.com\n",
-        )
-        .expect("write");
-        let (ok, problems) = read_map(&path).expect("reads");
-        assert!(problems.is_empty());
-        assert_eq!(
-            ok.iter()
-                .map(|r| format!(
-                    "{} {} {}",
-                    r.old,
-                    r.new,
-                    r.origin.rsplit(':').next().unwrap_or("")
-                ))
-                .collect::<Vec<_>>(),
-            [
-                "jdoe@example.com john@example.com 1",
-                "x@example.org y@example.com 2"
-            ]
-        );
     }
 }

@@ -265,6 +265,53 @@ fn every_refusal_exits_2_says_why_and_changes_nothing() {
 }
 
 #[test]
+fn with_json_the_refusals_are_objects_on_stdout_at_the_lines_an_editor_shows() {
+    let s = Scratch::new(&Options::demo());
+    let map = s.root.parent().expect("dir").join("map.csv");
+    // CRLF, a comment and a blank line before the rows: the lines are still the editor's.
+    std::fs::write(
+        &map,
+        "old,new\r\n# first the leavers\r\nnobody@example.org,x\r\n\r\npnelson@example.org,mwood\r\n",
+    )
+    .expect("map");
+    let out = run(&s, &["--json", "--map", &map.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let m = map.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "kc-rename-user: error: {m}:3: nobody@example.org: no such user\n{m}:5: mwood@example.org: already exists as a user; nothing was changed\n"
+        )
+    );
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            serde_json::json!({"problem": {
+                "origin": format!("{m}:3"), "subject": "nobody@example.org", "reason": "no such user"
+            }}),
+            serde_json::json!({"problem": {
+                "origin": format!("{m}:5"), "subject": "mwood@example.org", "reason": "already exists as a user"
+            }}),
+        ]
+    );
+    // One rename on the command line: no origin.
+    let out = run(&s, &["--json", "Admin@example.com", "root"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("one JSON line"),
+        serde_json::json!({"problem": {
+            "subject": "Admin@example.com",
+            "reason": "is the built-in administrator; it cannot be renamed here"
+        }})
+    );
+    s.assert_unchanged();
+}
+
+#[test]
 fn a_case_only_rename_goes_through_a_temporary_name_and_adds_no_alias() {
     let s = Scratch::new(&Options::demo());
     let out = run(&s, &["pnelson@example.org", "PNelson"]);

@@ -202,14 +202,13 @@ impl Scratch {
     pub fn undo_last(&self) {
         let install = kc_core::install::Install::locate(Some(&self.root), None)
             .expect("the install is there");
-        kc_core::change::undo(
-            &install,
-            None,
-            &self.root.join(kc_core::install::BACKUP_DIR),
-            &self.pid_file,
-            &kc_core::progress::Silent,
-        )
-        .expect("undo");
+        let cx = kc_core::change::Context {
+            install: &install,
+            backup_dir: &self.root.join(kc_core::install::BACKUP_DIR),
+            pid_file: &self.pid_file,
+            progress: &kc_core::progress::Silent,
+        };
+        kc_core::change::undo(&cx, None, Default::default()).expect("undo");
     }
 
     pub fn read(&self, rel: impl AsRef<Path>) -> String {

@@ -13,16 +13,21 @@ const LINE: &str = "[22/Nov/2026 02:00:00] kc-crash-rename - Rename User: Name='
 
 use kc_testkit::copy_tree as cp;
 
+/// Runs `f` with the context of the install at `root`: its backups in `kc-backups`, a pid file
+/// no server writes.
+fn with_context<T>(root: &Path, f: impl FnOnce(&change::Context<'_>) -> T) -> T {
+    let (inst, backups, pid) = (install(root), root.join("kc-backups"), root.join("no.pid"));
+    f(&change::Context {
+        install: &inst,
+        backup_dir: &backups,
+        pid_file: &pid,
+        progress: &Silent,
+    })
+}
+
 /// `kc-backup undo --last` on the install at `root`.
 fn undo_last(root: &Path) -> change::Undone {
-    change::undo(
-        &install(root),
-        None,
-        &root.join("kc-backups"),
-        &root.join("no.pid"),
-        &Silent,
-    )
-    .expect("undo --last")
+    with_context(root, |cx| change::undo(cx, None, Default::default())).expect("undo --last")
 }
 
 fn same_tree(a: &Path, b: &Path) -> Result<(), String> {
@@ -119,14 +124,7 @@ fn a_crash_after_any_step_is_undone_or_resumed_byte_for_byte() {
         cp(&crashed, &twin);
         undo_last(&crashed);
         same_tree(&before, &crashed).unwrap_or_else(|d| panic!("crash after step {k}, undo: {d}"));
-        change::resume(
-            &install(&twin),
-            None,
-            &twin.join("kc-backups"),
-            &twin.join("no.pid"),
-            &Silent,
-        )
-        .expect("resume");
+        with_context(&twin, |cx| change::resume(cx, None)).expect("resume");
         same_tree(&finished, &twin).unwrap_or_else(|d| panic!("crash after step {k}, resume: {d}"));
         for d in [&crashed, &twin] {
             std::fs::remove_dir_all(d).expect("rm");

@@ -103,22 +103,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
     let at = |line: usize, column: &str, message: &str| {
         Problem::at(format!("{}:{line}", path.display()), column, message)
     };
-    // From the byte offset, past the line break csv may count as the record's start (a CRLF's
-    // LF): its own line count is one short after a CRLF. Offsets only grow, so lines are
-    // counted from the previous record on.
     let bytes = text.as_bytes();
-    let mut counted = (0usize, 1usize);
-    let mut line_at = |byte: u64| {
-        let mut at = (byte as usize).min(bytes.len());
-        while bytes.get(at).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
-            at += 1;
-        }
-        let (from, line) = counted;
-        let from = from.min(at);
-        let line = line + bytes[from..at].iter().filter(|&&b| b == b'\n').count();
-        counted = (at, line);
-        line
-    };
+    let mut lines = crate::csv_lines::RecordLines::new(bytes, None);
     let headers = reader
         .headers()
         .map_err(|e| ImportError::invalid(vec![at(1, "-", &e.to_string())]))?
@@ -159,13 +145,13 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(p.byte()));
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 rows.push(Row::unreadable(path, line, at(line, "-", &e.to_string())));
                 continue;
             }
         }
         let start = record.position().map_or(0, csv::Position::byte);
-        let line = line_at(start);
+        let line = lines.line_at(start);
         // A quote left open takes in the rows after it, as one value: the record's own text
         // then holds an odd number of quotes.
         let raw = &bytes[(start as usize).min(bytes.len())

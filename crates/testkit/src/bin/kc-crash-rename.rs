@@ -67,13 +67,14 @@ fn main() -> ExitCode {
             // `kc-backup undo --last`, here so that KC_CRASH_IN_SWAP can stop it.
             let root = Path::new(root);
             let install = Install::locate(Some(root), None)?;
-            let undone = change::undo(
-                &install,
-                None,
-                &root.join("kc-backups"),
-                &root.join("no.pid"),
-                &Silent,
-            )?;
+            let (backups, pid) = (root.join("kc-backups"), root.join("no.pid"));
+            let cx = change::Context {
+                install: &install,
+                backup_dir: &backups,
+                pid_file: &pid,
+                progress: &Silent,
+            };
+            let undone = change::undo(&cx, None, Default::default())?;
             println!("{}", undone.change);
             return Ok(kc_cli::Outcome::Success);
         }
@@ -84,13 +85,14 @@ fn main() -> ExitCode {
         let install = Install::locate(Some(root), None)?;
         change::check_unfinished(&install)?;
         let plan = plan(root, address, new, line)?;
-        let applied = change::apply(
-            &install,
-            &plan,
-            &root.join("kc-backups"),
-            &root.join("no.pid"),
-            &Silent,
-        )?;
+        let (backups, pid) = (root.join("kc-backups"), root.join("no.pid"));
+        let cx = change::Context {
+            install: &install,
+            backup_dir: &backups,
+            pid_file: &pid,
+            progress: &Silent,
+        };
+        let applied = change::apply(&cx, &plan)?;
         println!("{} {}", applied.change, applied.steps);
         Ok(kc_cli::Outcome::Success)
     })
