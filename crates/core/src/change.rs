@@ -638,6 +638,7 @@ fn is_there(path: &Path) -> bool {
 /// Runs one step. Its paths were resolved and checked by `place` (through [`at`]).
 fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
     let at = |p: &Path| place(install, p);
+    let on = |p: &Path| place_for(install, p, Act::OnEntry);
     match step {
         Step::WriteFile {
             path,
@@ -654,7 +655,6 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
             write_atomic(&real, content, NewFile::LikeSiblings)
         }
         Step::Rename { from, to } => {
-            let on = |p: &Path| place_for(install, p, Act::OnEntry);
             let (from, to) = (on(from)?, on(to)?);
             if !is_there(&from) && is_there(&to) {
                 return Ok(()); // done by an earlier run
@@ -663,30 +663,14 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
             sync_parent(&from).map_err(io_at(&from))?;
             sync_parent(&to).map_err(io_at(&to))
         }
-        Step::MoveFiles { moves } => {
-            let on = |p: &Path| place_for(install, p, Act::OnEntry);
-            for m in moves {
-                let (from, to) = (on(&m.from)?, on(&m.to)?);
-                if !is_there(&from) && is_there(&to) {
-                    continue; // done by an earlier run
-                }
-                if is_there(&to) {
-                    return Err(ChangeError::ChangedSincePlan {
-                        paths: vec![m.to.display().to_string()],
-                    });
-                }
-                std::fs::rename(&from, &to).map_err(io_at(&from))?;
-                sync_parent(&to).map_err(io_at(&to))?;
-            }
-            Ok(())
-        }
+        Step::MoveFiles { moves } => move_files(install, moves),
         Step::CreateDir { path } => {
             let real = at(path)?;
             std::fs::create_dir_all(&real).map_err(io_at(&real))?;
             sync_parent(&real).map_err(io_at(&real))
         }
         Step::RemoveDir { path } => {
-            let real = place_for(install, path, Act::OnEntry)?;
+            let real = on(path)?;
             match std::fs::remove_dir_all(&real) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_at(&real)(e)),
                 _ => sync_parent(&real).map_err(io_at(&real)),
@@ -694,45 +678,75 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
         }
         Step::Restore {
             archives, paths, ..
-        } => {
-            for path in paths {
-                place_for(install, path, Act::OnEntry)?;
-            }
-            let chain = archives
-                .iter()
-                .map(|a| Backup::open(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let selected: Vec<Vec<u8>> = paths
-                .iter()
-                .map(|p| p.as_os_str().as_bytes().to_vec())
-                .collect();
-            let options = archive::RestoreOptions {
-                to: install.root.clone(),
-                selection: archive::Selection::paths(&selected),
-                store: Some(install.store.clone()),
-                preserve_owners: true,
-            };
-            archive::restore(&chain, &options, &crate::progress::Silent)?;
-            Ok(())
-        }
-        Step::AppendLines { path, lines } => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let real = at(path)?;
-            if let Some(parent) = real.parent() {
-                fs_err::create_dir_all(parent).map_err(io_at(parent))?;
-            }
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o644)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&real)
-                .map_err(io_at(&real))?;
-            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-            f.write_all(text.as_bytes()).map_err(io_at(&real))?;
-            f.sync_all().map_err(io_at(&real))
-        }
+        } => restore_paths(install, archives, paths),
+        Step::AppendLines { path, lines } => append_lines(&at(path)?, lines),
     }
+}
+
+/// [`Step::MoveFiles`]: each file renamed, those an earlier run moved skipped; a file already
+/// at a destination is not overwritten.
+fn move_files(install: &Install, moves: &[FileMove]) -> Result<(), ChangeError> {
+    let on = |p: &Path| place_for(install, p, Act::OnEntry);
+    for m in moves {
+        let (from, to) = (on(&m.from)?, on(&m.to)?);
+        if !is_there(&from) && is_there(&to) {
+            continue; // done by an earlier run
+        }
+        if is_there(&to) {
+            return Err(ChangeError::ChangedSincePlan {
+                paths: vec![m.to.display().to_string()],
+            });
+        }
+        std::fs::rename(&from, &to).map_err(io_at(&from))?;
+        sync_parent(&to).map_err(io_at(&to))?;
+    }
+    Ok(())
+}
+
+/// [`Step::Restore`]: `paths` (logical) back from the chain of `archives`, in place.
+fn restore_paths(
+    install: &Install,
+    archives: &[PathBuf],
+    paths: &[PathBuf],
+) -> Result<(), ChangeError> {
+    for path in paths {
+        place_for(install, path, Act::OnEntry)?;
+    }
+    let chain = archives
+        .iter()
+        .map(|a| Backup::open(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let selected: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    let options = archive::RestoreOptions {
+        to: install.root.clone(),
+        selection: archive::Selection::paths(&selected),
+        store: Some(install.store.clone()),
+        preserve_owners: true,
+    };
+    archive::restore(&chain, &options, &crate::progress::Silent)?;
+    Ok(())
+}
+
+/// [`Step::AppendLines`]: the lines appended to the log at `real` in one write, never through a
+/// link, then synced.
+fn append_lines(real: &Path, lines: &[String]) -> Result<(), ChangeError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = real.parent() {
+        fs_err::create_dir_all(parent).map_err(io_at(parent))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(real)
+        .map_err(io_at(real))?;
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    f.write_all(text.as_bytes()).map_err(io_at(real))?;
+    f.sync_all().map_err(io_at(real))
 }
 
 /// Re-reads what a step wrote.

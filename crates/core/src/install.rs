@@ -99,6 +99,52 @@ fn is_windows_path(text: &str) -> bool {
     (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':') || text.starts_with("\\\\")
 }
 
+/// The store mailserver.cfg names (`Directories/StoreDir`, relative to the root), or the
+/// default `<root>/store`.
+fn configured_store(root: &Path, doc: &Document) -> Result<(PathBuf, StoreSource), InstallError> {
+    match view::store_dir(doc) {
+        Some(dir) if is_windows_path(dir) && !cfg!(windows) => Err(InstallError::BadStore {
+            store: PathBuf::from(dir),
+            why: "is a Windows path, and this host is not Windows",
+            origin: StoreSource::StoreDir,
+        }),
+        Some(dir) => Ok((root.join(dir), StoreSource::StoreDir)),
+        None => Ok((root.join("store"), StoreSource::Default)),
+    }
+}
+
+/// Checks the store is a directory that can be one (not `/`, not holding the root), and gives
+/// its logical prefix and whether it is outside the root.
+fn check_store(
+    root: &Path,
+    store: &Path,
+    source: StoreSource,
+) -> Result<(PathBuf, bool), InstallError> {
+    let bad = |why| InstallError::BadStore {
+        store: store.to_owned(),
+        why,
+        origin: source,
+    };
+    if !store.exists() {
+        return Err(bad("does not exist"));
+    }
+    if !store.is_dir() {
+        return Err(bad("is not a directory"));
+    }
+    let real_root = canonical(root)?;
+    let real_store = canonical(store)?;
+    if real_store.parent().is_none() {
+        return Err(bad("is the filesystem's root /"));
+    }
+    if real_root.starts_with(&real_store) {
+        return Err(bad("holds the install root itself"));
+    }
+    Ok(match real_store.strip_prefix(&real_root) {
+        Ok(rel) => (rel.to_path_buf(), false),
+        Err(_) => (PathBuf::from(OUTSIDE_STORE_PREFIX), true),
+    })
+}
+
 fn canonical(path: &Path) -> Result<PathBuf, InstallError> {
     fs_err::canonicalize(path).map_err(|e| InstallError::Resolve {
         path: path.to_owned(),
@@ -124,55 +170,9 @@ impl Install {
         let doc = Document::load(&mailserver_cfg)?;
         let (store, store_source) = match store {
             Some(store) => (store.to_path_buf(), StoreSource::Flag),
-            None => match view::store_dir(&doc) {
-                Some(dir) => {
-                    if is_windows_path(dir) && !cfg!(windows) {
-                        return Err(InstallError::BadStore {
-                            store: PathBuf::from(dir),
-                            why: "is a Windows path, and this host is not Windows",
-                            origin: StoreSource::StoreDir,
-                        });
-                    }
-                    (root.join(dir), StoreSource::StoreDir)
-                }
-                None => (root.join("store"), StoreSource::Default),
-            },
+            None => configured_store(&root, &doc)?,
         };
-        let bad = |why| InstallError::BadStore {
-            store: store.clone(),
-            why,
-            origin: store_source,
-        };
-        if !store.exists() {
-            return Err(bad("does not exist"));
-        }
-        if !store.is_dir() {
-            return Err(bad("is not a directory"));
-        }
-        let real_root = canonical(&root)?;
-        let real_store = canonical(&store)?;
-        if real_store.parent().is_none() {
-            return Err(bad("is the filesystem's root /"));
-        }
-        if real_root.starts_with(&real_store) {
-            return Err(bad("holds the install root itself"));
-        }
-        let mut notes = Vec::new();
-        let (store_prefix, store_outside) = match real_store.strip_prefix(&real_root) {
-            Ok(rel) => (rel.to_path_buf(), false),
-            Err(_) => (PathBuf::from(OUTSIDE_STORE_PREFIX), true),
-        };
-        let stale = root.join("store");
-        if store_source != StoreSource::Default
-            && stale.is_dir()
-            && canonical(&stale).is_ok_and(|s| s != real_store)
-        {
-            notes.push(format!(
-                "using the store {} ({store_source}); {} is another directory and is left alone",
-                store.display(),
-                stale.display()
-            ));
-        }
+        let (store_prefix, store_outside) = check_store(&root, &store, store_source)?;
         let mut install = Install {
             root,
             mailserver_cfg,
@@ -182,24 +182,49 @@ impl Install {
             store_prefix,
             store_outside,
             logs: PathBuf::new(),
-            notes,
+            notes: Vec::new(),
         };
-        install.logs = install.store_prefix.join("logs");
-        if let Some(dir) = view::location(&doc, LOG_ROOT) {
-            let full = install.root.join(dir);
-            match full.canonicalize().ok().and_then(|r| install.logical(&r)) {
-                Some(logical) => install.logs = logical,
-                None => install.notes.push(format!(
-                    "the log directory {dir} ({}/{}) is outside the install and its store; \
-                     audit lines go to {}",
-                    LOG_ROOT.0,
-                    LOG_ROOT.1,
-                    install.resolve(&install.logs).display()
-                )),
-            }
-        }
+        install.note_stale_store();
+        install.find_logs(&doc);
         let _ = DIRECTORIES; // ArchiveDir and BackupDir are read by the archive's exclusions.
         Ok(install)
+    }
+
+    /// A `store` directory in the root that is not the store in use is left alone: said once.
+    fn note_stale_store(&mut self) {
+        let stale = self.root.join("store");
+        let real_store = canonical(&self.store).ok();
+        if self.store_source != StoreSource::Default
+            && stale.is_dir()
+            && canonical(&stale).is_ok_and(|s| Some(s) != real_store)
+        {
+            self.notes.push(format!(
+                "using the store {} ({}); {} is another directory and is left alone",
+                self.store.display(),
+                self.store_source,
+                stale.display()
+            ));
+        }
+    }
+
+    /// The log directory: `LogGlobal/RelativePathsRoot` when it is inside the root or the
+    /// store, else `<store>/logs` (with a note).
+    fn find_logs(&mut self, doc: &Document) {
+        self.logs = self.store_prefix.join("logs");
+        let Some(dir) = view::location(doc, LOG_ROOT) else {
+            return;
+        };
+        let full = self.root.join(dir);
+        match full.canonicalize().ok().and_then(|r| self.logical(&r)) {
+            Some(logical) => self.logs = logical,
+            None => self.notes.push(format!(
+                "the log directory {dir} ({}/{}) is outside the install and its store; \
+                 audit lines go to {}",
+                LOG_ROOT.0,
+                LOG_ROOT.1,
+                self.resolve(&self.logs).display()
+            )),
+        }
     }
 
     /// `store/mail`: one directory per domain.

@@ -364,11 +364,29 @@ fn check_directory(accounts: &Accounts, me: Option<Me>, place: &Place, dir: &Dir
         folder: folder_name(&dir.rel),
         out: Checked::default(),
     };
+    share_references(&mut at, accounts, dir);
+    if !dir.holds.is_folder() {
+        return at.out;
+    }
+    at.out.folders += 1;
+    let index = folder_files(&mut at, accounts, place, dir);
+    compare_messages(
+        &mut at,
+        me,
+        &dir.path.join(MESSAGES_DIR),
+        dir.holds.messages,
+        index,
+    );
+    at.out
+}
+
+/// The accounts named by a directory's `acl.fld`, `sub.fld` and `folder.map` that do not exist.
+fn share_references(at: &mut At, accounts: &Accounts, dir: &Directory) {
     let holds = dir.holds;
     if holds.acl_fld {
         let path = dir.path.join(ACL_FLD);
         if let Some(bytes) = at.read(&path) {
-            acl_references(&mut at, accounts, &path, bytes);
+            acl_references(at, accounts, &path, bytes);
         }
     }
     if holds.sub_fld {
@@ -380,46 +398,40 @@ fn check_directory(accounts: &Accounts, me: Option<Me>, place: &Place, dir: &Dir
                 if seen.insert(owner.to_ascii_lowercase())
                     && let Some(why) = accounts.unknown(owner)
                 {
-                    at.add(
-                        Kind::SubscriptionUnknownAccount,
-                        &path,
-                        format!("a subscription to a folder of {why}"),
-                    );
+                    let detail = format!("a subscription to a folder of {why}");
+                    at.add(Kind::SubscriptionUnknownAccount, &path, detail);
                 }
             }
         }
     }
     if holds.folder_map {
         let path = dir.path.join(FOLDER_MAP);
-        if let Some(bytes) = at.read(&path) {
-            match FolderMap::parse(&path, bytes) {
-                Err(e) => at.add(Kind::MalformedFile, &path, e.to_string()),
-                Ok(map) => {
-                    let mut seen = HashSet::new();
-                    for e in map.entries() {
-                        if !e.owner.is_empty()
-                            && seen.insert(e.owner.to_ascii_lowercase())
-                            && let Some(why) = accounts.unknown(e.owner.as_bytes())
-                        {
-                            at.add(
-                                Kind::FolderMapUnknownAccount,
-                                &path,
-                                format!("maps folder {:?} of {why}", e.path),
-                            );
-                        }
-                    }
-                }
+        let Some(bytes) = at.read(&path) else { return };
+        let map = match FolderMap::parse(&path, bytes) {
+            Err(e) => return at.add(Kind::MalformedFile, &path, e.to_string()),
+            Ok(map) => map,
+        };
+        let mut seen = HashSet::new();
+        for e in map.entries() {
+            if !e.owner.is_empty()
+                && seen.insert(e.owner.to_ascii_lowercase())
+                && let Some(why) = accounts.unknown(e.owner.as_bytes())
+            {
+                let detail = format!("maps folder {:?} of {why}", e.path);
+                at.add(Kind::FolderMapUnknownAccount, &path, detail);
             }
         }
     }
-    if !holds.is_folder() {
-        return at.out;
-    }
-    at.out.folders += 1;
+}
+
+/// A folder's own files: its `status.fld` (there, and naming accounts that exist) and its
+/// `index.fld`, read for comparing with `#msgs`.
+fn folder_files(at: &mut At, accounts: &Accounts, place: &Place, dir: &Directory) -> Option<Index> {
+    let holds = dir.holds;
     let status = dir.path.join(STATUS_FLD);
     if holds.status {
         if let Some(bytes) = at.read(&status) {
-            acl_references(&mut at, accounts, &status, bytes);
+            acl_references(at, accounts, &status, bytes);
         }
     } else {
         let standard = place.kind == PlaceKind::Mailbox
@@ -432,32 +444,21 @@ fn check_directory(accounts: &Accounts, me: Option<Me>, place: &Place, dir: &Dir
         at.add(Kind::MissingStatus, &status, detail.into());
     }
     let index_path = dir.path.join(INDEX.file);
-    let index = if holds.index {
-        at.read(&index_path)
-            .map(|bytes| read_index(&mut at, &index_path, &bytes))
-    } else {
-        // A folder with no messages either (a new folder, or one made by moving a mailbox under
-        // another) has nothing to index: the server writes its index when it needs one.
-        if holds.messages {
-            at.add(
-                Kind::MissingIndex,
-                &index_path,
-                format!(
-                    "no {}: the server rebuilds it from {MESSAGES_DIR}",
-                    INDEX.file
-                ),
-            );
-        }
-        None
-    };
-    compare_messages(
-        &mut at,
-        me,
-        &dir.path.join(MESSAGES_DIR),
-        holds.messages,
-        index,
-    );
-    at.out
+    if holds.index {
+        return at
+            .read(&index_path)
+            .map(|bytes| read_index(at, &index_path, &bytes));
+    }
+    // A folder with no messages either (a new folder, or one made by moving a mailbox under
+    // another) has nothing to index: the server writes its index when it needs one.
+    if holds.messages {
+        let detail = format!(
+            "no {}: the server rebuilds it from {MESSAGES_DIR}",
+            INDEX.file
+        );
+        at.add(Kind::MissingIndex, &index_path, detail);
+    }
+    None
 }
 
 /// The ACL entries of a `status.fld` or an `acl.fld` naming accounts that do not exist.
@@ -521,65 +522,14 @@ fn compare_messages(
     mut index: Option<Index>,
 ) {
     if exists {
-        match std::fs::read_dir(msgs) {
-            Err(e) => {
-                at.unreadable(msgs, &e);
-                return;
-            }
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = match entry {
-                        Ok(e) => e,
-                        Err(e) => {
-                            at.unreadable(msgs, &e);
-                            continue;
-                        }
-                    };
-                    let name = entry.file_name();
-                    let Some(uid) = index_fld::message_number(&name) else {
-                        continue; // not a message: the server's, or nothing of ours
-                    };
-                    let path = msgs.join(&name);
-                    let meta = match entry.metadata() {
-                        Ok(m) => m,
-                        Err(e) => {
-                            at.unreadable(&path, &e);
-                            continue;
-                        }
-                    };
-                    if meta.is_dir() {
-                        continue;
-                    }
-                    at.out.messages += 1;
-                    if !surely_readable(&meta, me)
-                        && let Err(e) = std::fs::File::open(&path)
-                    {
-                        at.unreadable(&path, &e);
-                    }
-                    let Some(index) = index.as_mut() else {
-                        continue;
-                    };
-                    match index.get_mut(&uid) {
-                        None => at.add(
-                            Kind::FileWithoutRecord,
-                            &path,
-                            format!("{} bytes; {} has no record of it", meta.len(), INDEX.file),
-                        ),
-                        Some((record, line, seen)) => {
-                            *seen = true;
-                            if let Some(size) = record.size
-                                && size != meta.len()
-                            {
-                                let detail = format!(
-                                    "{} line {line} says {size} bytes; the file has {}",
-                                    INDEX.file,
-                                    meta.len()
-                                );
-                                at.add(Kind::SizeMismatch, &path, detail);
-                            }
-                        }
-                    }
-                }
+        let entries = match std::fs::read_dir(msgs) {
+            Err(e) => return at.unreadable(msgs, &e),
+            Ok(entries) => entries,
+        };
+        for entry in entries {
+            match entry {
+                Ok(entry) => check_message(at, me, msgs, &entry, index.as_mut()),
+                Err(e) => at.unreadable(msgs, &e),
             }
         }
     }
@@ -594,6 +544,56 @@ fn compare_messages(
         let path = msgs.join(index_fld::message_file_name(uid));
         let detail = format!("{} line {line} names it; there is no such file", INDEX.file);
         at.add(Kind::RecordWithoutFile, &path, detail);
+    }
+}
+
+/// One entry of `#msgs`: counted when it is a message, checked readable, and against its
+/// record (marked seen).
+fn check_message(
+    at: &mut At,
+    me: Option<Me>,
+    msgs: &Path,
+    entry: &std::fs::DirEntry,
+    index: Option<&mut Index>,
+) {
+    let name = entry.file_name();
+    let Some(uid) = index_fld::message_number(&name) else {
+        return; // not a message: the server's, or nothing of ours
+    };
+    let path = msgs.join(&name);
+    let meta = match entry.metadata() {
+        Ok(m) => m,
+        Err(e) => return at.unreadable(&path, &e),
+    };
+    if meta.is_dir() {
+        return;
+    }
+    at.out.messages += 1;
+    if !surely_readable(&meta, me)
+        && let Err(e) = std::fs::File::open(&path)
+    {
+        at.unreadable(&path, &e);
+    }
+    let Some(index) = index else { return };
+    match index.get_mut(&uid) {
+        None => at.add(
+            Kind::FileWithoutRecord,
+            &path,
+            format!("{} bytes; {} has no record of it", meta.len(), INDEX.file),
+        ),
+        Some((record, line, seen)) => {
+            *seen = true;
+            if let Some(size) = record.size
+                && size != meta.len()
+            {
+                let detail = format!(
+                    "{} line {line} says {size} bytes; the file has {}",
+                    INDEX.file,
+                    meta.len()
+                );
+                at.add(Kind::SizeMismatch, &path, detail);
+            }
+        }
     }
 }
 

@@ -241,16 +241,10 @@ pub(crate) fn stage(
         }
         .into());
     }
-    let tag = format!(".kc-stage-{}", journal.id);
-    let root_stage = install.root.join(&tag);
-    // The store's part is staged in the store (it may be another filesystem than the root).
-    let store_stage = Some(install.store.join(&tag));
+    let stage = Stage::new(install, journal);
     let mut swap = Swap {
         entries: Vec::new(),
-        stages: [Some(root_stage.clone()), store_stage.clone()]
-            .into_iter()
-            .flatten()
-            .collect(),
+        stages: vec![stage.root.clone(), stage.store.clone()],
         rename_back: true,
         splice_logs: false,
         then: Status::Undone,
@@ -261,50 +255,9 @@ pub(crate) fn stage(
             super::place::private_dir(dir).map_err(io_at(dir))?;
         }
         let absent: Vec<Vec<u8>> = backup.meta.absent.iter().map(|p| decode_path(p)).collect();
-        let present: Vec<Vec<u8>> = paths
-            .iter()
-            .map(|p| p.as_os_str().as_bytes().to_vec())
-            .filter(|p| !absent.contains(p))
-            .collect();
-        if !present.is_empty() {
-            let options = RestoreOptions {
-                to: root_stage.clone(),
-                selection: Selection::paths(&present),
-                store: store_stage.clone(),
-                preserve_owners: true,
-            };
-            archive::restore(std::slice::from_ref(backup), &options, progress)?;
-        }
+        stage.restore(backup, paths, &absent, progress)?;
         for path in paths {
-            let target = place_for(install, path, Act::OnEntry)?;
-            let bytes = path.as_os_str().as_bytes().to_vec();
-            let staged_in = match &store_stage {
-                Some(s) if path.starts_with(&install.store_prefix) && !is_config_file(path) => s
-                    .join(
-                        path.strip_prefix(&install.store_prefix)
-                            .expect("checked by starts_with"),
-                    ),
-                _ => root_stage.join(path),
-            };
-            let staged = if absent.contains(&bytes) || staged_in.symlink_metadata().is_err() {
-                None
-            } else if is_config_file(path) {
-                // A config file may be a link into a volume on another filesystem: staged
-                // beside its real target, so that the swap is one rename.
-                let to = beside(&target, ".kc-stage-", &journal.id);
-                remove_any(&to).map_err(io_at(&to))?;
-                move_to(&staged_in, &to).map_err(io_at(&staged_in))?;
-                Some(to)
-            } else {
-                // Store paths name what was there before the change's renames, which the swap
-                // takes back first: until then they wait in the stage, in the store itself.
-                Some(staged_in)
-            };
-            swap.entries.push(SwapEntry {
-                aside: beside(&target, ".kc-old-", &journal.id),
-                target,
-                staged,
-            });
+            swap.entries.push(stage.entry(path, &absent)?);
         }
         Ok(())
     })();
@@ -313,6 +266,84 @@ pub(crate) fn stage(
         return Err(e);
     }
     Ok(swap)
+}
+
+/// Where an undo stages what it takes back: a private directory in the root and one in the
+/// store (which may be another filesystem than the root), named after the change.
+struct Stage<'a> {
+    install: &'a Install,
+    journal: &'a Journal,
+    root: PathBuf,
+    store: PathBuf,
+}
+
+impl<'a> Stage<'a> {
+    fn new(install: &'a Install, journal: &'a Journal) -> Stage<'a> {
+        let tag = format!(".kc-stage-{}", journal.id);
+        Stage {
+            install,
+            journal,
+            root: install.root.join(&tag),
+            store: install.store.join(&tag),
+        }
+    }
+
+    /// Restores the paths the backup holds (those that existed before the change) into the
+    /// stage directories.
+    fn restore(
+        &self,
+        backup: &Backup,
+        paths: &[PathBuf],
+        absent: &[Vec<u8>],
+        progress: &dyn Progress,
+    ) -> Result<(), ChangeError> {
+        let present: Vec<Vec<u8>> = paths
+            .iter()
+            .map(|p| p.as_os_str().as_bytes().to_vec())
+            .filter(|p| !absent.contains(p))
+            .collect();
+        if !present.is_empty() {
+            let options = RestoreOptions {
+                to: self.root.clone(),
+                selection: Selection::paths(&present),
+                store: Some(self.store.clone()),
+                preserve_owners: true,
+            };
+            archive::restore(std::slice::from_ref(backup), &options, progress)?;
+        }
+        Ok(())
+    }
+
+    /// The swap of one path: its target, where the target goes aside, and what is staged for
+    /// it (nothing when it did not exist before the change).
+    fn entry(&self, path: &Path, absent: &[Vec<u8>]) -> Result<SwapEntry, ChangeError> {
+        let (install, id) = (self.install, &self.journal.id);
+        let target = place_for(install, path, Act::OnEntry)?;
+        let bytes = path.as_os_str().as_bytes().to_vec();
+        let staged_in = match path.strip_prefix(&install.store_prefix) {
+            Ok(inside) if !is_config_file(path) => self.store.join(inside),
+            _ => self.root.join(path),
+        };
+        let staged = if absent.contains(&bytes) || staged_in.symlink_metadata().is_err() {
+            None
+        } else if is_config_file(path) {
+            // A config file may be a link into a volume on another filesystem: staged beside
+            // its real target, so that the swap is one rename.
+            let to = beside(&target, ".kc-stage-", id);
+            remove_any(&to).map_err(io_at(&to))?;
+            move_to(&staged_in, &to).map_err(io_at(&staged_in))?;
+            Some(to)
+        } else {
+            // Store paths name what was there before the change's renames, which the swap takes
+            // back first: until then they wait in the stage, in the store itself.
+            Some(staged_in)
+        };
+        Ok(SwapEntry {
+            aside: beside(&target, ".kc-old-", id),
+            target,
+            staged,
+        })
+    }
 }
 
 /// Removes a stage that will not be used.

@@ -100,26 +100,52 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
         .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
-    let at = |line: usize, column: &str, message: &str| {
-        Problem::at(format!("{}:{line}", path.display()), column, message)
-    };
+    let vars = csv_columns(path, &mut reader)?;
     let bytes = text.as_bytes();
     let mut lines = crate::csv_lines::RecordLines::new(bytes, None);
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
+                let problem = Problem::at(format!("{}:{line}", path.display()), "-", e);
+                rows.push(Row::unreadable(path, line, problem));
+                continue;
+            }
+        }
+        let start = record.position().map_or(0, csv::Position::byte);
+        let line = lines.line_at(start);
+        let end = reader.position().byte();
+        let raw = &bytes[(start as usize).min(bytes.len())..(end as usize).min(bytes.len())];
+        rows.extend(csv_row(path, line, raw, &record, &vars));
+    }
+    Ok(rows)
+}
+
+/// The header's columns, each with the User variable it sets; refused when a column is unknown
+/// or given twice, or there is no Name.
+fn csv_columns(
+    path: &Path,
+    reader: &mut csv::Reader<&[u8]>,
+) -> Result<Vec<(String, String)>, ImportError> {
+    let at =
+        |column: &str, message: &str| Problem::at(format!("{}:1", path.display()), column, message);
     let headers = reader
         .headers()
-        .map_err(|e| ImportError::invalid(vec![at(1, "-", &e.to_string())]))?
-        .clone();
+        .map_err(|e| ImportError::invalid(vec![at("-", &e.to_string())]))?;
     let mut problems = Vec::new();
-    let mut vars = Vec::new();
-    for h in &headers {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for h in headers {
         match COLUMNS.iter().find(|(c, _)| c.eq_ignore_ascii_case(h)) {
             // Which of two columns would win is a guess: refused.
             Some((c, _)) if vars.iter().any(|(seen, _)| seen == c) => {
-                problems.push(at(1, h, "the header names this column twice"));
+                problems.push(at(h, "the header names this column twice"));
             }
             Some((c, v)) => vars.push(((*c).to_owned(), (*v).to_owned())),
             None => problems.push(at(
-                1,
                 h,
                 &format!(
                     "unknown column (the columns are {})",
@@ -130,7 +156,6 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
     }
     if !vars.iter().any(|(c, _)| c == "Name") {
         problems.push(at(
-            1,
             "Name",
             "the header has no Name column, which is required",
         ));
@@ -138,79 +163,60 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>, ImportError> {
     if !problems.is_empty() {
         return Err(ImportError::invalid(problems));
     }
-    let mut rows = Vec::new();
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
-                rows.push(Row::unreadable(path, line, at(line, "-", &e.to_string())));
-                continue;
-            }
-        }
-        let start = record.position().map_or(0, csv::Position::byte);
-        let line = lines.line_at(start);
-        // A quote left open takes in the rows after it, as one value: the record's own text
-        // then holds an odd number of quotes.
-        let raw = &bytes[(start as usize).min(bytes.len())
-            ..(reader.position().byte() as usize).min(bytes.len())];
-        if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
-            let lines = raw.trim_ascii().iter().filter(|&&b| b == b'\n').count();
-            let problem = at(
-                line,
-                "-",
-                &if lines > 0 {
-                    format!(
-                        "a quote is not closed: lines {line} to {} read as one row",
-                        line + lines
-                    )
-                } else {
-                    "a quote is not closed".to_owned()
-                },
-            );
-            rows.push(Row::unreadable(path, line, problem));
-            continue;
-        }
-        if record.iter().all(str::is_empty) {
-            continue;
-        }
-        if record.len() > vars.len() {
-            let problem = at(
-                line,
-                "-",
-                &format!(
-                    "{} fields, but the header names {}",
-                    record.len(),
-                    vars.len()
-                ),
-            );
-            rows.push(Row::unreadable(path, line, problem));
-            continue;
-        }
-        let fields: Vec<Field> = record
-            .iter()
-            .zip(&vars)
-            .map(|(value, (column, var))| Field {
-                var: var.clone(),
-                column: column.clone(),
-                value: value.to_owned(),
-                line,
-            })
-            .collect();
-        rows.push(Row {
-            file: path.to_owned(),
-            line,
-            problems: refused_values(path, &fields),
-            fields,
-            ..Row::default()
+    Ok(vars)
+}
+
+/// The row of one record at `line` (`raw` its text), or none for a record of empty fields.
+fn csv_row(
+    path: &Path,
+    line: usize,
+    raw: &[u8],
+    record: &csv::StringRecord,
+    vars: &[(String, String)],
+) -> Option<Row> {
+    let at = |message: &str| Problem::at(format!("{}:{line}", path.display()), "-", message);
+    // A quote left open takes in the rows after it, as one value: the record's own text then
+    // holds an odd number of quotes.
+    if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+        let lines = raw.trim_ascii().iter().filter(|&&b| b == b'\n').count();
+        let problem = at(&if lines > 0 {
+            format!(
+                "a quote is not closed: lines {line} to {} read as one row",
+                line + lines
+            )
+        } else {
+            "a quote is not closed".to_owned()
         });
+        return Some(Row::unreadable(path, line, problem));
     }
-    if !problems.is_empty() {
-        return Err(ImportError::invalid(problems));
+    if record.iter().all(str::is_empty) {
+        return None;
     }
-    Ok(rows)
+    if record.len() > vars.len() {
+        let problem = at(&format!(
+            "{} fields, but the header names {}",
+            record.len(),
+            vars.len()
+        ));
+        return Some(Row::unreadable(path, line, problem));
+    }
+    let fields: Vec<Field> = record
+        .iter()
+        .zip(vars)
+        .map(|(value, (column, var))| Field {
+            var: var.clone(),
+            column: column.clone(),
+            value: value.to_owned(),
+            line,
+        })
+        .collect();
+    Some(Row {
+        file: path.to_owned(),
+        line,
+        problems: refused_values(path, &fields),
+        fields,
+        ..Row::default()
+    })
 }
 
 /// Reads a TOML file of `[[user]]` tables: the CSV's fields, any User variable, and optional

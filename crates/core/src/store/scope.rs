@@ -100,29 +100,7 @@ pub fn places(mail: &Path, selection: &Selection) -> Result<Vec<Place>, ScopeErr
             mail: mail.to_owned(),
         });
     }
-    let (user, domain) = match selection.user.as_deref().map(|u| u.rsplit_once('@')) {
-        Some(Some((name, dom))) => {
-            if let Some(d) = &selection.domain
-                && !d.eq_ignore_ascii_case(dom)
-            {
-                return Err(ScopeError::BadUser {
-                    user: format!("{name}@{dom}"),
-                    why: format!("is in {dom}, and --domain says {d}"),
-                });
-            }
-            (Some(name.to_owned()), Some(dom.to_owned()))
-        }
-        Some(None) => (selection.user.clone(), selection.domain.clone()),
-        None => (None, selection.domain.clone()),
-    };
-    if let Some(u) = &user
-        && (u.is_empty() || u.contains('/'))
-    {
-        return Err(ScopeError::BadUser {
-            user: u.clone(),
-            why: "is not a mailbox name".into(),
-        });
-    }
+    let (user, domain) = user_and_domain(selection)?;
     let wanted = |name: &OsStr| user.as_deref().is_none_or(|u| super::name_matches(name, u));
     let mut out = Vec::new();
     if domain.is_none() {
@@ -139,24 +117,7 @@ pub fn places(mail: &Path, selection: &Selection) -> Result<Vec<Place>, ScopeErr
         }
     }
     let all_domains = super::domains(mail)?;
-    let domains: Vec<&super::DomainDir> = match &domain {
-        None => all_domains.iter().collect(),
-        Some(d) => {
-            let found: Vec<_> = all_domains
-                .iter()
-                .filter(|x| super::name_matches(&x.name, d))
-                .collect();
-            if found.is_empty() {
-                let names: Vec<String> = all_domains.iter().map(|x| lossy(&x.name)).collect();
-                return Err(ScopeError::NoDomain {
-                    domain: d.clone(),
-                    mail: mail.to_owned(),
-                    hint: hint(d, &names),
-                });
-            }
-            found
-        }
-    };
+    let domains = chosen_domains(mail, &all_domains, domain.as_deref())?;
     let mut seen_in_domains = Vec::new();
     for d in &domains {
         for (name, dir) in super::subdirs(&d.path)? {
@@ -193,6 +154,60 @@ pub fn places(mail: &Path, selection: &Selection) -> Result<Vec<Place>, ScopeErr
         });
     }
     Ok(out)
+}
+
+/// The mailbox name and the domain a selection asks for: `--user name@domain` gives both (and
+/// must agree with `--domain`).
+fn user_and_domain(selection: &Selection) -> Result<(Option<String>, Option<String>), ScopeError> {
+    let (user, domain) = match selection.user.as_deref().map(|u| u.rsplit_once('@')) {
+        Some(Some((name, dom))) => {
+            if let Some(d) = &selection.domain
+                && !d.eq_ignore_ascii_case(dom)
+            {
+                return Err(ScopeError::BadUser {
+                    user: format!("{name}@{dom}"),
+                    why: format!("is in {dom}, and --domain says {d}"),
+                });
+            }
+            (Some(name.to_owned()), Some(dom.to_owned()))
+        }
+        Some(None) => (selection.user.clone(), selection.domain.clone()),
+        None => (None, selection.domain.clone()),
+    };
+    if let Some(u) = &user
+        && (u.is_empty() || u.contains('/'))
+    {
+        return Err(ScopeError::BadUser {
+            user: u.clone(),
+            why: "is not a mailbox name".into(),
+        });
+    }
+    Ok((user, domain))
+}
+
+/// The domain directories a selection covers: all, or the one `domain` names (any case); a
+/// name that is not there is an error with a hint.
+fn chosen_domains<'d>(
+    mail: &Path,
+    all: &'d [super::DomainDir],
+    domain: Option<&str>,
+) -> Result<Vec<&'d super::DomainDir>, ScopeError> {
+    let Some(d) = domain else {
+        return Ok(all.iter().collect());
+    };
+    let found: Vec<_> = all
+        .iter()
+        .filter(|x| super::name_matches(&x.name, d))
+        .collect();
+    if found.is_empty() {
+        let names: Vec<String> = all.iter().map(|x| lossy(&x.name)).collect();
+        return Err(ScopeError::NoDomain {
+            domain: d.to_owned(),
+            mail: mail.to_owned(),
+            hint: hint(d, &names),
+        });
+    }
+    Ok(found)
 }
 
 /// The folder-level files and directories one directory holds.
