@@ -629,7 +629,7 @@ impl Document {
             for item in &section.items {
                 match (&item.span, item.removed) {
                     (Some(span), true) => patches.push(Patch {
-                        range: self.whole_lines(span.clone()),
+                        range: whole_lines(self.source.as_bytes(), span.clone()),
                         text: String::new(),
                     }),
                     (Some(_), false) => self.item_patches(section, item, &mut patches),
@@ -783,31 +783,31 @@ impl Document {
             .all(|b| b == b' ' || b == b'\t')
             .then_some(before)
     }
+}
 
-    /// Widens an element's range to its whole lines when it stands on lines of its own.
-    fn whole_lines(&self, span: Range<usize>) -> Range<usize> {
-        let src = self.source.as_bytes();
-        let mut start = span.start;
-        while start > 0 && matches!(src[start - 1], b' ' | b'\t') {
-            start -= 1;
-        }
-        let mut end = span.end;
-        while end < src.len() && matches!(src[end], b' ' | b'\t') {
-            end += 1;
-        }
-        let at_line_start = start == 0 || src[start - 1] == b'\n';
-        let newline_len = if src[end..].starts_with(b"\r\n") {
-            2
-        } else if src[end..].starts_with(b"\n") {
-            1
-        } else {
-            0
-        };
-        if at_line_start && newline_len > 0 {
-            start..end + newline_len
-        } else {
-            span
-        }
+/// Widens a range of `src` (an element, an entry) to its whole lines when it stands on lines of
+/// its own: the indentation before it, blanks after it and its line break.
+pub(crate) fn whole_lines(src: &[u8], span: Range<usize>) -> Range<usize> {
+    let mut start = span.start;
+    while start > 0 && matches!(src[start - 1], b' ' | b'\t') {
+        start -= 1;
+    }
+    let mut end = span.end;
+    while end < src.len() && matches!(src[end], b' ' | b'\t') {
+        end += 1;
+    }
+    let at_line_start = start == 0 || src[start - 1] == b'\n';
+    let newline_len = if src[end..].starts_with(b"\r\n") {
+        2
+    } else if src[end..].starts_with(b"\n") {
+        1
+    } else {
+        0
+    };
+    if at_line_start && newline_len > 0 {
+        start..end + newline_len
+    } else {
+        span
     }
 }
 

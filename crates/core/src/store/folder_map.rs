@@ -12,7 +12,9 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::config::escape_attr;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::config::{escape_attr, line_column, whole_lines};
 
 use crate::config::schema::FOLDER_MAP as NAMES;
 
@@ -52,27 +54,7 @@ impl FolderMap {
         let text = String::from_utf8(bytes).map_err(|_| FolderMapError::Encoding {
             path: path.to_owned(),
         })?;
-        let entries = {
-            let doc = roxmltree::Document::parse(&text).map_err(|e| FolderMapError::Xml {
-                path: path.to_owned(),
-                line: e.pos().row as usize,
-                column: e.pos().col as usize,
-                message: e.to_string(),
-            })?;
-            doc.descendants()
-                .filter(|n| n.has_tag_name(NAMES.element))
-                .map(|n| Entry {
-                    owner: n.attribute(NAMES.owner).unwrap_or_default().to_owned(),
-                    path: n.attribute(NAMES.path).unwrap_or_default().to_owned(),
-                    name: n.attribute(NAMES.name).unwrap_or_default().to_owned(),
-                    element: n.range(),
-                    owner_value: n
-                        .attributes()
-                        .find(|a| a.name() == NAMES.owner)
-                        .map(|a| a.range_value()),
-                })
-                .collect()
-        };
+        let entries = read_entries(path, &text)?;
         Ok(FolderMap { text, entries })
     }
 
@@ -117,22 +99,7 @@ impl FolderMap {
             .entries
             .iter()
             .filter(|e| e.owner.eq_ignore_ascii_case(address))
-            .map(|e| {
-                let mut start = e.element.start;
-                while start > 0 && matches!(bytes[start - 1], b' ' | b'\t') {
-                    start -= 1;
-                }
-                let mut end = e.element.end;
-                let at_line_start = start == 0 || bytes[start - 1] == b'\n';
-                if at_line_start && bytes[end..].starts_with(b"\r\n") {
-                    end += 2;
-                } else if at_line_start && bytes[end..].starts_with(b"\n") {
-                    end += 1;
-                } else {
-                    start = e.element.start;
-                }
-                (start..end, "")
-            })
+            .map(|e| (whole_lines(bytes, e.element.clone()), ""))
             .collect();
         let n = edits.len();
         (self.spliced(edits), n)
@@ -154,6 +121,89 @@ impl FolderMap {
     pub fn as_bytes(&self) -> &[u8] {
         self.text.as_bytes()
     }
+}
+
+/// The `<folder>` elements of a well-formed document (one root; every element closed, end tags
+/// matching; attributes once each), with the byte ranges of each element and owner value.
+fn read_entries(path: &Path, text: &str) -> Result<Vec<Entry>, FolderMapError> {
+    let error = |at: usize, message: String| {
+        let (line, column) = line_column(text.as_bytes(), at);
+        FolderMapError::Xml {
+            path: path.to_owned(),
+            line,
+            column,
+            message,
+        }
+    };
+    // Positions count from after a byte order mark, which the reader skips.
+    let base = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let mut reader = quick_xml::Reader::from_str(&text[base..]);
+    let (mut open, mut roots) = (0usize, 0usize);
+    let mut entries = Vec::new();
+    loop {
+        let start = base + reader.buffer_position() as usize;
+        let event = (reader.read_event())
+            .map_err(|e| error(base + reader.error_position() as usize, e.to_string()))?;
+        let end = base + reader.buffer_position() as usize;
+        let element = match &event {
+            Event::Start(e) | Event::Empty(e) => e,
+            Event::End(_) => {
+                open -= 1;
+                continue;
+            }
+            Event::Text(t) if open == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+                return Err(error(start, "text outside the root element".into()));
+            }
+            Event::Eof if open > 0 => return Err(error(end, "an element is not closed".into())),
+            Event::Eof if roots == 0 => return Err(error(end, "no root element".into())),
+            Event::Eof => break,
+            _ => continue,
+        };
+        if open == 0 {
+            roots += 1;
+            if roots > 1 {
+                return Err(error(start, "a second root element".into()));
+            }
+        }
+        if matches!(event, Event::Start(_)) {
+            open += 1;
+        }
+        if element.name().as_ref() == NAMES.element.as_bytes() {
+            let entry = entry(text, element, start..end).map_err(|e| error(start, e))?;
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
+/// One `<folder>` element at `range` of `text`.
+fn entry(text: &str, element: &BytesStart, range: Range<usize>) -> Result<Entry, String> {
+    let mut entry = Entry {
+        owner: String::new(),
+        path: String::new(),
+        name: String::new(),
+        element: range,
+        owner_value: None,
+    };
+    for attr in element.attributes() {
+        let attr = attr.map_err(|e| e.to_string())?;
+        let value = attr
+            .unescape_value()
+            .map_err(|e| e.to_string())?
+            .into_owned();
+        match attr.key.as_ref() {
+            k if k == NAMES.owner.as_bytes() => {
+                // The reader borrows from `text`: where the raw value is in it.
+                let at = attr.value.as_ptr() as usize - text.as_ptr() as usize;
+                entry.owner_value = Some(at..at + attr.value.len());
+                entry.owner = value;
+            }
+            k if k == NAMES.path.as_bytes() => entry.path = value,
+            k if k == NAMES.name.as_bytes() => entry.name = value,
+            _ => {}
+        }
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
@@ -226,5 +276,46 @@ mod tests {
                 .starts_with("/s/folder.map:3:1: malformed folder.map"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn only_a_well_formed_map_is_read() {
+        let parse = |text: &str| {
+            FolderMap::parse(Path::new("f.map"), text.as_bytes().to_vec()).map(|m| m.entries)
+        };
+        for (text, says) in [
+            (
+                "<map>\n<folder owner=\"a\"/>\n",
+                "f.map:3:1: malformed folder.map: an element is not closed",
+            ),
+            (
+                "<map/>\n<map/>",
+                "f.map:2:1: malformed folder.map: a second root element",
+            ),
+            (
+                "<map/>x",
+                "f.map:1:7: malformed folder.map: text outside the root element",
+            ),
+            ("  \n", "f.map:2:1: malformed folder.map: no root element"),
+            (
+                "<map><folder owner=\"a\" owner=\"b\"/></map>",
+                "f.map:1:6: malformed folder.map: ",
+            ),
+            (
+                "<map><folder owner=\"a&bogus;\"/></map>",
+                "f.map:1:6: malformed folder.map: ",
+            ),
+        ] {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.starts_with(says), "{text:?}: {err}");
+        }
+        // A byte order mark is kept, and positions count it.
+        let text = "\u{feff}<map>\r\n  <folder owner=\"a@b.c\"/>\r\n</map>\r\n";
+        let map = FolderMap::parse(Path::new("f.map"), text.as_bytes().to_vec()).expect("parses");
+        let (bytes, n) = map.renamed("A@B.C", "x@b.c");
+        assert_eq!(n, 1);
+        assert_eq!(bytes, text.replace("a@b.c", "x@b.c").into_bytes());
+        let (bytes, _) = map.without_owner("a@b.c");
+        assert_eq!(bytes, "\u{feff}<map>\r\n</map>\r\n".as_bytes());
     }
 }
