@@ -2,6 +2,7 @@
 //! around them, reports them, and archives, transfers or re-adopts them through the change
 //! protocol. A thin front over `kc_core::orphan`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +12,7 @@ use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::account::Address;
 use kc_core::change::printable;
 use kc_core::guard::{self, ServerState};
-use kc_core::orphan::{self, Directory, Filter, Finding, Resolve};
+use kc_core::orphan::{self, Directory, Filter, Finding, Kind, Resolve};
 
 /// Find mailbox directories without accounts, and the inconsistencies around them.
 ///
@@ -95,21 +96,42 @@ fn summary(found: &[Finding]) -> String {
     format!("{} findings: {}", found.len(), each.join(", "))
 }
 
+/// A finding as a CSV row: the JSON fields, names as the table shows them (a control
+/// character never reaches the terminal).
+#[derive(serde::Serialize)]
+struct CsvRow<'f> {
+    kind: Kind,
+    domain: Cow<'f, str>,
+    name: Cow<'f, str>,
+    path: Cow<'f, str>,
+    bytes: u64,
+    messages: u64,
+    newest: Option<&'f str>,
+}
+
+impl CsvRow<'_> {
+    fn of(f: &Finding) -> CsvRow<'_> {
+        CsvRow {
+            kind: f.kind,
+            domain: printable(&f.domain),
+            name: printable(&f.name),
+            path: printable(&f.path),
+            bytes: f.bytes,
+            messages: f.messages,
+            newest: f.newest.as_deref(),
+        }
+    }
+}
+
 fn report(settings: &Settings, csv_out: bool, found: &[Finding]) -> anyhow::Result<()> {
     if csv_out {
         let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-        w.write_record(FIELDS)?;
+        if found.is_empty() {
+            // The header alone: serialize writes it with the first row.
+            w.write_record(FIELDS)?;
+        }
         for f in found {
-            // Names as the table shows them: a control character never reaches the terminal.
-            w.write_record([
-                f.kind.as_str(),
-                &printable(&f.domain),
-                &printable(&f.name),
-                &printable(&f.path),
-                &f.bytes.to_string(),
-                &f.messages.to_string(),
-                f.newest.as_deref().unwrap_or(""),
-            ])?;
+            w.serialize(CsvRow::of(f))?;
         }
         w.flush().context("writing to stdout")?;
         return Ok(());

@@ -211,6 +211,13 @@ fn filters_csv_and_exit_codes() {
         text.contains("deleted-mailbox-folder,example.com,anelson,"),
         "{text}"
     );
+    // Nothing found: the header alone.
+    let out = run(&s, &["--csv", "--name", "mwood"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "kind,domain,name,path,bytes,messages,newest\n"
+    );
     // Nothing found for an account that is in order: exit 0; for a name that is nowhere: exit 2.
     let out = run(&s, &["--json", "--name", "mwood"]);
     assert_eq!(out.status.code(), Some(0));
