@@ -550,7 +550,8 @@ fn a_plan_made_from_a_file_written_since_is_refused_and_changes_nothing() {
     let f = fixture();
     let inst = install(&f.root);
     let who = kc_core::account::Address::parse(&some_user(&f.root), None).expect("address");
-    let plan = kc_core::user::plan(&inst, &[who], &kc_core::user::Action::Disable).expect("plan");
+    let model = kc_core::model::Model::load(&inst).expect("configs");
+    let plan = kc_core::user::plan(model, &[who], &kc_core::user::Action::Disable).expect("plan");
     let mut other = Config::load(&f.root).expect("config");
     let id = other.users().nth(1).expect("a user").id();
     other

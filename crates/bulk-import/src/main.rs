@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use kc_cli::{DryRun, GlobalArgs, WriteArgs};
 use kc_core::import::{self, Migration, Options};
+use kc_core::model::Model;
 
 /// Create many accounts from the vendor's CSV, a TOML file, or another server's users.cfg.
 ///
@@ -127,7 +128,8 @@ fn main() -> ExitCode {
             generate_passwords: cli.generate_passwords,
             license_limit: cli.license_limit,
         };
-        let imported = import::plan(&settings.install, &rows, &migration, &options)
+        let model = Model::load(&settings.install)?;
+        let imported = import::plan(model, &rows, &migration, &options)
             .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if imported.accounts == 0 {
             settings.info("kc-bulk-import: no accounts to import");

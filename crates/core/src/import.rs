@@ -16,6 +16,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, TEMPLATE, USER, USER_ADDITIONAL_DATA};
 use crate::config::{Config, ConfigError, list_tokens, view::Template};
 use crate::install::Install;
+use crate::model::Model;
 use crate::password::is_stored_form;
 use crate::problem::{Problem, Problems};
 
@@ -172,13 +173,12 @@ fn key(name: &str, domain: &str) -> Key {
 
 /// Validates every row and plans the import. Every problem of every row is reported together.
 pub fn plan(
-    install: &Install,
+    model: Model<'_>,
     rows: &[Row],
     migration: &Migration,
     options: &Options,
 ) -> Result<Imported, ImportError> {
-    let config = Config::load(&install.root)?;
-    let mut planner = Planner::new(install, config, migration, options);
+    let mut planner = Planner::new(model.install, model.config, migration, options);
     for row in rows {
         planner.row(row);
     }

@@ -34,6 +34,7 @@ mod csv_lines;
 pub mod guard;
 pub mod import;
 pub mod install;
+pub mod model;
 pub mod orphan;
 pub mod password;
 pub mod problem;

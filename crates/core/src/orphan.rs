@@ -12,6 +12,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::USER;
 use crate::config::{Config, ConfigError};
 use crate::install::Install;
+use crate::model::Model;
 use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{self, DELETED_MAILBOX_PREFIX, StoreError};
@@ -226,14 +227,14 @@ type Accounts = HashMap<String, HashMap<String, Account>>;
 
 /// Compares the store with the configs and measures what it finds, in parallel.
 pub fn scan(
-    install: &Install,
+    model: &Model<'_>,
     directory: Option<&Directory>,
     filter: &Filter,
     progress: &dyn Progress,
 ) -> Result<Vec<Finding>, OrphanError> {
-    let config = Config::load(&install.root)?;
+    let (install, config) = (model.install, &model.config);
     let mail = install.mail_dir();
-    check_filter(&config, &mail, filter)?;
+    check_filter(config, &mail, filter)?;
     let mut accounts: Accounts = HashMap::new();
     for u in config.users() {
         let account = (u.name().to_owned(), u.enabled(), config.is_mapped(&u));
@@ -242,7 +243,7 @@ pub fn scan(
     }
     let compare = Compare {
         install,
-        config: &config,
+        config,
         directory,
         accounts: &accounts,
     };
@@ -493,13 +494,12 @@ pub enum Resolve {
 
 /// Plans the resolution of the `orphan-mailbox` findings (and, for `--archive`, of the
 /// `orphan-domain` ones).
-pub fn plan(
-    install: &Install,
-    findings: &[Finding],
-    action: &Resolve,
-) -> Result<Plan, OrphanError> {
-    let layout = Layout::new(install);
-    let config = Config::load(&install.root)?;
+pub fn plan(model: Model<'_>, findings: &[Finding], action: &Resolve) -> Result<Plan, OrphanError> {
+    let Model {
+        install,
+        layout,
+        config,
+    } = model;
     let mut r = Resolution::new(install, config);
     let target = match action {
         Resolve::TransferTo(to) => r.transfer_target(&layout, to)?,

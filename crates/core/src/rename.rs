@@ -12,6 +12,7 @@ use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER, USER_ADDITIONAL_DA
 use crate::config::view::User;
 use crate::config::{Config, ConfigError, Document, ItemId};
 use crate::install::Install;
+use crate::model::Model;
 use crate::problem::{Problem, Problems};
 use crate::store::{INDEX_FLD, folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
@@ -216,11 +217,11 @@ fn mentions(text: &str, addresses: &HashSet<String>) -> Vec<(usize, String)> {
 /// mailbox directory; then the aliases old -> new; then the store (share files, calendar items);
 /// then the steps and the audit lines.
 pub fn plan(
-    install: &Install,
+    model: Model<'_>,
     renames: &[Rename],
     options: Options,
 ) -> Result<Planned, RenameError> {
-    let mut planner = Planner::new(install, options)?;
+    let mut planner = Planner::new(model, options)?;
     let order = planner.request(renames)?;
     for &i in &order {
         planner.rename(&renames[i])?;
@@ -273,10 +274,13 @@ struct StoreEdits {
 }
 
 impl<'a> Planner<'a> {
-    /// Loads the configuration and lists every mailbox directory.
-    fn new(install: &'a Install, options: Options) -> Result<Planner<'a>, RenameError> {
-        let layout = Layout::new(install);
-        let config = Config::load(&install.root)?;
+    /// Lists every mailbox directory.
+    fn new(model: Model<'a>, options: Options) -> Result<Planner<'a>, RenameError> {
+        let Model {
+            install,
+            layout,
+            config,
+        } = model;
         let mut mailboxes = HashMap::new();
         let mail = install.resolve(&layout.mail());
         for mb in crate::store::all_mailboxes(&mail).map_err(AccountError::from)? {

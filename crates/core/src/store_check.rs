@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use crate::account::{NameKey, name_key};
 use crate::config::schema::INDEX;
 use crate::config::{Config, ConfigError};
-use crate::install::Install;
+use crate::model::Model;
 use crate::progress::{Progress, Unit};
 use crate::store::folder_map::FolderMap;
 use crate::store::index_fld::{self, Record};
@@ -285,12 +285,12 @@ impl At<'_> {
 
 /// Checks the store (the selected part of it), in parallel.
 pub fn check(
-    install: &Install,
+    model: &Model<'_>,
     selection: &Selection,
     progress: &dyn Progress,
 ) -> Result<Report, CheckError> {
-    let config = Config::load(&install.root)?;
-    let accounts = Accounts::new(&config);
+    let install = model.install;
+    let accounts = Accounts::new(&model.config);
     let places = scope::places(&install.mail_dir(), selection)?;
     progress.start("listing folders", Some(places.len() as u64), Unit::Items);
     let listed: Vec<_> = places

@@ -10,6 +10,7 @@ use crate::change::{Plan, Step};
 use crate::config::schema::{ALIAS, GROUP, MAILING_LIST, USER};
 use crate::config::{Config, ConfigError, list_tokens};
 use crate::install::Install;
+use crate::model::Model;
 use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
@@ -173,9 +174,12 @@ fn remove_references(config: &mut Config, found: &[Reference]) -> Result<(), Con
 }
 
 /// Plans an action on some accounts. Every refusal is collected and returned together.
-pub fn plan(install: &Install, who: &[Address], action: &Action) -> Result<Plan, UserError> {
-    let layout = Layout::new(install);
-    let mut config = Config::load(&install.root)?;
+pub fn plan(model: Model<'_>, who: &[Address], action: &Action) -> Result<Plan, UserError> {
+    let Model {
+        install,
+        layout,
+        mut config,
+    } = model;
     let (targets, mut problems) = targets(&config, who, action);
     if let Action::Remove {
         mailbox: Some(MailboxFate::Transfer(to)),
@@ -625,11 +629,11 @@ pub struct Row {
 
 /// The accounts (of one domain), with their mailboxes measured in parallel.
 pub fn list(
-    install: &Install,
+    model: &Model<'_>,
     domain: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Vec<Row>, UserError> {
-    let config = Config::load(&install.root)?;
+    let (install, config) = (model.install, &model.config);
     if let Some(d) = domain
         && config.domain(d).is_none()
     {

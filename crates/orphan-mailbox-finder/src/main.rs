@@ -12,6 +12,7 @@ use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::account::Address;
 use kc_core::change::printable;
 use kc_core::guard::{self, ServerState};
+use kc_core::model::Model;
 use kc_core::orphan::{self, Directory, Filter, Finding, Kind, Resolve};
 
 /// Find mailbox directories without accounts, and the inconsistencies around them.
@@ -218,12 +219,9 @@ fn main() -> ExitCode {
             Some(_) => Some(kc_cli::guard(&settings, orphan::TOOL, dry)?),
             None => None,
         };
-        let found = orphan::scan(
-            &settings.install,
-            directory.as_ref(),
-            &filter,
-            &settings.progress(),
-        )?;
+        // One reading of the configuration for the scan and the plan made from it.
+        let model = Model::load(&settings.install)?;
+        let found = orphan::scan(&model, directory.as_ref(), &filter, &settings.progress())?;
         let Some(action) = action else {
             report(&settings, cli.csv, &found)?;
             return Ok(if found.is_empty() {
@@ -243,7 +241,7 @@ fn main() -> ExitCode {
             ));
             return Ok(Outcome::Success);
         }
-        let plan = orphan::plan(&settings.install, &found, &action)
+        let plan = orphan::plan(model, &found, &action)
             .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if dry == DryRun::Enabled && !cli.write.dry_run {
             settings.info("(add --execute to carry this out)");

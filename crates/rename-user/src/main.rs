@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use kc_cli::{DryRun, GlobalArgs, WriteArgs};
+use kc_core::model::Model;
 use kc_core::problem::{Problem, Problems};
 use kc_core::rename::{self, Options, Rename, RenameError};
 
@@ -80,13 +81,13 @@ fn main() -> ExitCode {
             alias: !cli.no_alias,
             calendars: !cli.no_calendars,
         };
+        let model = Model::load(&settings.install)?;
         let renames = match (&cli.map, &cli.old, &cli.new) {
             (Some(map), _, _) => {
                 let (renames, mut problems) = rename::read_map(map)?;
                 if !problems.is_empty() {
                     // Every bad line in one pass: those the plan would refuse too.
-                    if let Err(RenameError::Refused(more)) =
-                        rename::plan(&settings.install, &renames, options)
+                    if let Err(RenameError::Refused(more)) = rename::plan(model, &renames, options)
                     {
                         problems.extend(more.0);
                     }
@@ -108,7 +109,7 @@ fn main() -> ExitCode {
             }
             _ => bail!("give OLD and NEW, or --map FILE"),
         };
-        let planned = rename::plan(&settings.install, &renames, options)
+        let planned = rename::plan(model, &renames, options)
             .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         kc_cli::carry_out(&settings, &planned.plan, dry, &guard)
     })

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::change::printable;
 use kc_core::guard::{self, ServerState};
+use kc_core::model::Model;
 use kc_core::reindex;
 use kc_core::store::scope::Selection;
 use kc_core::store_check::{self, Report, TOOL};
@@ -136,7 +137,8 @@ fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Re
             "the server is running: the store may change under the report",
         );
     }
-    let report = store_check::check(&settings.install, &selection, &settings.progress())?;
+    let model = Model::load(&settings.install)?;
+    let report = store_check::check(&model, &selection, &settings.progress())?;
     if csv_out {
         let mut w = csv::Writer::from_writer(std::io::stdout().lock());
         w.write_record(FIELDS)?;

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use kc_cli::{DryRun, Format, GlobalArgs, Outcome, Settings, WriteArgs};
 use kc_core::account::Address;
+use kc_core::model::Model;
 use kc_core::user::{self, Action, MailboxFate};
 
 /// Disable, enable, remove and list Kerio Connect accounts (the server must be stopped to change).
@@ -102,7 +103,8 @@ fn rights(value: u8) -> std::borrow::Cow<'static, str> {
 }
 
 fn list(settings: &Settings, domain: Option<&str>) -> anyhow::Result<Outcome> {
-    let rows = user::list(&settings.install, domain, &settings.progress())?;
+    let model = Model::load(&settings.install)?;
+    let rows = user::list(&model, domain, &settings.progress())?;
     match settings.format {
         Format::Json => {
             for row in &rows {
@@ -163,7 +165,7 @@ fn main() -> ExitCode {
         };
         let dry = DryRun::from(cli.write);
         let guard = kc_cli::guard(&settings, user::TOOL, dry)?;
-        let plan = user::plan(&settings.install, &who, &action)
+        let plan = user::plan(Model::load(&settings.install)?, &who, &action)
             .inspect_err(|e| kc_cli::print_problems(&settings, e.problems()))?;
         if plan.steps.is_empty() {
             for w in &plan.warnings {
