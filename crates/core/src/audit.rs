@@ -86,10 +86,15 @@ pub fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// The server's Config log, in its log directory: what changed in the configuration.
+pub const CONFIG_LOG: &str = "config.log";
+/// The server's Warning log, in its log directory.
+pub const WARNING_LOG: &str = "warning.log";
+
 /// The steps that append these lines to the Config log and the Warning log in `logs`: one step
 /// per log, however many lines.
 pub fn steps(logs: &Path, tool: &str, config: &[String], warning: &[String]) -> Vec<Step> {
-    [(config, "config.log"), (warning, "warning.log")]
+    [(config, CONFIG_LOG), (warning, WARNING_LOG)]
         .into_iter()
         .filter(|(lines, _)| !lines.is_empty())
         .map(|(lines, file)| Step::AppendLines {
