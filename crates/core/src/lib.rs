@@ -24,6 +24,8 @@
 //! - [`password`] checks passwords against the secure policy and generates them.
 //! - [`suggest`] names the closest known name when one given is not on the install.
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
+//! - [`model`] is what the planners read: an install's layout and configs, loaded once.
+//! - [`problem`] is a refusal as data: where, about what, and why.
 
 pub mod account;
 pub mod archive;
@@ -45,3 +47,24 @@ pub mod store;
 pub mod store_check;
 pub mod suggest;
 pub mod user;
+
+#[cfg(test)]
+mod tests {
+    /// The README's Layout section is where a newcomer learns the modules: it names each one.
+    #[test]
+    fn the_readme_layout_names_every_module() {
+        let readme = include_str!("../../../README.md");
+        let layout = readme
+            .split("\n## Layout\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README.md has a Layout section");
+        let missing: Vec<&str> = include_str!("lib.rs")
+            .lines()
+            .filter_map(|l| l.trim_start_matches("pub ").strip_prefix("mod "))
+            .filter_map(|m| m.strip_suffix(';'))
+            .filter(|m| *m != "csv_lines" && !layout.contains(&format!("`{m}`")))
+            .collect();
+        assert!(missing.is_empty(), "not in README's Layout: {missing:?}");
+    }
+}
