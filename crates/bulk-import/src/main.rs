@@ -21,7 +21,8 @@ use kc_core::model::Model;
 ///
 /// CSV: a header row naming the columns Name (required), Password, FullName, Description,
 /// MailAddress, Groups in any order; ';' with comma multi-values, or ',' with quoted ones.
-/// TOML: [[user]] tables with those keys, any User variable, and optional domain and template.
+/// TOML: [[user]] tables with those keys, any User variable this server knows, and optional domain
+/// and template.
 ///
 /// Examples:
 ///   kc-bulk-import users.csv --domain example.com --template "Sales staff" -n

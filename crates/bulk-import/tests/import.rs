@@ -336,6 +336,24 @@ Qmessage = 5000
         "{}",
         stderr(&out)
     );
+    // A key that is no variable of this server's accounts is a typo, not a new variable for
+    // users.cfg (Qmessage above is one the tools write for every account).
+    let typo = file(
+        &sc,
+        "typo.toml",
+        "[[user]]\nName = \"t1\"\nPassword = \"Typ0-pass-1\"\nFullNmae = \"T One\"\nBogus = 3\n",
+    );
+    let out = run(&sc, &[s(&typo), "--domain", "example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    let t = typo.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "kc-bulk-import: error: {t}:4: FullNmae: not a User variable of this server: no account in users.cfg has one (did you mean FullName?)\n\
+             {t}:5: Bogus: not a User variable of this server: no account in users.cfg has one\n\
+             2 problems; nothing was changed\n"
+        )
+    );
     sc.undo_last();
     sc.assert_unchanged();
 }

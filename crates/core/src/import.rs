@@ -214,6 +214,8 @@ struct Planner<'a> {
     empty_passwords: Vec<String>,
     /// New accounts that get a mailbox already in the store.
     kept: Vec<(crate::account::Address, PathBuf)>,
+    /// The User variables this server knows, sorted, listed at the first TOML row.
+    known_variables: Option<Vec<String>>,
 }
 
 impl<'a> Planner<'a> {
@@ -253,6 +255,7 @@ impl<'a> Planner<'a> {
             enabled_new: Vec::new(),
             empty_passwords: Vec::new(),
             kept: Vec::new(),
+            known_variables: None,
         }
     }
 
@@ -263,6 +266,9 @@ impl<'a> Planner<'a> {
         self.problems.extend(row.problems.iter().cloned());
         if row.fields.is_empty() && !row.problems.is_empty() {
             return;
+        }
+        if row.any_variable {
+            self.unknown_variables(row);
         }
         let Some((domain, secure)) = self.domain_of(row) else {
             // Without a domain the name can still be checked for what any name must be.
@@ -294,6 +300,31 @@ impl<'a> Planner<'a> {
         // the licence: the rows below, and the limit, are checked as they will be once fixed.
         let ok = self.problems.len() == before;
         self.accept(row, values, &addresses, &groups, ok);
+    }
+
+    /// A TOML row's keys that are no User variable of this server: neither one the tools write
+    /// for a new account nor one any account in users.cfg has.
+    fn unknown_variables(&mut self, row: &Row) {
+        let known = self.known_variables.get_or_insert_with(|| {
+            let mut known: Vec<String> = ORDER.iter().map(|(k, _)| (*k).to_owned()).collect();
+            for user in self.config.users.items(USER.list) {
+                known.extend(user.variables().map(|(k, _)| k.to_owned()));
+            }
+            known.sort();
+            known.dedup();
+            known
+        });
+        for f in &row.fields {
+            if known.binary_search(&f.var).is_ok() {
+                continue;
+            }
+            let hint = crate::suggest::closest(&f.var, known.iter().map(String::as_str))
+                .map_or(String::new(), |c| format!(" (did you mean {c}?)"));
+            let why = format!(
+                "not a User variable of this server: no account in users.cfg has one{hint}"
+            );
+            self.problems.push(row.at(f.line, &f.column, why));
+        }
     }
 
     /// The row's domain, as written on the server, and whether it requires secure passwords.

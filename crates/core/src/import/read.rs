@@ -32,6 +32,9 @@ pub struct Row {
     /// What reading found wrong with the row (a value refused; a row that could not be read at
     /// all has no fields): reported with the plan's problems, so that one run names them all.
     pub problems: Vec<Problem>,
+    /// Its keys may name any User variable (TOML), so each is checked against those the
+    /// server's accounts have: a typo is refused rather than written into users.cfg.
+    pub any_variable: bool,
 }
 
 impl Row {
@@ -243,6 +246,7 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         let mut row = Row {
             file: path.to_owned(),
             line: line_of(table.span().start),
+            any_variable: true,
             ..Row::default()
         };
         // Tables keep keys sorted; order the fields as the file wrote them.
@@ -475,6 +479,9 @@ pub fn read_users_cfg(
             domain: Some((d.to_owned(), line)),
             template: None,
             problems: Vec::new(),
+            // Another server's accounts: their variables are the vendor's, whatever this
+            // server's accounts have.
+            any_variable: false,
         });
     }
     let mut migration = Migration::default();
