@@ -295,7 +295,7 @@ fn tables_speak_in_sizes_words_and_counts() {
     );
     assert_eq!(
         text(&out.stderr),
-        "8 findings: 3 orphan-mailbox, 1 orphan-domain, 1 case-mismatch, 1 missing-mailbox, 1 deleted-mailbox-folder, 1 unverifiable\n"
+        "kc-orphan-mailbox-finder: 8 findings: 3 orphan-mailbox, 1 orphan-domain, 1 case-mismatch, 1 missing-mailbox, 1 deleted-mailbox-folder, 1 unverifiable\n"
     );
     // Exact bytes stay in the machine formats.
     let out = run(

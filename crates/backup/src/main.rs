@@ -559,9 +559,9 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
         );
     }
     let what = if against_live {
-        "differences from the live tree"
+        "difference from the live tree"
     } else {
-        "problems"
+        "problem"
     };
     if report.damage.is_empty() {
         settings.info(format!(
@@ -573,9 +573,9 @@ fn verify(settings: &Settings, id: &str, against_live: bool) -> anyhow::Result<O
         Ok(Outcome::Success)
     } else {
         eprintln!(
-            "kc-backup: {}: {} {what}, the first: {}",
+            "kc-backup: {}: {}, the first: {}",
             backup.meta.id,
-            report.damage.len(),
+            kc_cli::count(report.damage.len(), what),
             report.damage[0]
         );
         Ok(Outcome::Found)

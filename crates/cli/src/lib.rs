@@ -616,6 +616,15 @@ pub fn resume(settings: &Settings) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// `1 finding`, `2 findings`: a count with its noun (plural by `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// With `--json`, the problems of a refused plan, one JSON object a line on stdout
 /// (`{"problem":{"origin":…,"subject":…,"reason":…}}`), so that a script gets them as data;
 /// the error itself still goes to stderr and the exit code is 2.
@@ -643,6 +652,13 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    #[test]
+    fn counts_say_one_without_a_plural() {
+        assert_eq!(count(1, "problem"), "1 problem");
+        assert_eq!(count(0, "finding"), "0 findings");
+        assert_eq!(count(8, "finding"), "8 findings");
+    }
 
     #[test]
     fn every_secret_is_masked_however_the_file_is_laid_out() {

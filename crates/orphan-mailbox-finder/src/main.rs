@@ -94,7 +94,12 @@ fn summary(found: &[Finding]) -> String {
         .iter()
         .map(|(k, n)| format!("{n} {}", k.as_str()))
         .collect();
-    format!("{} findings: {}", found.len(), each.join(", "))
+    format!(
+        "{}: {}: {}",
+        orphan::TOOL,
+        kc_cli::count(found.len(), "finding"),
+        each.join(", ")
+    )
 }
 
 /// A finding as a CSV row: the JSON fields, names as the table shows them (a control

@@ -172,8 +172,7 @@ fn check(settings: &Settings, selection: Selection, csv_out: bool) -> anyhow::Re
         report.places,
         match report.findings.len() {
             0 => "no findings".to_owned(),
-            1 => "1 finding".to_owned(),
-            n => format!("{n} findings"),
+            n => kc_cli::count(n, "finding"),
         }
     ));
     Ok(if report.findings.is_empty() {
@@ -197,8 +196,8 @@ fn reindex(
             let targets = reindex::read_check(&settings.install, file)?;
             if targets.skipped > 0 {
                 settings.info(format!(
-                    "{TOOL}: {} findings of {} are not answered by a rebuilt index and are left out",
-                    targets.skipped,
+                    "{TOOL}: {} of {} are not answered by a rebuilt index and are left out",
+                    kc_cli::count(targets.skipped, "finding"),
                     file.display()
                 ));
             }
