@@ -1139,3 +1139,56 @@ fn a_second_rename_in_the_same_window_finds_calendar_items_whose_index_the_first
         "{second} still named in folders whose index.fld the first rename moved aside"
     );
 }
+
+#[test]
+fn a_calendar_item_that_is_a_link_is_left_with_a_warning_and_the_rest_renamed() {
+    let (s, old, damaged) = calendar_install();
+    let (old_name, _) = old.split_once('@').expect("address");
+    let linked = messages(&s.root)
+        .into_iter()
+        .find(|p| {
+            *p != damaged
+                && p.to_string_lossy().contains(&format!("/{old_name}/"))
+                && read(&s.root, p.to_str().expect("utf-8")).contains(&format!("mailto:{old}"))
+        })
+        .expect("a calendar item of the renamed account");
+    let outside = s.root.parent().expect("dir").join("outside.eml");
+    let bytes = std::fs::read(s.root.join(&linked)).expect("read");
+    std::fs::write(&outside, &bytes).expect("write");
+    std::fs::remove_file(s.root.join(&linked)).expect("rm");
+    std::os::unix::fs::symlink(&outside, s.root.join(&linked)).expect("symlink");
+    let out = run(&s, &[&old, "linked.renamed"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let name = linked
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        stderr.contains(&format!(
+            "{name}: is a symbolic link; a calendar item behind it is left as it is"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&outside).expect("read"),
+        bytes,
+        "nothing written through it"
+    );
+    let moved = PathBuf::from(
+        linked
+            .to_string_lossy()
+            .replace(&format!("/{old_name}/"), "/linked.renamed/"),
+    );
+    assert_eq!(
+        std::fs::read_link(s.root.join(&moved)).expect("still a link"),
+        outside
+    );
+    // The other items of the mailbox are renamed.
+    let renamed = messages(&s.root)
+        .into_iter()
+        .filter(|p| *p != moved && p.to_string_lossy().contains("/linked.renamed/"))
+        .any(|p| read(&s.root, p.to_str().expect("utf-8")).contains("mailto:linked.renamed@"));
+    assert!(renamed, "the other calendar items are rewritten");
+}

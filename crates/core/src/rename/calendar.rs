@@ -249,6 +249,16 @@ fn rewrite_one(
     folder: &mut FolderResult,
 ) {
     let logical = install.logical(file).unwrap_or_else(|| file.to_path_buf());
+    if file
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        folder.warnings.push(format!(
+            "{}: is a symbolic link; a calendar item behind it is left as it is (nothing is written through a link)",
+            logical.display()
+        ));
+        return;
+    }
     let bytes = match store::read_regular(file, u64::MAX) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
