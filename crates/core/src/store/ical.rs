@@ -621,7 +621,7 @@ fn qp_encode_line(content: &[u8], ending: &[u8]) -> Vec<u8> {
 }
 
 /// A base64 calendar part: decoded whole, rewritten, and encoded again whole with the width of
-/// its first line and its line ending; the blank space around the data is kept.
+/// its longest line and its line ending; the blank space around the data is kept.
 fn base64_part(
     msg: &[u8],
     body: Range<usize>,
@@ -637,12 +637,19 @@ fn base64_part(
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(raw.len(), |k| k + 1);
     let data = &raw[start..end];
+    // The encoder's width is its longest line (a first or last line may be shorter); the
+    // line ending is the first line's.
     let layout = memchr::memchr(b'\n', data).map(|nl| {
-        if nl > 0 && data[nl - 1] == b'\r' {
-            (nl - 1, &b"\r\n"[..])
+        let eol = if nl > 0 && data[nl - 1] == b'\r' {
+            &b"\r\n"[..]
         } else {
-            (nl, &b"\n"[..])
-        }
+            &b"\n"[..]
+        };
+        let width = (data.split(|&b| b == b'\n'))
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line).len())
+            .max()
+            .unwrap_or(0);
+        (width, eol)
     });
     let compact: Vec<u8> = data
         .iter()
@@ -832,6 +839,26 @@ mod tests {
                 .join(eol);
             assert_eq!(out, msg.replace(&wrapped, &rewrapped), "width {width}");
         }
+        // A short first line (an encoder that starts a part mid-line) does not set the width.
+        let wrapped = format!(
+            "{}\r\n{}",
+            &b64[..12],
+            b64.as_bytes()[12..]
+                .chunks(76)
+                .map(|c| std::str::from_utf8(c).expect("ascii"))
+                .collect::<Vec<_>>()
+                .join("\r\n")
+        );
+        let msg = format!(
+            "{HEAD}Content-Type: text/calendar\r\nContent-Transfer-Encoding: base64\r\n\r\n{wrapped}\r\n"
+        );
+        let out = rewrite(&msg).expect("parses").expect("changed");
+        let body = out.split("base64\r\n\r\n").nth(1).expect("body");
+        let widths: Vec<usize> = body.trim_end().split("\r\n").map(str::len).collect();
+        assert!(
+            widths.len() > 1 && widths[..widths.len() - 1].iter().all(|&w| w == 76),
+            "{widths:?}"
+        );
     }
 
     #[test]
