@@ -206,7 +206,15 @@ fn state(status: kc_core::change::Status) -> &'static str {
 }
 
 fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
-    let journals = kc_core::change::journals(&settings.install)?;
+    let (journals, unreadable) = kc_core::change::journals_listing(&settings.install)?;
+    for why in &unreadable {
+        settings.warn(
+            TOOL,
+            &format!(
+                "{why}: this journal cannot be read, and every writer refuses while it is in kc-journal; if the changes below and the backups show it finished or undone, move it out (keep it)"
+            ),
+        );
+    }
     for j in &journals {
         match settings.format {
             Format::Json => kc_cli::print_json(&serde_json::json!({
@@ -242,7 +250,7 @@ fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
             }
         }
     }
-    if journals.is_empty() {
+    if journals.is_empty() && unreadable.is_empty() {
         settings.info(format!(
             "no changes recorded in {}",
             settings
@@ -260,7 +268,11 @@ fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
             ),
         );
     }
-    Ok(Outcome::Success)
+    Ok(if unreadable.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Found
+    })
 }
 
 fn describe(b: &Backup, changes: &[kc_core::change::Journal]) -> String {

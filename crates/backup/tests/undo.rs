@@ -1157,6 +1157,32 @@ fn a_journal_edited_to_cut_other_bytes_or_to_use_another_backup_is_refused() {
         "{}",
         stderr(&out)
     );
+    // A journal that is not even JSON: writers refuse, but `changes` lists the others and names
+    // it, so that the admin can decide (exit 1: something to look at).
+    std::fs::write(&newest, "garbage").expect("write");
+    let out = kc_backup(&f.root).args(["changes"]).assert().code(1);
+    let listed = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let first_id = first_journal["id"].as_str().expect("id");
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with(first_id)),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.lines().count(),
+        2,
+        "the header and the readable change: {listed}"
+    );
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "kc-backup: warning: {}: expected value at line 1 column 1: this journal cannot be read, and every writer refuses while it is in kc-journal; if the changes below and the backups show it finished or undone, move it out (keep it)\n",
+            newest.display()
+        )
+    );
+    kc_backup(&f.root).args(["undo", "--last"]).assert().code(2);
     let users = std::fs::read_to_string(f.root.join("users.cfg")).expect("read");
     std::fs::write(&newest, original).expect("restore the journal");
     kc_backup(&f.root)

@@ -559,29 +559,46 @@ fn save(install: &Install, journal: &Journal) -> Result<(), ChangeError> {
 
 /// The journals of the install, oldest first.
 pub fn journals(install: &Install) -> Result<Vec<Journal>, ChangeError> {
+    let (journals, mut unreadable) = journals_listing(install)?;
+    match unreadable.pop() {
+        Some(why) => Err(ChangeError::BadJournal(why)),
+        None => Ok(journals),
+    }
+}
+
+/// For listing only (`kc-backup changes`): the journals that can be read, and `PATH: why` of
+/// each one that cannot, which [`journals`] refuses on (a writer must not run over an
+/// unfinished change it cannot see, but the admin must see the others to decide).
+pub fn journals_listing(install: &Install) -> Result<(Vec<Journal>, Vec<String>), ChangeError> {
     let dir = journal_dir(install);
     let entries = match fs_err::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
         // Unreadable is not empty: a writer must not run over an unfinished change it cannot see.
         Err(e) => return Err(io_at(&dir)(e)),
     };
-    let mut out = Vec::new();
+    let (mut out, mut unreadable) = (Vec::new(), Vec::new());
     for entry in entries {
         let path = entry.map_err(io_at(&dir))?.path();
         if path.extension() == Some(OsStr::new("json")) {
-            // A regular file only: a FIFO planted there must not hang every tool.
-            let bytes = crate::store::read_regular(&path, 1 << 30)
-                .map_err(|e| ChangeError::BadJournal(format!("{}: {e}", path.display())))?;
-            let journal: Journal = serde_json::from_slice(&bytes)
-                .map_err(|e| ChangeError::BadJournal(format!("{}: {e}", path.display())))?;
-            check_journal(&journal)
-                .map_err(|why| ChangeError::BadJournal(format!("{}: {why}", path.display())))?;
-            out.push(journal);
+            match read_journal(&path) {
+                Ok(journal) => out.push(journal),
+                Err(why) => unreadable.push(format!("{}: {why}", path.display())),
+            }
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(out)
+    unreadable.sort();
+    Ok((out, unreadable))
+}
+
+/// One journal file, checked; why not when it cannot be trusted.
+fn read_journal(path: &Path) -> Result<Journal, String> {
+    // A regular file only: a FIFO planted there must not hang every tool.
+    let bytes = crate::store::read_regular(path, 1 << 30).map_err(|e| e.to_string())?;
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    check_journal(&journal)?;
+    Ok(journal)
 }
 
 /// A journal names only plain paths inside the install, and an ID of the toolkit's form: a
