@@ -30,39 +30,60 @@ pub use view::Config;
 /// What can go wrong reading a config file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The file holds bytes that are not UTF-8, first at `line`:`column` (1-based).
     #[error("{path}:{line}:{column}: not valid UTF-8")]
     Encoding {
+        /// The config file.
         path: PathBuf,
+        /// The line of the first bad byte.
         line: usize,
+        /// The column of the first bad byte.
         column: usize,
     },
+    /// The file is not well-formed XML.
     #[error("{path}:{line}:{column}: malformed XML: {message}")]
     Xml {
+        /// The config file.
         path: PathBuf,
+        /// Where the XML parser stopped: line.
         line: usize,
+        /// Where the XML parser stopped: column.
         column: usize,
+        /// The XML parser's reason.
         message: String,
     },
+    /// Well-formed XML that is not a config file's layout (or a record no server writes).
     #[error("{path}:{line}: {element}: {message}")]
     Structure {
+        /// The config file.
         path: PathBuf,
+        /// The line of the element.
         line: usize,
+        /// The element's name (`listitem`, `variable`, …).
         element: String,
+        /// What is wrong with it.
         message: String,
     },
     /// A value (or variable name) an edit would write holds a character [`check_value`]
     /// refuses; `line` is the item's, `None` for an item being added.
     #[error("{}: {field}: {reason}", at_line(path, *line))]
     Value {
+        /// The config file.
         path: PathBuf,
+        /// The item's line.
         line: Option<usize>,
+        /// The variable (or its name) refused.
         field: String,
+        /// Why [`check_value`] refused it.
         reason: String,
     },
 }
@@ -196,14 +217,18 @@ pub struct Document {
 /// What an edit does to one record (a list's item, or a table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordAction {
+    /// The record is new.
     Insert,
+    /// Some of the record's variables change.
     Update,
+    /// The record is removed.
     Delete,
 }
 
 /// One record an edit changes: see [`Document::record_changes`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordChange {
+    /// Whether the record is added, changed or removed.
     pub action: RecordAction,
     /// The list (or table) name: `User`, `Alias`, `Group`, …
     pub list: String,
@@ -223,6 +248,7 @@ pub struct ItemRef<'d> {
 }
 
 impl<'d> ItemRef<'d> {
+    /// The item's place in its document, to edit it by.
     pub fn id(&self) -> ItemId {
         self.id
     }
@@ -263,6 +289,7 @@ impl<'d> ItemRef<'d> {
         self.item().line
     }
 
+    /// The document the item is in.
     pub fn document(&self) -> &'d Document {
         self.doc
     }
@@ -307,6 +334,7 @@ impl Document {
         })
     }
 
+    /// The file the document was read from, and is saved to.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -354,6 +382,7 @@ impl Document {
         })
     }
 
+    /// The item at `id` (from [`ItemRef::id`] on this document).
     pub fn item(&self, id: ItemId) -> ItemRef<'_> {
         ItemRef { doc: self, id }
     }

@@ -32,21 +32,37 @@ pub const DEFAULT_PID_FILE: &str = "/var/run/kms.pid";
 /// The lock file, relative to the install root.
 pub const LOCK_FILE: &str = ".kc.lock";
 
+/// Why a writer may not run now.
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
+    /// The install's server runs.
     #[error(
         "the Kerio Connect server is running ({why}); stop it first (systemctl stop kerio-connect): \
          it rewrites its config files when it stops, so offline changes would be lost"
     )]
-    ServerRunning { pid: u32, why: String },
+    ServerRunning {
+        /// The server's process.
+        pid: u32,
+        /// How the guard knows: the pid file, or which of the process's paths is the root.
+        why: String,
+    },
+    /// Another run of the toolkit holds the install's lock.
     #[error(
         "{path} is held by another kerio-toolkit run ({holder}); wait for it to finish, \
          nothing was changed"
     )]
-    Locked { path: PathBuf, holder: String },
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// What the lock file says of its holder: its pid and tool.
+        holder: String,
+    },
+    /// The lock file could not be created, opened or locked.
     #[error("cannot take the lock {path}")]
     Lock {
+        /// The lock file.
         path: PathBuf,
+        /// Why it could not be taken.
         #[source]
         source: std::io::Error,
     },
@@ -55,14 +71,23 @@ pub enum GuardError {
 /// Whether the server runs, and how we know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerState {
+    /// No live `mailserver` process serves this install (or might).
     Stopped,
-    Running { pid: u32, why: String },
+    /// A live `mailserver` process serves this install, or cannot be told not to.
+    Running {
+        /// The server's process.
+        pid: u32,
+        /// How the guard knows, for the message.
+        why: String,
+    },
 }
 
 /// A live `mailserver` process that serves another install, and so was let be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtherServer {
+    /// Its process.
     pub pid: u32,
+    /// Its process name: `mailserver`, or `mailserver.exe`.
     pub name: String,
     /// The install it seems to serve: its directory argument, else its program's directory,
     /// else its working directory.
@@ -88,7 +113,9 @@ impl std::fmt::Display for OtherServer {
 /// What [`check`] found: the state, and the servers of other installs it let be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerCheck {
+    /// Whether this install's server runs.
     pub state: ServerState,
+    /// The live `mailserver` processes of other installs, let be.
     pub others: Vec<OtherServer>,
 }
 
@@ -422,6 +449,7 @@ impl InstallLock {
         })
     }
 
+    /// The lock file, `<root>/.kc.lock`.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -20,6 +20,7 @@ use crate::model::Model;
 use crate::password::is_stored_form;
 use crate::problem::{Problem, Problems};
 
+/// The tool named in plans, journals and audit lines.
 pub const TOOL: &str = "kc-bulk-import";
 
 /// A record's variables, in file order.
@@ -35,16 +36,22 @@ pub const COLUMNS: [(&str, &str); 6] = [
     ("Groups", USER.groups),
 ];
 
+/// Why an import was refused or could not be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// What is wrong with the rows, all of them at once: nothing is imported.
     #[error("{0}\n{n} problem{s}; nothing was changed", n = .0.0.len(), s = if .0.0.len() == 1 { "" } else { "s" })]
     Invalid(Problems),
+    /// The input file could not be read.
     #[error("{path}")]
     Read {
+        /// The input file.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// The install's config files (or the users.cfg migrated from) could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -91,21 +98,31 @@ fn kept_mailboxes(install: &Install, kept: &[(crate::account::Address, PathBuf)]
         .collect()
 }
 
+/// How to import: kc-bulk-import's flags.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The domain of the accounts (a TOML row may name its own).
     pub domain: Option<String>,
+    /// The user template (general, or of the domain) giving the defaults.
     pub template: Option<String>,
+    /// Create the groups the rows name that do not exist, instead of refusing.
     pub create_groups: bool,
+    /// Give a random strong password to every row without one.
     pub generate_passwords: bool,
+    /// Refuse if more enabled accounts than this would exist after the import.
     pub license_limit: Option<usize>,
 }
 
 /// The plan, and the generated passwords (address, password) for the credentials file.
 #[derive(Debug, Clone)]
 pub struct Imported {
+    /// The change to apply.
     pub plan: Plan,
+    /// `(address, password)` of each account given a generated password.
     pub credentials: Vars,
+    /// How many accounts the plan creates.
     pub accounts: usize,
+    /// How many groups the plan creates.
     pub groups_created: usize,
 }
 

@@ -24,22 +24,40 @@ pub const OUTSIDE_STORE_PREFIX: &str = "store";
 /// What can go wrong finding an install.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
+    /// The root given is not a directory.
     #[error("{root}: no such directory (give the install root with --server or KC_SERVER)")]
-    NoRoot { root: PathBuf },
+    NoRoot {
+        /// The root given.
+        root: PathBuf,
+    },
+    /// The root lacks a config file.
     #[error("{root} is not a Kerio Connect install: it has no {file}")]
-    NotAnInstall { root: PathBuf, file: &'static str },
+    NotAnInstall {
+        /// The root given.
+        root: PathBuf,
+        /// The config file missing.
+        file: &'static str,
+    },
+    /// The store path is not a store directory.
     #[error("{store}: the store directory {why} ({origin}); give the right one with --store")]
     BadStore {
+        /// The store path.
         store: PathBuf,
+        /// What is wrong with it: `does not exist`, `is not a directory`, …
         why: &'static str,
+        /// Where the path came from.
         origin: StoreSource,
     },
+    /// The root or the store could not be resolved to its real path.
     #[error("{path}: cannot resolve the install's paths")]
     Resolve {
+        /// The root or the store, as given.
         path: PathBuf,
+        /// Why it could not be resolved.
         #[source]
         source: std::io::Error,
     },
+    /// mailserver.cfg could not be read for the store's path.
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -48,8 +66,11 @@ pub enum InstallError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StoreSource {
+    /// Given with `--store`.
     Flag,
+    /// `Directories/StoreDir` of mailserver.cfg.
     StoreDir,
+    /// `<root>/store`, as mailserver.cfg sets none.
     Default,
 }
 
@@ -66,10 +87,15 @@ impl std::fmt::Display for StoreSource {
 /// A located install.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Install {
+    /// The install's root directory (`/opt/kerio/mailserver`), as given.
     pub root: PathBuf,
+    /// `<root>/mailserver.cfg`.
     pub mailserver_cfg: PathBuf,
+    /// `<root>/users.cfg`.
     pub users_cfg: PathBuf,
+    /// The store directory, as configured (joined to the root when relative).
     pub store: PathBuf,
+    /// Where the store's path came from.
     pub store_source: StoreSource,
     /// The store's logical prefix: its path below the root, or `store` when it is outside.
     pub store_prefix: PathBuf,

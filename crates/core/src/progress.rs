@@ -21,7 +21,9 @@ pub trait Progress: Sync {
 /// What a stage counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
+    /// Bytes, shown as KiB, MiB, …
     Bytes,
+    /// Files, folders, records: a plain count.
     Items,
 }
 

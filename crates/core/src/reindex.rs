@@ -24,27 +24,45 @@ use crate::store::scope::{self, Place, ScopeError, Selection};
 use crate::store::{MESSAGES_DIR, is_folder_inside};
 use crate::store_check::{Finding, TOOL};
 
+/// Why a reindex could not be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum ReindexError {
+    /// `--domain`/`--user` select nothing that is in the store.
     #[error(transparent)]
     Scope(#[from] ScopeError),
+    /// The `--from-check` report could not be read.
     #[error("{path}: cannot read it")]
     Read {
+        /// The report.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// A line of the `--from-check` report is not a finding of a folder in this store.
     #[error("{path}:{line}: {message}")]
     CheckLine {
+        /// The report.
         path: PathBuf,
+        /// The line (1-based).
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
+    /// `--folder` names no one folder of the selected mailbox.
     #[error("--folder {folder}: {why}")]
-    Folder { folder: String, why: String },
+    Folder {
+        /// The folder as given.
+        folder: String,
+        /// Why it is refused.
+        why: String,
+    },
+    /// A directory of a selected mailbox could not be listed.
     #[error("{path}: cannot list it (its folders cannot be known); nothing was changed")]
     Unlisted {
+        /// The directory.
         path: PathBuf,
+        /// Why it could not be listed.
         #[source]
         source: std::io::Error,
     },
@@ -55,12 +73,14 @@ pub enum ReindexError {
 pub struct Folder {
     /// `<domain>/<user>/<folder>` (`#public/<folder>` for the server's own), for messages.
     pub name: String,
+    /// The folder's directory.
     pub dir: PathBuf,
 }
 
 /// The folders a `kc-store check --json` report names, read back.
 #[derive(Debug, Clone, Default)]
 pub struct CheckTargets {
+    /// The folders whose findings a rebuilt index answers, each once.
     pub folders: Vec<Folder>,
     /// Findings a rebuilt index does not answer (a missing status.fld, an ACL naming a gone
     /// account): left out.

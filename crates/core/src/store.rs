@@ -56,11 +56,15 @@ pub const STANDARD_FOLDERS: [&str; 9] = [
 /// (KERIO-FORMAT.md §3 [C]); the address follows.
 pub const DELETED_MAILBOX_PREFIX: &str = "Deleted mailbox \u{2014} ";
 
+/// What can go wrong walking the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file or directory could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
@@ -76,15 +80,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 /// A directory of `store/mail`: a domain's mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainDir {
+    /// The directory's name: the domain, as the store spells it.
     pub name: OsString,
+    /// The directory.
     pub path: PathBuf,
 }
 
 /// A mailbox directory: `store/mail/<domain>/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxDir {
+    /// The domain directory's name.
     pub domain: OsString,
+    /// The directory's name: the user name, as the store spells it.
     pub name: OsString,
+    /// The directory.
     pub path: PathBuf,
 }
 
@@ -93,6 +102,7 @@ pub struct MailboxDir {
 pub struct MailboxStats {
     /// Apparent size of every file in it, in bytes (as `du -sb`).
     pub bytes: u64,
+    /// Files in it, at any depth.
     pub files: u64,
     /// `.eml` files in `#msgs` directories.
     pub messages: u64,

@@ -68,6 +68,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order reports count them.
     pub const ALL: [Kind; 12] = [
         Kind::RecordWithoutFile,
         Kind::FileWithoutRecord,
@@ -83,6 +84,7 @@ impl Kind {
         Kind::FolderMapUnknownAccount,
     ];
 
+    /// The kind's name in reports and on the command line (`record-without-file`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::RecordWithoutFile => "record-without-file",
@@ -100,6 +102,7 @@ impl Kind {
         }
     }
 
+    /// The kind [`Kind::as_str`] names `text`, if any.
     pub fn parse(text: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == text)
     }
@@ -122,6 +125,7 @@ impl Kind {
 /// One finding: exactly the fields of the JSON Lines and CSV output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
+    /// What is wrong.
     pub kind: Kind,
     /// The domain directory; empty for the server's own `mail/#public`.
     pub domain: String,
@@ -132,6 +136,7 @@ pub struct Finding {
     pub folder: String,
     /// The file (or directory) concerned, absolute.
     pub path: String,
+    /// The particulars, for a reader: the record, the sizes, the address, the error.
     pub detail: String,
 }
 
@@ -142,7 +147,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Mailboxes and public-folder trees.
     pub places: usize,
+    /// Folders checked.
     pub folders: u64,
+    /// Message files seen.
     pub messages: u64,
 }
 
@@ -160,10 +167,13 @@ impl Report {
     }
 }
 
+/// Why a check could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The config files, which name the accounts references are checked against, could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `--domain`/`--user` select nothing that is in the store.
     #[error(transparent)]
     Scope(#[from] ScopeError),
 }

@@ -27,7 +27,7 @@ mod scratch;
 mod text;
 
 pub use scratch::{
-    FakeServer, LockHolder, Scratch, TOOLKIT_FILES, bin_path, compare_trees, copy_tree,
+    FakeServer, LockHolder, Scratch, TOOLKIT_FILES, Turn, bin_path, compare_trees, copy_tree,
     differences, share_files_naming,
 };
 

@@ -1,9 +1,11 @@
 //! Test harness over generated installs: [`Scratch`] (an install with a pristine copy to compare
 //! against, and the siblings a shape wrote beside it), tree comparison, the path of a workspace
-//! binary, and [`LockHolder`] (another process holding an install's lock).
+//! binary, [`LockHolder`] (another process holding an install's lock), and [`Turn`] (which
+//! tests of one binary may run the tools side by side).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use crate::{Options, Summary, temp_install};
 
@@ -113,6 +115,7 @@ pub struct Scratch {
     /// The directories a shape wrote beside the root (`kerio-store`, `kerio-volume`), each with
     /// its pristine copy: `(live, pristine)`.
     pub siblings: Vec<(PathBuf, PathBuf)>,
+    _turn: Turn,
 }
 
 /// `cp -a FROM TO`: a copy keeping modes, times, owners and links, for snapshots in tests.
@@ -127,7 +130,19 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 impl Scratch {
+    /// A fresh install, for a test that runs the tools side by side with the other tests of its
+    /// binary ([`Turn::shared`]).
     pub fn new(options: &Options) -> Scratch {
+        Scratch::with_turn(options, Turn::shared)
+    }
+
+    /// A fresh install, for a test that starts a live `mailserver` process: no other test of its
+    /// binary runs a tool meanwhile ([`Turn::alone`]).
+    pub fn alone(options: &Options) -> Scratch {
+        Scratch::with_turn(options, Turn::alone)
+    }
+
+    fn with_turn(options: &Options, turn: fn() -> Turn) -> Scratch {
         let (dir, summary) = temp_install(options).expect("the fixture generates");
         let root = dir.path().join("kerio");
         let before = dir.path().join("before");
@@ -153,6 +168,7 @@ impl Scratch {
             summary,
             pid_file,
             siblings,
+            _turn: turn(),
         }
     }
 
@@ -344,5 +360,53 @@ impl Drop for FakeServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Shared by the tests of one binary that run the tools, held alone by one that starts a live
+/// `mailserver` process (a [`FakeServer`]): every tool run on the machine sees such a process,
+/// and notes it ("a mailserver process … runs for another install") or refuses, so no other test
+/// may run a tool beside it. Cargo runs test binaries one at a time; the tests of one binary run
+/// in its threads.
+static TURNS: RwLock<()> = RwLock::new(());
+
+/// A test's turn at running the tools, held until dropped: shared with the other tests of its
+/// binary, or alone. A [`Scratch`] holds one; a test without a Scratch that runs a tool takes
+/// [`Turn::shared`] itself.
+#[derive(Debug)]
+pub struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Turn {
+    /// Side by side with other shared turns; waits while a test holds its turn alone. A test may
+    /// hold several (two Scratches).
+    pub fn shared() -> Turn {
+        Turn {
+            _shared: Some(TURNS.read().unwrap_or_else(PoisonError::into_inner)),
+            _alone: None,
+        }
+    }
+
+    /// Once no other test holds a turn, and none may take one until this is dropped. The calling
+    /// test must hold no other turn.
+    pub fn alone() -> Turn {
+        // Asked for again and again rather than waited for: a waiting writer would stop new
+        // readers, and a test taking its second shared turn would then wait on itself.
+        loop {
+            let alone = match TURNS.try_write() {
+                Ok(alone) => alone,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            return Turn {
+                _shared: None,
+                _alone: Some(alone),
+            };
+        }
     }
 }

@@ -6,15 +6,17 @@
 
 /// The two config files, relative to the install root [C].
 pub const MAILSERVER_CFG: &str = "mailserver.cfg";
+/// The accounts' config file, relative to the install root [C].
 pub const USERS_CFG: &str = "users.cfg";
 
 /// `<list name="User">` in users.cfg.
 #[derive(Debug)]
 pub struct UserNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
     /// [C] the login name.
     pub name: &'static str,
-    /// [T]
+    /// [T] the domain the account is in.
     pub domain: &'static str,
     /// [A]
     pub full_name: &'static str,
@@ -28,7 +30,7 @@ pub struct UserNames {
     pub auth_type: &'static str,
     /// [C] 0 none, 1 read-only admin, 3 full admin.
     pub rights: &'static str,
-    /// [C]
+    /// [C] whether mail to the account is forwarded, and how.
     pub forward_mode: &'static str,
     /// [A] comma list of addresses.
     pub forward_address: &'static str,
@@ -44,6 +46,7 @@ pub struct UserNames {
     pub data_source: &'static str,
 }
 
+/// The account records' names.
 pub const USER: UserNames = UserNames {
     list: "User",
     name: "Name",
@@ -66,15 +69,19 @@ pub const USER: UserNames = UserNames {
 /// `<list name="Alias">` in users.cfg [A].
 #[derive(Debug)]
 pub struct AliasNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
     /// Local part, may hold wildcards `*` and `?`.
     pub name: &'static str,
+    /// The domain the alias is in.
     pub domain: &'static str,
     /// An address, a group, or `#public@domain/Folder`.
     pub deliver_to: &'static str,
+    /// Free text for the admin.
     pub description: &'static str,
 }
 
+/// The alias records' names.
 pub const ALIAS: AliasNames = AliasNames {
     list: "Alias",
     name: "Name",
@@ -86,16 +93,23 @@ pub const ALIAS: AliasNames = AliasNames {
 /// `<list name="Group">` in users.cfg [A].
 #[derive(Debug)]
 pub struct GroupNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
+    /// The group's name, unique in its domain.
     pub name: &'static str,
+    /// The domain the group is in.
     pub domain: &'static str,
+    /// Free text for the admin.
     pub description: &'static str,
+    /// Extra local parts the group receives mail at, comma list.
     pub email_addresses: &'static str,
     /// Comma list of user names of the same domain.
     pub members: &'static str,
+    /// [A] the group's admin rights.
     pub rights: &'static str,
 }
 
+/// The group records' names.
 pub const GROUP: GroupNames = GroupNames {
     list: "Group",
     name: "Name",
@@ -110,15 +124,19 @@ pub const GROUP: GroupNames = GroupNames {
 /// `Name` and `Domain` [A].
 #[derive(Debug)]
 pub struct UserAdditionalDataNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
+    /// The account's login name.
     pub name: &'static str,
+    /// The account's domain.
     pub domain: &'static str,
     /// [C] epoch seconds.
     pub last_password_change: &'static str,
-    /// [C]
+    /// [C] the account's earlier passwords, in the server's password forms.
     pub password_history: &'static str,
 }
 
+/// The password-history records' names.
 pub const USER_ADDITIONAL_DATA: UserAdditionalDataNames = UserAdditionalDataNames {
     list: "UserAdditionalData",
     name: "Name",
@@ -130,8 +148,11 @@ pub const USER_ADDITIONAL_DATA: UserAdditionalDataNames = UserAdditionalDataName
 /// `<list name="Domain">` in mailserver.cfg [A].
 #[derive(Debug)]
 pub struct DomainNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
+    /// The domain's name (`example.com`).
     pub name: &'static str,
+    /// Free text for the admin.
     pub description: &'static str,
     /// 1 = users mapped from a directory service.
     pub dir_service: &'static str,
@@ -139,6 +160,7 @@ pub struct DomainNames {
     pub password_policy: &'static str,
 }
 
+/// The domain records' names.
 pub const DOMAIN: DomainNames = DomainNames {
     list: "Domain",
     name: "Name",
@@ -151,12 +173,17 @@ pub const DOMAIN: DomainNames = DomainNames {
 /// template), `Description`, and any User variable as a default.
 #[derive(Debug)]
 pub struct TemplateNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
+    /// The template's name, as `--template` gives it.
     pub name: &'static str,
+    /// The domain the template is for; empty for a general one.
     pub domain: &'static str,
+    /// Free text for the admin.
     pub description: &'static str,
 }
 
+/// The user templates' names.
 pub const TEMPLATE: TemplateNames = TemplateNames {
     list: "UserTemplate",
     name: "Name",
@@ -167,14 +194,19 @@ pub const TEMPLATE: TemplateNames = TemplateNames {
 /// `<list name="MailingList">` in mailserver.cfg [A].
 #[derive(Debug)]
 pub struct MailingListNames {
+    /// The `name` of the `<list>` holding the records.
     pub list: &'static str,
+    /// The mailing list's local part.
     pub name: &'static str,
+    /// The domain the mailing list is in.
     pub domain: &'static str,
-    /// Comma lists of addresses.
+    /// Comma list of the members' addresses.
     pub members: &'static str,
+    /// Comma list of the moderators' addresses.
     pub moderators: &'static str,
 }
 
+/// The mailing lists' names.
 pub const MAILING_LIST: MailingListNames = MailingListNames {
     list: "MailingList",
     name: "Name",
@@ -194,12 +226,17 @@ pub fn is_config_file(path: &[u8]) -> bool {
 /// `ArchiveDir` and `BackupDir`]. Absolute, or relative to the install root; often outside it.
 #[derive(Debug)]
 pub struct DirectoriesNames {
+    /// The `name` of the `<table>`.
     pub table: &'static str,
+    /// The store: the mailboxes, their folders and messages.
     pub store_dir: &'static str,
+    /// The server's mail archive.
     pub archive_dir: &'static str,
+    /// Where the server's own backups go.
     pub backup_dir: &'static str,
 }
 
+/// The names of the locations table.
 pub const DIRECTORIES: DirectoriesNames = DirectoriesNames {
     table: "Directories",
     store_dir: "StoreDir",
@@ -210,17 +247,23 @@ pub const DIRECTORIES: DirectoriesNames = DirectoriesNames {
 /// Other locations the same script reads [T]: `(table, variable)` of the instant-messaging
 /// files, the full-text search index and the log directory.
 pub const IM_STORE_PATH: (&str, &str) = ("InstantMessaging", "StorePath");
+/// The full-text search index's directory, as `(table, variable)` [T].
 pub const FULL_TEXT_SEARCH_PATH: (&str, &str) = ("FullTextSearch", "Path");
+/// The directory relative log paths start from, as `(table, variable)` [T].
 pub const LOG_ROOT: (&str, &str) = ("LogGlobal", "RelativePathsRoot");
 
 /// `<table name="Administration">` in mailserver.cfg: the built-in admin [C names, A table].
 #[derive(Debug)]
 pub struct AdministrationNames {
+    /// The `name` of the `<table>`.
     pub table: &'static str,
+    /// Whether the built-in admin account is enabled.
     pub builtin_admin_enabled: &'static str,
+    /// The built-in admin's login name.
     pub builtin_admin_username: &'static str,
 }
 
+/// The names of the built-in admin's table.
 pub const ADMINISTRATION: AdministrationNames = AdministrationNames {
     table: "Administration",
     builtin_admin_enabled: "BuiltInAdminEnabled",
@@ -231,12 +274,17 @@ pub const ADMINISTRATION: AdministrationNames = AdministrationNames {
 /// simple XML, [A] this layout: `<folder owner="…" path="…" name="…"/>` elements.
 #[derive(Debug)]
 pub struct FolderMapNames {
+    /// The element of one subscription.
     pub element: &'static str,
+    /// The attribute holding the sharing user's address.
     pub owner: &'static str,
+    /// The attribute holding the folder's path in the owner's mailbox.
     pub path: &'static str,
+    /// The attribute holding the folder's name.
     pub name: &'static str,
 }
 
+/// The names in `folder.map`.
 pub const FOLDER_MAP: FolderMapNames = FolderMapNames {
     element: "folder",
     owner: "owner",
@@ -313,11 +361,13 @@ pub const PASSWORD_FORMS: [&str; 3] = ["D3S:", "SHA:", "NUL:"];
 /// assumed.
 #[derive(Debug)]
 pub struct PublicAclNames {
+    /// The file's name, in each `#public` directory.
     pub file: &'static str,
     /// Before the address of each entry.
     pub entry_prefix: &'static str,
 }
 
+/// The names in a `#public` directory's access list.
 pub const PUBLIC_ACL: PublicAclNames = PublicAclNames {
     file: "acl.fld",
     entry_prefix: "A",
@@ -331,6 +381,7 @@ pub const PUBLIC_ACL: PublicAclNames = PublicAclNames {
 /// (bounded by characters that cannot be part of an address) and on one subscription a line.
 #[derive(Debug)]
 pub struct SubscriptionNames {
+    /// The file's name, in each mailbox.
     pub file: &'static str,
     /// Before the owner's address in a subscription to another user's folder.
     pub shared_prefix: &'static str,
@@ -338,6 +389,7 @@ pub struct SubscriptionNames {
     pub public_prefix: &'static str,
 }
 
+/// The names in `sub.fld`.
 pub const SUBSCRIPTIONS: SubscriptionNames = SubscriptionNames {
     file: "sub.fld",
     shared_prefix: "~",
@@ -371,14 +423,19 @@ pub const SUBSCRIPTIONS: SubscriptionNames = SubscriptionNames {
 ///   the index lists one of these classes.
 #[derive(Debug)]
 pub struct IndexNames {
+    /// The message index.
     pub file: &'static str,
+    /// The message index moved aside.
     pub aside: &'static str,
+    /// The search index.
     pub search: &'static str,
+    /// The search index moved aside.
     pub search_aside: &'static str,
     /// The field naming the message's file, as hex digits.
     pub uid_prefix: u8,
     /// The field holding the message's size in bytes, decimal.
     pub size_prefix: u8,
+    /// The field holding the item's class.
     pub class_prefix: u8,
     /// The classes of calendar items, each with its subclasses.
     pub calendar_classes: &'static [&'static str],
@@ -386,6 +443,7 @@ pub struct IndexNames {
     pub message_extension: &'static str,
 }
 
+/// The names of a folder's indexes and messages.
 pub const INDEX: IndexNames = IndexNames {
     file: "index.fld",
     aside: "index.bad",

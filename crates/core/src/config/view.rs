@@ -14,7 +14,9 @@ use super::{ConfigError, Document, ItemId, ItemRef, list_tokens};
 /// Both config files of an install.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `mailserver.cfg`: domains, templates, mailing lists, the server's settings.
     pub mailserver: Document,
+    /// `users.cfg`: accounts, aliases, groups, password history.
     pub users: Document,
 }
 
@@ -26,13 +28,19 @@ macro_rules! view {
         pub struct $view<'d>(pub ItemRef<'d>);
 
         impl<'d> $view<'d> {
+            /// The record's place in its document, to edit it by.
             pub fn id(&self) -> ItemId {
                 self.0.id()
             }
+            /// The line the record starts on, for messages.
             pub fn line(&self) -> usize {
                 self.0.line()
             }
             $(
+                #[doc = concat!(
+                    "The variable [`", stringify!($names), "`]`.", stringify!($getter),
+                    "` names, empty when the record has none."
+                )]
                 pub fn $getter(&self) -> &'d str {
                     self.0.get($names.$getter).unwrap_or("")
                 }
@@ -82,6 +90,7 @@ impl<'d> User<'d> {
     pub fn address(&self) -> String {
         format!("{}@{}", self.name(), self.domain())
     }
+    /// Whether the account is enabled: true unless its `Account_enabled` is 0.
     pub fn enabled(&self) -> bool {
         // An account without the variable has never been disabled.
         self.0.get(USER.enabled).is_none_or(|v| v.trim() != "0")
@@ -97,15 +106,18 @@ impl<'d> User<'d> {
     pub fn mapped(&self) -> bool {
         flag(self.0.get(USER.data_source))
     }
+    /// The names of the groups the record lists the account in.
     pub fn group_names(&self) -> impl Iterator<Item = &'d str> {
         list_tokens(self.groups())
     }
+    /// Whether this is the account `name@domain`, compared case-insensitively.
     pub fn is(&self, name: &str, domain: &str) -> bool {
         self.name().eq_ignore_ascii_case(name) && self.domain().eq_ignore_ascii_case(domain)
     }
 }
 
 impl<'d> Group<'d> {
+    /// The user names (of the group's domain) of its members.
     pub fn member_names(&self) -> impl Iterator<Item = &'d str> {
         list_tokens(self.members())
     }
@@ -178,26 +190,33 @@ impl Config {
         Ok(())
     }
 
+    /// Every account of users.cfg, in file order.
     pub fn users(&self) -> impl Iterator<Item = User<'_>> {
         self.users.items(USER.list).map(User)
     }
+    /// Every alias of users.cfg, in file order.
     pub fn aliases(&self) -> impl Iterator<Item = Alias<'_>> {
         self.users.items(ALIAS.list).map(Alias)
     }
+    /// Every group of users.cfg, in file order.
     pub fn groups(&self) -> impl Iterator<Item = Group<'_>> {
         self.users.items(GROUP.list).map(Group)
     }
+    /// Every password-history record of users.cfg, in file order.
     pub fn additional_data(&self) -> impl Iterator<Item = UserAdditionalData<'_>> {
         self.users
             .items(USER_ADDITIONAL_DATA.list)
             .map(UserAdditionalData)
     }
+    /// Every domain of mailserver.cfg, in file order.
     pub fn domains(&self) -> impl Iterator<Item = Domain<'_>> {
         self.mailserver.items(DOMAIN.list).map(Domain)
     }
+    /// Every user template of mailserver.cfg, in file order.
     pub fn templates(&self) -> impl Iterator<Item = Template<'_>> {
         self.mailserver.items(TEMPLATE.list).map(Template)
     }
+    /// Every mailing list of mailserver.cfg, in file order.
     pub fn mailing_lists(&self) -> impl Iterator<Item = MailingList<'_>> {
         self.mailserver.items(MAILING_LIST.list).map(MailingList)
     }
@@ -206,6 +225,7 @@ impl Config {
     pub fn user(&self, name: &str, domain: &str) -> Option<User<'_>> {
         self.users().find(|u| u.is(name, domain))
     }
+    /// The domain `name`, compared case-insensitively.
     pub fn domain(&self, name: &str) -> Option<Domain<'_>> {
         self.domains().find(|d| d.name().eq_ignore_ascii_case(name))
     }

@@ -16,18 +16,24 @@ pub struct Field {
     pub var: String,
     /// The column (CSV) or key (TOML) that gave it, for messages.
     pub column: String,
+    /// The value, as read.
     pub value: String,
+    /// The line of the file it is on.
     pub line: usize,
 }
 
 /// One account to create.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
+    /// The file it was read from.
     pub file: PathBuf,
+    /// The line it starts on.
     pub line: usize,
+    /// Its values, in the order read.
     pub fields: Vec<Field>,
     /// Per-row domain and template (TOML), with their lines.
     pub domain: Option<(String, usize)>,
+    /// Per-row template (TOML), with its line.
     pub template: Option<(String, usize)>,
     /// What reading found wrong with the row (a value refused; a row that could not be read at
     /// all has no fields): reported with the plan's problems, so that one run names them all.
@@ -424,7 +430,9 @@ fn comma_list(items: &[toml::Value]) -> Result<String, String> {
 pub struct Migration {
     /// Group records (variables in order) of the source, for groups to create.
     pub groups: Vec<Vars>,
+    /// The source's aliases that deliver to a migrated user, with their lines.
     pub aliases: Vec<(usize, Vars)>,
+    /// The migrated users' password-history records.
     pub additional_data: Vec<Vars>,
 }
 

@@ -18,24 +18,37 @@ use crate::config::{escape_attr, line_column, whole_lines};
 
 use crate::config::schema::FOLDER_MAP as NAMES;
 
+/// Why a `folder.map` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderMapError {
+    /// It is not well-formed XML.
     #[error("{path}:{line}:{column}: malformed folder.map: {message}")]
     Xml {
+        /// The file.
         path: PathBuf,
+        /// Where the XML parser stopped: line.
         line: usize,
+        /// Where the XML parser stopped: column.
         column: usize,
+        /// The XML parser's reason.
         message: String,
     },
+    /// It holds bytes that are not UTF-8.
     #[error("{path}: not valid UTF-8")]
-    Encoding { path: PathBuf },
+    Encoding {
+        /// The file.
+        path: PathBuf,
+    },
 }
 
 /// One subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The address of the user sharing the folder.
     pub owner: String,
+    /// The folder's path in the owner's mailbox.
     pub path: String,
+    /// The folder's name.
     pub name: String,
     element: Range<usize>,
     owner_value: Option<Range<usize>>,
@@ -58,6 +71,7 @@ impl FolderMap {
         Ok(FolderMap { text, entries })
     }
 
+    /// The subscriptions, in file order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -118,6 +132,7 @@ impl FolderMap {
         out.into_bytes()
     }
 
+    /// The file's bytes, with the edits made so far.
     pub fn as_bytes(&self) -> &[u8] {
         self.text.as_bytes()
     }

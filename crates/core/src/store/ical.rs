@@ -30,7 +30,9 @@ const FOLD_AT: usize = 75;
 /// A message rewritten: its new bytes and how many addresses changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rewritten {
+    /// The whole message, rewritten.
     pub bytes: Vec<u8>,
+    /// How many property values had an address changed.
     pub values: usize,
 }
 

@@ -17,6 +17,7 @@ use crate::config::schema::INDEX;
 /// What to cover; `None` is everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
+    /// A domain directory's name.
     pub domain: Option<String>,
     /// A mailbox (or `#public`, `#archive`, …) name, or `name@domain`.
     pub user: Option<String>,
@@ -25,6 +26,7 @@ pub struct Selection {
 /// What a place is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlaceKind {
+    /// A user's mailbox: `mail/<domain>/<user>`.
     Mailbox,
     /// A `#`-directory of a domain: its public folders, its archive.
     DomainServerFolder,
@@ -39,30 +41,52 @@ pub struct Place {
     pub domain: String,
     /// The mailbox directory's name, or the `#`-name.
     pub user: String,
+    /// Its directory.
     pub dir: PathBuf,
+    /// Whether it is a mailbox or a server folder tree, and whose.
     pub kind: PlaceKind,
 }
 
+/// Why a selection covers nothing that is there.
 #[derive(Debug, thiserror::Error)]
 pub enum ScopeError {
+    /// The store has no `mail` directory.
     #[error(
         "{mail}: no such directory: the store has no mail (is the store right? --store, or StoreDir of mailserver.cfg)"
     )]
-    NoMail { mail: PathBuf },
+    NoMail {
+        /// `<store>/mail`.
+        mail: PathBuf,
+    },
+    /// `--domain` names no domain directory.
     #[error("no domain {domain} in {mail} ({hint})")]
     NoDomain {
+        /// The domain as given.
         domain: String,
+        /// `<store>/mail`.
         mail: PathBuf,
+        /// The closest name, or the names there are.
         hint: String,
     },
+    /// `--user` names no mailbox (of the domain, if one is given).
     #[error("no mailbox {user} in {within} ({hint})")]
     NoUser {
+        /// The user as given.
         user: String,
+        /// Where it was looked for: a domain directory, or every one.
         within: String,
+        /// The closest name, or the names there are.
         hint: String,
     },
+    /// `--user` is not a mailbox name, or is in another domain than `--domain`.
     #[error("--user {user} {why}")]
-    BadUser { user: String, why: String },
+    BadUser {
+        /// The user as given.
+        user: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -213,12 +237,19 @@ fn chosen_domains<'d>(
 /// The folder-level files and directories one directory holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Holds {
+    /// `index.fld`.
     pub index: bool,
+    /// `status.fld`.
     pub status: bool,
+    /// `search.fld`.
     pub search: bool,
+    /// A `#msgs` directory.
     pub messages: bool,
+    /// `sub.fld`.
     pub sub_fld: bool,
+    /// `folder.map`.
     pub folder_map: bool,
+    /// `acl.fld`.
     pub acl_fld: bool,
 }
 
@@ -235,7 +266,9 @@ impl Holds {
 pub struct Directory {
     /// Relative to the place; empty for the place itself.
     pub rel: PathBuf,
+    /// The directory.
     pub path: PathBuf,
+    /// Which folder-level files it holds.
     pub holds: Holds,
 }
 

@@ -38,6 +38,7 @@ pub struct StatusFld {
 pub struct AclEntry<'a> {
     /// `user@domain`.
     pub address: &'a [u8],
+    /// The rights token that follows the address, as written.
     pub rights: &'a [u8],
 }
 
@@ -62,6 +63,8 @@ fn tokens(bytes: &[u8]) -> Vec<Range<usize>> {
 }
 
 impl StatusFld {
+    /// Finds the ACL entries of a `status.fld` (or `acl.fld`); never fails, as the other tokens
+    /// are kept as they are.
     pub fn parse(bytes: Vec<u8>) -> StatusFld {
         let toks = tokens(&bytes);
         let mut acl = Vec::new();
@@ -78,6 +81,7 @@ impl StatusFld {
         StatusFld { bytes, acl }
     }
 
+    /// The ACL entries, in file order.
     pub fn acl(&self) -> impl Iterator<Item = AclEntry<'_>> {
         self.acl.iter().map(|(a, r)| AclEntry {
             address: &self.bytes[a.clone()],
@@ -150,10 +154,12 @@ impl StatusFld {
         *self = StatusFld::parse(bytes);
     }
 
+    /// The file's bytes, with the edits made so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The file's bytes, with the edits made, to write.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }

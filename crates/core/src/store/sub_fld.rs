@@ -41,6 +41,7 @@ pub struct SubFld {
 }
 
 impl SubFld {
+    /// Takes a `sub.fld`'s bytes; any bytes are one (addresses are found as they are asked for).
     pub fn parse(bytes: Vec<u8>) -> SubFld {
         SubFld { bytes }
     }
@@ -112,10 +113,12 @@ impl SubFld {
         removed
     }
 
+    /// The file's bytes, with the edits made so far.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The file's bytes, with the edits made, to write.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }

@@ -7,15 +7,6 @@ use std::time::{Duration, Instant};
 
 use kc_testkit::{FakeServer, Options, Scratch};
 
-/// Held by each test: a fake server of one would be named in the notes of another's runs.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -26,8 +17,8 @@ fn first_line(out: &Output) -> String {
 
 #[test]
 fn a_server_of_this_install_refuses_and_one_of_another_is_named_and_let_be() {
-    let _serial = one_at_a_time();
-    let s = Scratch::new(&Options::demo());
+    // Alone: its fake server would be named in the notes of other tests' runs.
+    let s = Scratch::alone(&Options::demo());
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let elsewhere = elsewhere.path();
 
@@ -135,8 +126,10 @@ fn signal(child: &Child, signal: &str) {
     assert!(sent.success());
 }
 
+/// Alone, as every test here: they are timed, and one's fake server would be named in the notes
+/// of the others' runs.
 fn big() -> Scratch {
-    Scratch::new(&Options {
+    Scratch::alone(&Options {
         users: 30,
         messages_per_user: 20,
         ..Options::default()
@@ -145,7 +138,6 @@ fn big() -> Scratch {
 
 #[test]
 fn ctrl_c_during_create_removes_what_it_wrote_and_exits_130() {
-    let _serial = one_at_a_time();
     let s = big();
     let dir = s.root.join("kc-backups");
     for sig in ["-INT", "-TERM"] {
@@ -175,7 +167,6 @@ fn ctrl_c_during_create_removes_what_it_wrote_and_exits_130() {
 
 #[test]
 fn what_a_killed_create_left_is_named_by_list_and_removed_by_the_next_create() {
-    let _serial = one_at_a_time();
     let s = big();
     let dir = s.root.join("kc-backups");
     let mut child = slow_create(&s);

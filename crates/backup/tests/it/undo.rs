@@ -16,6 +16,7 @@ struct Fixture {
     root: PathBuf,
     /// The install as it was before any change.
     before: PathBuf,
+    _turn: kc_testkit::Turn,
 }
 
 fn fixture() -> Fixture {
@@ -32,6 +33,7 @@ fn fixture() -> Fixture {
         _dir: dir,
         root,
         before,
+        _turn: kc_testkit::Turn::shared(),
     }
 }
 

@@ -13,6 +13,7 @@ use kc_testkit::Options;
 struct Install {
     _dir: tempfile::TempDir,
     root: PathBuf,
+    _turn: kc_testkit::Turn,
 }
 
 /// A small kc-fixture install plus the awkward cases: a non-UTF-8 folder name, a path over 100
@@ -52,7 +53,11 @@ fn install() -> Install {
         std::fs::Permissions::from_mode(0o600),
     )
     .expect("chmod");
-    Install { _dir: dir, root }
+    Install {
+        _dir: dir,
+        root,
+        _turn: kc_testkit::Turn::shared(),
+    }
 }
 
 fn first_mailbox(root: &Path) -> PathBuf {
@@ -919,6 +924,7 @@ impl kc_core::progress::Progress for Totals {
 #[test]
 fn the_bar_starts_with_the_last_backups_size_as_its_total() {
     let (dir, _) = kc_testkit::temp_install(&Options::demo()).expect("fixture");
+    let _turn = kc_testkit::Turn::shared();
     let root = dir.path().join("kerio");
     let install = kc_core::install::Install::locate(Some(&root), None).expect("install");
     let backups = root.join("kc-backups");

@@ -1,6 +1,6 @@
 //! With the server running, the check still reports (with a warning) and reindex refuses.
-//! Its own test binary: a live process named `mailserver` is seen machine-wide, and cargo runs
-//! test binaries one at a time.
+//! Alone among the tests of its binary (`Scratch::alone`): a live process named `mailserver` is
+//! seen machine-wide, and would be named in the notes of other tests' runs.
 
 use kc_testkit::{Options, Scratch};
 
@@ -15,7 +15,7 @@ impl Drop for Server {
 
 #[test]
 fn the_check_runs_beside_a_live_server_and_reindex_refuses() {
-    let s = Scratch::new(&Options::demo());
+    let s = Scratch::alone(&Options::demo());
     let fake = s.root.parent().expect("dir").join("mailserver");
     std::fs::copy("/bin/sleep", &fake).expect("a program named mailserver");
     let server = Server(

@@ -1,0 +1,4 @@
+//! kc-rename-user's integration tests, in one test binary (`tests/it`) laid out as every crate of
+//! the workspace has its own: a module per former file of `tests/`.
+
+mod rename;
