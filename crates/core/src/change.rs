@@ -177,6 +177,16 @@ impl Step {
         )
     }
 
+    /// A save of each config file a plan edited, users.cfg first: the steps every planner
+    /// starts with (paths relative to the root: the files' names).
+    pub fn save_modified(config: &crate::config::Config) -> Vec<Step> {
+        [&config.users, &config.mailserver]
+            .into_iter()
+            .filter(|doc| doc.is_modified())
+            .map(|doc| Step::save_document(doc.path().file_name().unwrap_or_default(), doc))
+            .collect()
+    }
+
     /// The paths the step touches (a rename's two ends included).
     pub fn paths(&self) -> Vec<&Path> {
         match self {

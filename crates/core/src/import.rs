@@ -604,11 +604,7 @@ impl<'a> Planner<'a> {
             self.config.users.add_item(list, &pairs(vars))?;
         }
         let layout = crate::account::Layout::new(self.install);
-        let mut steps = Vec::new();
-        if self.config.users.is_modified() {
-            let file = crate::config::schema::USERS_CFG;
-            steps.push(Step::save_document(file, &self.config.users));
-        }
+        let mut steps = Step::save_modified(&self.config);
         let logged = audit::config_changes(&self.config);
         steps.extend(audit::steps(&layout.logs, TOOL, &logged, &[]));
         let accounts = self.planned.len();

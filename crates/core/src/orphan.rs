@@ -679,9 +679,9 @@ impl<'a> Resolution<'a> {
         if !self.problems.is_empty() {
             return Err(OrphanError::Refused(Problems(self.problems)));
         }
-        if self.config.users.is_modified() {
-            (self.steps).insert(0, Step::save_document("users.cfg", &self.config.users));
-        }
+        let mut steps = Step::save_modified(&self.config);
+        steps.append(&mut self.steps);
+        self.steps = steps;
         self.steps.append(&mut self.late);
         let mut config_lines = audit::config_changes(&self.config);
         config_lines.append(&mut self.lines);

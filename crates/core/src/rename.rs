@@ -633,12 +633,7 @@ impl<'a> Planner<'a> {
     /// calendar items (inside the mailboxes before they are renamed), the new domain
     /// directories, the mailbox directories, then the audit lines.
     fn finish(mut self, mut store: StoreEdits) -> Planned {
-        let mut steps = Vec::new();
-        for doc in [&self.config.users, &self.config.mailserver] {
-            if doc.is_modified() {
-                steps.push(Step::save_document(file_name(doc), doc));
-            }
-        }
+        let mut steps = Step::save_modified(&self.config);
         for (path, bytes, read) in store.files {
             steps.push(Step::write_file(path, bytes, read));
         }

@@ -306,13 +306,7 @@ fn check_lockout(config: &Config, targets: &[Target]) -> Option<Problem> {
 
 /// The steps: the edited configs, then the store's, then the logs.
 fn steps(layout: &Layout, config: &Config, out: &mut Edits) -> Vec<Step> {
-    let mut steps = Vec::new();
-    for doc in [&config.users, &config.mailserver] {
-        if doc.is_modified() {
-            let name = doc.path().file_name().unwrap_or_default();
-            steps.push(Step::save_document(Path::new(name), doc));
-        }
-    }
+    let mut steps = Step::save_modified(config);
     steps.append(&mut out.steps);
     steps.append(&mut out.late);
     let mut config_lines = audit::config_changes(config);
