@@ -18,20 +18,35 @@ pub use names::Names;
 pub use share::{EditedFile, Listed, ShareFile, edit_share_files, edit_share_files_listing};
 pub use transfer::{transfer_steps, transfer_target};
 
+/// Why an account could not be read, found or edited.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    /// A name or address given by the admin breaks the naming rules.
     #[error("{text:?} is not an address: {why}")]
-    BadAddress { text: String, why: String },
+    BadAddress {
+        /// The text as given.
+        text: String,
+        /// Which rule it breaks.
+        why: String,
+    },
+    /// A store file (`status.fld`, `folder.map`, …) could not be read or parsed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A directory of the store could not be listed or a file of it read.
     #[error("{path}")]
     Io {
+        /// The directory or file, as opened.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A share file (ACL, `folder.map`, `sub.fld`) could not be edited, or a worker editing
+    /// them in parallel panicked; the text says which.
     #[error("{0}")]
     Share(String),
+    /// The folder a deleted user's mailbox would be moved to (`#Deleted mailbox …` in the
+    /// target mailbox) is already there.
     #[error("{0}: already exists; nothing was moved")]
     FolderExists(PathBuf),
 }

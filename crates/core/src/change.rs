@@ -76,11 +76,16 @@ impl Expect {
 pub enum Step {
     /// Write a file's new content (creating it if needed).
     WriteFile {
+        /// The file written.
         #[serde(with = "encoded")]
         path: PathBuf,
+        /// Its new bytes; not in the journal's JSON (kept in a file beside the journal until
+        /// the change is done).
         #[serde(skip)]
         content: Vec<u8>,
+        /// The SHA-256 of `content`, in lower-case hex: what the re-read after writing checks.
         sha256: String,
+        /// The length of `content`, in bytes.
         bytes: u64,
         /// What the file must hold when the step runs.
         #[serde(default)]
@@ -89,8 +94,10 @@ pub enum Step {
     /// Rename a file or a directory (a mailbox, a folder). Its contents are not backed up: taking
     /// the change back renames it back. A plan writes inside a renamed tree before the rename.
     Rename {
+        /// The present name.
         #[serde(with = "encoded")]
         from: PathBuf,
+        /// The new name; must not exist.
         #[serde(with = "encoded")]
         to: PathBuf,
     },
@@ -101,14 +108,19 @@ pub enum Step {
     /// meanwhile). One step for any number of files: a journal is saved after each step, so a
     /// whole store's worth of moves is one save, not one per file. Each move is done or not, and
     /// a re-run skips those done.
-    MoveFiles { moves: Vec<FileMove> },
+    MoveFiles {
+        /// The moves, done in this order.
+        moves: Vec<FileMove>,
+    },
     /// Create a directory (and its parents).
     CreateDir {
+        /// The directory created.
         #[serde(with = "encoded")]
         path: PathBuf,
     },
     /// Remove a directory and everything in it.
     RemoveDir {
+        /// The directory removed.
         #[serde(with = "encoded")]
         path: PathBuf,
     },
@@ -117,8 +129,10 @@ pub enum Step {
     /// hold several.
     #[serde(alias = "append-line")]
     AppendLines {
+        /// The log file.
         #[serde(with = "encoded")]
         path: PathBuf,
+        /// The lines, without their line ends, in order.
         #[serde(alias = "line", deserialize_with = "one_or_many")]
         lines: Vec<String>,
     },
@@ -128,6 +142,7 @@ pub enum Step {
         /// The archives of the chain, in order.
         #[serde(with = "encoded::list")]
         archives: Vec<PathBuf>,
+        /// The paths restored, relative to the install root, as in the archives.
         #[serde(with = "encoded::list")]
         paths: Vec<PathBuf>,
         /// Directories the restore creates (the topmost missing ancestor of a path): touched
@@ -140,8 +155,10 @@ pub enum Step {
 /// One move of [`Step::MoveFiles`]: `to` must not exist when it runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileMove {
+    /// The file's present path.
     #[serde(with = "encoded")]
     pub from: PathBuf,
+    /// Its new path.
     #[serde(with = "encoded")]
     pub to: PathBuf,
 }
@@ -244,6 +261,7 @@ pub struct Plan {
     pub tool: String,
     /// One line for the journal and messages: what the change is.
     pub description: String,
+    /// What to do, in order.
     pub steps: Vec<Step>,
     /// Things the admin should know that the plan does not change.
     pub warnings: Vec<String>,
@@ -339,99 +357,181 @@ impl std::fmt::Display for Plan {
     }
 }
 
+/// Why a change was not made, not taken back, or was left half-way; each message says what
+/// state the install is in and what to run next.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
+    /// The server is running, or another tool holds the install's lock.
     #[error(transparent)]
     Guard(#[from] GuardError),
+    /// The install could not be read (its root, config files or store).
     #[error(transparent)]
     Install(#[from] crate::install::InstallError),
+    /// The pre-change backup could not be made, or a backup read for taking a change back.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// An earlier change's journal is still `applying` or `undoing`: every writer refuses.
     #[error(
         "change {id} was interrupted and is unfinished; run `kc-backup undo {id}` to take it back (or re-run the tool with --resume), then try again; nothing was changed"
     )]
-    Unfinished { id: String },
+    Unfinished {
+        /// The unfinished change's ID.
+        id: String,
+    },
+    /// A step failed; the install was restored from the pre-change backup.
     #[error(
         "step {step} ({what}) failed; the change was rolled back from backup {backup}, nothing changed"
     )]
     RolledBack {
+        /// The failed step's number, from 1.
         step: usize,
+        /// The failed step, described as in the plan.
         what: String,
+        /// The ID of the pre-change backup rolled back from.
         backup: String,
+        /// Why the step failed.
         #[source]
         source: std::io::Error,
     },
+    /// A file operation failed.
     #[error("{path}")]
     Io {
+        /// The path acted on.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// The pre-change backup failed (the cause inside), before anything was changed.
     #[error("the change could not start; nothing was changed")]
     NotStarted(#[source] Box<ChangeError>),
+    /// Undo was asked for a change ID that has no journal.
     #[error("no change {id} in {dir}")]
-    NoSuchChange { id: String, dir: PathBuf },
+    NoSuchChange {
+        /// The change ID asked for.
+        id: String,
+        /// The journal directory searched (`<root>/kc-journal`).
+        dir: PathBuf,
+    },
+    /// Undo was asked for a change that was already taken back.
     #[error("change {id} was already undone at {when}")]
-    AlreadyUndone { id: String, when: String },
+    AlreadyUndone {
+        /// The change's ID.
+        id: String,
+        /// When it was undone (RFC 3339), or that it was rolled back on its own failure.
+        when: String,
+    },
+    /// `undo --last` found no change in effect.
     #[error("no change to undo in {dir}")]
-    NothingToUndo { dir: PathBuf },
+    NothingToUndo {
+        /// The journal directory searched.
+        dir: PathBuf,
+    },
+    /// `--resume` found no interrupted change.
     #[error("no interrupted change to resume in {dir}; nothing was changed")]
-    NothingToResume { dir: PathBuf },
+    NothingToResume {
+        /// The journal directory searched.
+        dir: PathBuf,
+    },
+    /// Undo was asked for a change while a later one is still in effect.
     #[error(
         "change {later}, made after {id}, is still in effect; changes are undone newest first: run `kc-backup undo --last` until {id} is undone; nothing was changed"
     )]
-    LaterChange { id: String, later: String },
+    LaterChange {
+        /// The change asked to be undone.
+        id: String,
+        /// The later change still in effect.
+        later: String,
+    },
+    /// The plan could not be taken back safely (a step inside a tree an earlier step renamed,
+    /// a backup directory the change removes); the text says which.
     #[error("the plan cannot be taken back safely: {0}; nothing was changed")]
     BadPlan(String),
+    /// A file the plan read was written by someone else before its step ran.
     #[error(
         "{} changed since the plan was made (another program wrote it); nothing was changed, run the tool again",
         .paths.join(", ")
     )]
-    ChangedSincePlan { paths: Vec<String> },
+    ChangedSincePlan {
+        /// The files whose bytes no longer match the plan's [`Expect`].
+        paths: Vec<String>,
+    },
+    /// Undo (without `--force`) found paths the change touched edited since.
     #[error(
         "change {id} cannot be undone as it is: {} since; undoing it would lose that. Take those edits back first, or undo with --force (what it replaces is backed up first); nothing was changed",
         .paths.join(", ")
     )]
-    EditedSince { id: String, paths: Vec<String> },
+    EditedSince {
+        /// The change asked to be undone.
+        id: String,
+        /// Each path changed since, with how (`removed`, `created`, `changed`).
+        paths: Vec<String>,
+    },
+    /// A step's path is not a plain relative path inside the install, or leads out of it
+    /// through a link.
     #[error("{path} {why}; nothing was changed")]
-    Escapes { path: PathBuf, why: String },
+    Escapes {
+        /// The path, as the step or the disk gives it.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A journal in `kc-journal` cannot be read or parsed, or breaks its rules; the text names
+    /// the file.
     #[error(
         "the journal is not trustworthy: {0}; every tool refuses until it is readable, since it may record an unfinished change. If `kc-backup changes` and the backups show that change finished or undone, move the file out of kc-journal (keep it) and run again"
     )]
     BadJournal(String),
+    /// Undo failed while staging the backup's copies: nothing was changed.
     #[error(
         "undo of change {id} could not start: nothing was changed, the change is still in effect; fix the cause (room on the disk?), then run `kc-backup undo {id}` again"
     )]
     UndoNotStarted {
+        /// The change that was to be undone.
         id: String,
+        /// Why staging failed.
         #[source]
         source: Box<ChangeError>,
     },
+    /// Undo or rollback failed during the swap, and what it had swapped was put back.
     #[error(
         "taking change {id} back failed part-way, and what it had put back was undone: the install is as it was before; fix the cause, then run `kc-backup undo {id}` again"
     )]
     TakeBackFailed {
+        /// The change that was being taken back.
         id: String,
+        /// Why the swap failed.
         #[source]
         source: Box<ChangeError>,
     },
+    /// Undo failed during the swap, and putting back what it had swapped failed too: the
+    /// install is half-way and the journal stays `undoing`.
     #[error(
         "taking change {id} back failed part-way ({cause}), and putting back what it had done failed too; the install is half-way: fix the cause, then run `kc-backup undo {id}`"
     )]
     TakeBackStuck {
+        /// The change that was being taken back.
         id: String,
+        /// Why the swap failed.
         cause: Box<ChangeError>,
+        /// Why reversing the swap failed too.
         #[source]
         source: Box<ChangeError>,
     },
+    /// A step failed and rolling the change back failed too: the change stays unfinished.
     #[error(
         "step {step} ({what}) failed ({cause}), and rolling the change back failed too: change {id} is unfinished; every tool refuses until `kc-backup undo {id}` has run (fix the cause first)"
     )]
     RollbackFailed {
+        /// The failed step's number, from 1.
         step: usize,
+        /// The failed step, described as in the plan.
         what: String,
+        /// The change, left unfinished.
         id: String,
+        /// Why the step failed.
         cause: Box<ChangeError>,
+        /// Why the rollback failed.
         #[source]
         source: Box<ChangeError>,
     },
@@ -462,11 +562,15 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ChangeError + '_ {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    /// Steps are running, or a crash stopped them: every writer refuses until undo or resume.
     Applying,
+    /// Every step ran and was checked; the change is in effect.
     Done,
+    /// A step failed and the install was restored from the pre-change backup.
     RolledBack,
     /// Being taken back (an undo, or a rollback): the journal's `swap` says how far.
     Undoing,
+    /// Taken back by undo; the journal's `undone` says when.
     Undone,
 }
 
@@ -480,18 +584,26 @@ impl Status {
 /// `<root>/kc-journal/<change-id>.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Journal {
+    /// The change ID: the pre-change backup's ID with its `P` made a `C`.
     pub id: String,
+    /// The tool that made the change (`kc-…`), from the plan.
     pub tool: String,
+    /// The plan's one-line description.
     pub description: String,
     /// The pre-change backup's ID.
     pub backup: String,
+    /// When the change started (after its backup).
     pub started: jiff::Timestamp,
+    /// Where the change stands.
     pub status: Status,
+    /// The plan's steps, in order (without the bytes files get, kept beside the journal).
     pub steps: Vec<Step>,
     /// How many steps have completed.
     pub done: usize,
+    /// Every path whose contents the steps change ([`Plan::touched`]): what the backup holds.
     #[serde(with = "encoded::list")]
     pub touched: Vec<PathBuf>,
+    /// When the change was undone; `None` while it is not.
     pub undone: Option<jiff::Timestamp>,
     /// A log's length before the append of step N, so that a resumed append is not doubled.
     #[serde(default)]
@@ -814,8 +926,11 @@ fn check_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
 /// What [`apply`] did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Applied {
+    /// The change ID, for `kc-backup undo`.
     pub change: String,
+    /// The ID of the pre-change backup.
     pub backup: String,
+    /// How many steps ran.
     pub steps: usize,
     /// Servers of other installs the guard let be (when this call took the guard itself).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -872,7 +987,9 @@ pub fn lock(install: &Install, pid_file: &Path, tool: &str) -> Result<InstallLoc
 /// Whether a writer changes anything (`-n`, `--dry-run`: it prints what it would do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DryRun {
+    /// Only print the plan; change nothing.
     Enabled,
+    /// Carry the plan out.
     Disabled,
 }
 
@@ -881,9 +998,13 @@ pub enum DryRun {
 /// progress goes.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
+    /// The install changed.
     pub install: &'a Install,
+    /// Where pre-change backups are written and looked for.
     pub backup_dir: &'a Path,
+    /// The server's pid file, which the guard reads to refuse while the server runs.
     pub pid_file: &'a Path,
+    /// Where progress is reported.
     pub progress: &'a dyn Progress,
 }
 
@@ -1200,13 +1321,19 @@ pub(crate) fn crash_if(_var: &str, _n: usize) {}
 /// What [`undo`] took back.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Undone {
+    /// The change ID.
     pub change: String,
+    /// The tool that had made the change.
     pub tool: String,
+    /// The change's one-line description.
     pub description: String,
+    /// The ID of the pre-change backup it was taken back from.
     pub backup: String,
+    /// How many touched paths the change had.
     pub paths: usize,
     /// With `--force`: the backup of what the undo replaced.
     pub replaced_backup: Option<String>,
+    /// What the admin should know about the undo (one line each).
     pub warnings: Vec<String>,
     /// Servers of other installs the guard let be.
     #[serde(skip_serializing_if = "Vec::is_empty")]

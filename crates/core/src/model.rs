@@ -11,6 +11,7 @@ use crate::install::Install;
 /// An install as the planners see it.
 #[derive(Debug, Clone)]
 pub struct Model<'i> {
+    /// The install it was loaded from: its root, store and config paths.
     pub install: &'i Install,
     /// Where the store's parts are, relative to the root (the paths of steps).
     pub layout: Layout,

@@ -17,20 +17,31 @@ use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{self, DELETED_MAILBOX_PREFIX, StoreError};
 
+/// The tool's name, as it signs its log lines and messages.
 pub const TOOL: &str = "kc-orphan-mailbox-finder";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+/// What is wrong: the `kind` of a finding, written in kebab-case in every output format.
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// A mailbox directory with no account of that name (for a mapped domain: not in the
+    /// directory export), or any mailbox of an orphan domain.
     OrphanMailbox,
+    /// A domain directory under `store/mail` with no domain in mailserver.cfg.
     OrphanDomain,
+    /// A mailbox directory whose name differs from its account's only by case.
     CaseMismatch,
+    /// An enabled local account with no mailbox directory.
     MissingMailbox,
+    /// A `Deleted mailbox — <address>` folder left in a mailbox by an earlier transfer.
     DeletedMailboxFolder,
+    /// A mailbox of a mapped (directory-service) domain with no local account, which only a
+    /// `--directory-export` could settle.
     Unverifiable,
 }
 
 impl Kind {
+    /// The kind as written in the output, e.g. `orphan-mailbox`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::OrphanMailbox => "orphan-mailbox",
@@ -46,16 +57,21 @@ impl Kind {
 /// One finding: exactly the fields of the JSON Lines output.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
+    /// What is wrong.
     pub kind: Kind,
+    /// The domain, as spelled by its directory (or by mailserver.cfg for a missing mailbox).
     pub domain: String,
     /// The mailbox (or account) name; empty for an orphan domain.
     pub name: String,
     /// The directory, absolute; empty for a missing mailbox.
     pub path: String,
+    /// The size in bytes of every file under the directory; 0 for a missing mailbox.
     pub bytes: u64,
+    /// How many messages (`.eml` files in `#msgs` folders) it holds.
     pub messages: u64,
     /// The newest message's time (RFC 3339, UTC), `null` without messages.
     pub newest: Option<String>,
+    /// The newest message's time, for `--older-than` (not output); `None` without messages.
     #[serde(skip)]
     pub newest_time: Option<SystemTime>,
     /// Relative to the install root, for actions.
@@ -63,20 +79,29 @@ pub struct Finding {
     pub rel: PathBuf,
 }
 
+/// Why the finder could not report or act.
 #[derive(Debug, thiserror::Error)]
 pub enum OrphanError {
+    /// mailserver.cfg or users.cfg could not be read or parsed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The `--transfer-to` account's mailbox could not be found or prepared.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The directory export (`--directory-export`, LDIF) could not be read or parsed.
     #[error("{path}:{line}: {message}")]
     Ldif {
+        /// The LDIF file, as given.
         path: PathBuf,
+        /// The 1-based line of the fault; 0 when the file could not be read at all.
         line: usize,
+        /// What is wrong.
         message: String,
     },
+    /// An action's plan was refused for these problems; nothing was changed.
     #[error("{0}; nothing was changed")]
     Refused(Problems),
     /// A `--domain` or `--name` the install does not have (a typo is never an all-clear).
@@ -103,6 +128,7 @@ pub struct Directory {
 }
 
 impl Directory {
+    /// Reads and parses the LDIF file at `path`.
     pub fn load(path: &Path) -> Result<Directory, OrphanError> {
         let text = std::fs::read_to_string(path).map_err(|e| OrphanError::Ldif {
             path: path.to_owned(),
@@ -112,6 +138,7 @@ impl Directory {
         Directory::parse(path, &text)
     }
 
+    /// Parses LDIF `text` (folded lines, base64 `::` values); `path` only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Directory, OrphanError> {
         use base64::Engine;
         // Unfold continuation lines (a line starting with one space continues the previous one).
@@ -191,7 +218,9 @@ impl Directory {
 /// What to look for.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// Only this domain (`--domain`, any case); `None`: every domain.
     pub domain: Option<String>,
+    /// Only this mailbox or account name (`--name`, any case); `None`: every name.
     pub name: Option<String>,
     /// Only findings whose newest message is older than this (or that hold none).
     pub older_than_days: Option<u64>,

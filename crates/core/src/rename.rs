@@ -21,17 +21,21 @@ mod map;
 
 pub use map::{parse_pair, read_map};
 
+/// The tool's name, as it signs its log lines and messages.
 pub const TOOL: &str = "kc-rename-user";
 
 /// One rename, and where it was asked for (a line of a `--map` file) for messages.
 #[derive(Debug, Clone)]
 pub struct Rename {
+    /// The account as it is named now.
     pub old: Address,
+    /// The name and domain it gets; may differ from `old` only by case.
     pub new: Address,
     /// `FILE:LINE` of a map file, or empty.
     pub origin: String,
 }
 
+/// How to rename, beyond the names (the tool's switches).
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Add an alias old -> new (the default).
@@ -40,20 +44,29 @@ pub struct Options {
     pub calendars: bool,
 }
 
+/// Why a rename could not be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum RenameError {
+    /// The request breaks these rules (each rename's problems, from one run); nothing was
+    /// changed.
     #[error("{0}; nothing was changed")]
     Refused(Problems),
+    /// mailserver.cfg or users.cfg could not be read, parsed or edited.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The store's mailboxes or share files could not be read or edited.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// The `--map` file could not be read.
     #[error("{path}")]
     Read {
+        /// The map file, as given.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// The `--map` file holds no rename (only blank lines, comments or a header).
     #[error("{0}: no renames in it")]
     EmptyMap(PathBuf),
 }
@@ -75,8 +88,12 @@ impl RenameError {
 /// What a plan will rewrite, counted for the summary and the audit line.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Counts {
+    /// References rewritten in the config files: the accounts themselves, their groups,
+    /// aliases, forwards and mailing lists naming them.
     pub config_references: usize,
+    /// Entries of mailboxes' `status.fld` files (folder ACLs).
     pub acl_entries: usize,
+    /// Owners in `folder.map` files.
     pub folder_map_owners: usize,
     /// Entries of `#public/acl.fld` files.
     pub public_acl_entries: usize,
@@ -89,7 +106,9 @@ pub struct Counts {
 /// The plan and what it counts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Planned {
+    /// The steps to run through the change protocol.
     pub plan: Plan,
+    /// What the plan rewrites, counted.
     pub counts: Counts,
 }
 

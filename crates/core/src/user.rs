@@ -15,6 +15,7 @@ use crate::problem::{Problem, Problems};
 use crate::progress::Progress;
 use crate::store::{folder_map::FolderMap, status_fld::StatusFld, sub_fld::SubFld};
 
+/// The tool's name, as it signs its log lines and messages.
 pub const TOOL: &str = "kc-user";
 
 /// What happens to a removed account's mailbox.
@@ -28,15 +29,21 @@ pub enum MailboxFate {
     Transfer(Address),
 }
 
+/// What to do to the accounts named (the subcommand).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
+    /// Set `Account_enabled` to 0 in users.cfg, as the console's Disable does.
     Disable,
+    /// Set `Account_enabled` back to 1.
     Enable,
     /// Remove local accounts; a mapped account is only disabled, as the console does (its
     /// record is the directory's). `mailbox` is required for a local account; for a mapped one
     /// it applies only when given.
     Remove {
+        /// What happens to the mailbox (`--mailbox`); `None` when not given.
         mailbox: Option<MailboxFate>,
+        /// Also remove the ACL entries, `folder.map` owners and subscriptions that name the
+        /// removed accounts (`--purge-settings`); without it they are only counted in a warning.
         purge: bool,
     },
 }
@@ -60,15 +67,20 @@ fn no_such_user(config: &Config, a: &Address) -> String {
     }
 }
 
+/// Why an action or the listing could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     /// A `--domain` the server does not have (a typo is never an empty list).
     #[error("{0}")]
     Unknown(String),
+    /// The action breaks these rules (no such user, the last admin locked out, …); nothing was
+    /// changed.
     #[error("{0}; nothing was changed")]
     Refused(Problems),
+    /// mailserver.cfg or users.cfg could not be read, parsed or edited.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A mailbox or share file could not be found, read or moved.
     #[error(transparent)]
     Account(#[from] AccountError),
 }
@@ -610,10 +622,15 @@ fn share_entries(
 /// One line of `kc-user list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Row {
+    /// The login name, as users.cfg spells it.
     pub name: String,
+    /// The account's domain, as users.cfg spells it.
     pub domain: String,
+    /// The `FullName` of users.cfg; empty when it has none.
     pub full_name: String,
+    /// Whether the account is enabled (`Account_enabled`).
     pub enabled: bool,
+    /// The administration rights (`Rights`): 0 none, 1 read-only admin, 3 full admin.
     pub rights: u8,
     /// `local` or `mapped`.
     pub data_source: &'static str,

@@ -34,7 +34,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// `name@domain`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address {
+    /// The part before `@`, as written (case kept).
     pub name: String,
+    /// The mail domain, as written (case kept).
     pub domain: String,
 }
 
@@ -67,6 +69,8 @@ impl Address {
         })
     }
 
+    /// Whether both name the same account: name and domain compared case-insensitively, as the
+    /// server does.
     pub fn is(&self, other: &Address) -> bool {
         self.name.eq_ignore_ascii_case(&other.name)
             && self.domain.eq_ignore_ascii_case(&other.domain)
@@ -82,6 +86,7 @@ impl fmt::Display for Address {
 /// A `(name, domain)` in lower case: how names are compared, as the server does.
 pub type NameKey = (String, String);
 
+/// The [`NameKey`] of `name@domain`: both lower-cased (ASCII).
 pub fn name_key(name: &str, domain: &str) -> NameKey {
     (name.to_ascii_lowercase(), domain.to_ascii_lowercase())
 }

@@ -10,7 +10,9 @@ use crate::store;
 /// Where the store's parts are, relative to the install root (the paths of change steps).
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// The store directory, relative to the root (`store` when it lies outside).
     pub store: PathBuf,
+    /// The log directory (holding `config.log`, `warning.log`), relative to the root.
     pub logs: PathBuf,
 }
 
@@ -24,18 +26,24 @@ impl Layout {
         }
     }
 
+    /// `<store>/mail`, which holds one directory per domain.
     pub fn mail(&self) -> PathBuf {
         self.store.join("mail")
     }
 
+    /// `<store>/mail/<dir>`: the directory of a domain, `dir` being its name as on disk.
     pub fn domain(&self, dir: impl AsRef<Path>) -> PathBuf {
         self.mail().join(dir)
     }
 
+    /// The server's `config.log`, to which the tools append the config records they change
+    /// (see [`crate::audit`]).
     pub fn config_log(&self) -> PathBuf {
         self.logs.join(crate::audit::CONFIG_LOG)
     }
 
+    /// The server's `warning.log`, to which the tools append their lines too (see
+    /// [`crate::audit`]).
     pub fn warning_log(&self) -> PathBuf {
         self.logs.join(crate::audit::WARNING_LOG)
     }

@@ -19,6 +19,7 @@ pub struct Names {
 }
 
 impl Names {
+    /// Indexes every name taken in `config` (mailserver.cfg and users.cfg).
     pub fn new(config: &Config) -> Names {
         let mut names = Names::default();
         let mut other = |n: &str, d: &str, what: String| {

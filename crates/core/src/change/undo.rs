@@ -32,15 +32,21 @@ use crate::progress::Progress;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum State {
+    /// Nothing: the change removed the path (or never created it).
     Absent,
+    /// A regular file.
     File {
+        /// The SHA-256 of its bytes, in lower-case hex.
         sha256: String,
     },
+    /// A symbolic link.
     Link {
+        /// What the link points to, as stored in it (not resolved).
         target: PathBuf,
     },
     /// A directory: a digest of its tree (names, kinds, sizes, modification times).
     Tree {
+        /// SHA-256, in lower-case hex, over each entry's relative name, mode, size and mtime.
         digest: String,
     },
 }
@@ -48,8 +54,10 @@ pub enum State {
 /// One touched path and what the change left there.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct After {
+    /// The path, relative to the install root, as in the plan's steps.
     #[serde(with = "super::encoded")]
     pub path: PathBuf,
+    /// What it held when the change ended.
     #[serde(flatten)]
     pub state: State,
 }
@@ -57,10 +65,14 @@ pub struct After {
 /// The lines a change appended to a log: where they start and what they are.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Appended {
+    /// The log file, relative to the install root.
     #[serde(with = "super::encoded")]
     pub path: PathBuf,
+    /// The log's size in bytes before the change: where its lines start.
     pub offset: u64,
+    /// How many bytes the change appended.
     pub length: u64,
+    /// The SHA-256 of those bytes, in lower-case hex, to find them again at undo.
     pub sha256: String,
 }
 
@@ -165,10 +177,14 @@ pub(crate) fn edited_since(
 /// where the old one is kept until the swap is over.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SwapEntry {
+    /// The path replaced, as on disk (for a config file that is a link, the file it leads to).
     #[serde(with = "super::encoded")]
     pub target: PathBuf,
+    /// Its staged replacement (a config file's beside it, a store path's in the store's stage);
+    /// `None`: the target is removed.
     #[serde(with = "super::encoded::option")]
     pub staged: Option<PathBuf>,
+    /// Where the old target is kept, beside it (`.kc-old-…`), until the swap is over.
     #[serde(with = "super::encoded")]
     pub aside: PathBuf,
 }
@@ -176,6 +192,7 @@ pub struct SwapEntry {
 /// A swap under way, journalled before its first rename.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Swap {
+    /// Every path to replace.
     pub entries: Vec<SwapEntry>,
     /// The staging directories, removed at the end.
     #[serde(with = "super::encoded::list")]
