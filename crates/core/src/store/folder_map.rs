@@ -115,6 +115,15 @@ impl FolderMap {
             .filter(|e| e.owner.eq_ignore_ascii_case(address))
             .map(|e| (whole_lines(bytes, e.element.clone()), ""))
             .collect();
+        // A subscription nested in one that goes goes with it: one edit, not two overlapping.
+        let mut edits = edits;
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut end = 0;
+        edits.retain(|(r, _)| {
+            let outside = r.start >= end;
+            end = end.max(r.end);
+            outside
+        });
         let n = edits.len();
         (self.spliced(edits), n)
     }
@@ -153,8 +162,11 @@ fn read_entries(path: &Path, text: &str) -> Result<Vec<Entry>, FolderMapError> {
     // Positions count from after a byte order mark, which the reader skips.
     let base = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let mut reader = quick_xml::Reader::from_str(&text[base..]);
-    let (mut open, mut roots) = (0usize, 0usize);
-    let mut entries = Vec::new();
+    // Each open element, with the entry it is when it is a `<folder>`: its range ends at its end
+    // tag, so that removing it removes the whole element.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    let mut roots = 0usize;
+    let mut entries: Vec<Entry> = Vec::new();
     loop {
         let start = base + reader.buffer_position() as usize;
         let event = (reader.read_event())
@@ -163,29 +175,35 @@ fn read_entries(path: &Path, text: &str) -> Result<Vec<Entry>, FolderMapError> {
         let element = match &event {
             Event::Start(e) | Event::Empty(e) => e,
             Event::End(_) => {
-                open -= 1;
+                if let Some(Some(i)) = open.pop() {
+                    entries[i].element.end = end;
+                }
                 continue;
             }
-            Event::Text(t) if open == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+            Event::Text(t) if open.is_empty() && !t.iter().all(u8::is_ascii_whitespace) => {
                 return Err(error(start, "text outside the root element".into()));
             }
-            Event::Eof if open > 0 => return Err(error(end, "an element is not closed".into())),
+            Event::Eof if !open.is_empty() => {
+                return Err(error(end, "an element is not closed".into()));
+            }
             Event::Eof if roots == 0 => return Err(error(end, "no root element".into())),
             Event::Eof => break,
             _ => continue,
         };
-        if open == 0 {
+        if open.is_empty() {
             roots += 1;
             if roots > 1 {
                 return Err(error(start, "a second root element".into()));
             }
         }
-        if matches!(event, Event::Start(_)) {
-            open += 1;
-        }
+        let mut is_entry = None;
         if element.name().as_ref() == NAMES.element.as_bytes() {
             let entry = entry(text, element, start..end).map_err(|e| error(start, e))?;
+            is_entry = Some(entries.len());
             entries.push(entry);
+        }
+        if matches!(event, Event::Start(_)) {
+            open.push(is_entry);
         }
     }
     Ok(entries)
@@ -332,5 +350,26 @@ mod tests {
         assert_eq!(bytes, text.replace("a@b.c", "x@b.c").into_bytes());
         let (bytes, _) = map.without_owner("a@b.c");
         assert_eq!(bytes, "\u{feff}<map>\r\n</map>\r\n".as_bytes());
+    }
+
+    #[test]
+    fn a_subscription_with_an_end_tag_goes_whole() {
+        let text = "<map>\n  <folder owner=\"a@b.c\" path=\"x\"></folder>\n  <folder owner=\"d@b.c\" path=\"y\">\n    <folder owner=\"a@b.c\" path=\"z\"/>\n  </folder>\n</map>\n";
+        let map = FolderMap::parse(Path::new("f.map"), text.as_bytes().to_vec()).expect("parses");
+        let (bytes, n) = map.without_owner("a@b.c");
+        assert_eq!(n, 2);
+        assert_eq!(
+            String::from_utf8(bytes).expect("utf-8"),
+            "<map>\n  <folder owner=\"d@b.c\" path=\"y\">\n  </folder>\n</map>\n"
+        );
+        // The outer one removed takes the nested one with it, in one edit.
+        let (bytes, n) = map.without_owner("d@b.c");
+        assert_eq!(n, 1);
+        let out = String::from_utf8(bytes).expect("utf-8");
+        assert_eq!(
+            out,
+            "<map>\n  <folder owner=\"a@b.c\" path=\"x\"></folder>\n</map>\n"
+        );
+        FolderMap::parse(Path::new("f.map"), out.into_bytes()).expect("still well formed");
     }
 }
