@@ -268,7 +268,7 @@ pub struct Plan {
 }
 
 /// [`Plan::touched`] of some steps (a journal's too).
-fn touched(steps: &[Step]) -> Vec<PathBuf> {
+pub(crate) fn touched(steps: &[Step]) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = steps
         .iter()
         .filter(|s| !matches!(s, Step::Rename { .. }))
@@ -782,11 +782,20 @@ fn run_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
         Step::WriteFile {
             path,
             content,
+            sha256,
             expect,
             ..
         } => {
             let real = at(path)?;
             if !expect.holds(&real).map_err(io_at(&real))? {
+                // Already written: a run killed after this write and before its journal said so,
+                // finished by --resume.
+                if Expect::Sha256(sha256.clone())
+                    .holds(&real)
+                    .map_err(io_at(&real))?
+                {
+                    return Ok(());
+                }
                 return Err(ChangeError::ChangedSincePlan {
                     paths: vec![path.display().to_string()],
                 });
@@ -1223,7 +1232,17 @@ fn run(
             .and_then(|()| run_step(install, step))
             .and_then(|()| check_step(install, step));
         if let Err(source) = outcome {
-            if let Err(failed) = undo::roll_back(install, journal, backup, progress) {
+            // What may have been written: the steps done, and this one unless it was refused
+            // before it wrote (a file changed since the plan, a path out of the install). Only
+            // those paths are put back: a file the change never wrote keeps what another
+            // program wrote to it meanwhile.
+            let refused_first = matches!(step, Step::WriteFile { .. })
+                && matches!(
+                    source,
+                    ChangeError::ChangedSincePlan { .. } | ChangeError::Escapes { .. }
+                );
+            let ran = &steps[..if refused_first { i } else { i + 1 }];
+            if let Err(failed) = undo::roll_back(install, journal, backup, ran, progress) {
                 return Err(ChangeError::RollbackFailed {
                     step: i + 1,
                     what: step.describe(),

@@ -1201,3 +1201,84 @@ fn a_journal_edited_to_cut_other_bytes_or_to_use_another_backup_is_refused() {
     );
     same_tree(&f.before, &f.root).expect("back byte for byte");
 }
+
+/// Writes `bytes` to `path` when the pre-change backup finishes: another program writing while
+/// a change runs (after its checks, before its steps).
+struct WritesMeanwhile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl kc_core::progress::Progress for WritesMeanwhile {
+    fn finish(&self) {
+        std::fs::write(&self.path, &self.bytes).expect("write meanwhile");
+    }
+}
+
+#[test]
+fn a_rollback_puts_back_only_what_the_change_wrote() {
+    let f = fixture();
+    let mailserver = std::fs::read(f.root.join("mailserver.cfg")).expect("read");
+    let users = std::fs::read(f.root.join("users.cfg")).expect("read");
+    let meanwhile = [&users[..], b"<!-- written meanwhile -->\n"].concat();
+    let plan = Plan {
+        tool: "kc-test".into(),
+        description: "two writes".into(),
+        steps: vec![
+            Step::replace_file("mailserver.cfg", &mailserver, b"<config/>\n".to_vec()),
+            Step::replace_file("users.cfg", &users, b"<config/>\n".to_vec()),
+        ],
+        warnings: vec![],
+    };
+    let cx = change::Context {
+        install: &install(&f.root),
+        backup_dir: &f.root.join("kc-backups"),
+        pid_file: &no_pid(&f.root),
+        progress: &WritesMeanwhile {
+            path: f.root.join("users.cfg"),
+            bytes: meanwhile.clone(),
+        },
+    };
+    let err = change::apply(&cx, &plan).expect_err("users.cfg changed under it");
+    assert!(
+        err.to_string()
+            .starts_with("users.cfg changed since the plan was made"),
+        "{err}"
+    );
+    // Step 1 is taken back; users.cfg, which the change never wrote, keeps the other write.
+    assert_eq!(
+        std::fs::read(f.root.join("mailserver.cfg")).expect("read"),
+        mailserver
+    );
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        meanwhile
+    );
+
+    // Refused at its first step: nothing is put back at all.
+    let f = fixture();
+    let users = std::fs::read(f.root.join("users.cfg")).expect("read");
+    let meanwhile = [&users[..], b"<!-- written meanwhile -->\n"].concat();
+    let first = Plan {
+        steps: vec![Step::replace_file(
+            "users.cfg",
+            &users,
+            b"<config/>\n".to_vec(),
+        )],
+        ..plan
+    };
+    let cx = change::Context {
+        progress: &WritesMeanwhile {
+            path: f.root.join("users.cfg"),
+            bytes: meanwhile.clone(),
+        },
+        install: &install(&f.root),
+        backup_dir: &f.root.join("kc-backups"),
+        pid_file: &no_pid(&f.root),
+    };
+    change::apply(&cx, &first).expect_err("refused");
+    assert_eq!(
+        std::fs::read(f.root.join("users.cfg")).expect("read"),
+        meanwhile
+    );
+}

@@ -655,16 +655,23 @@ pub(crate) fn journal_lines(journal: &Journal, log: &Path) -> Vec<u8> {
     out
 }
 
-/// Puts the install back as it was before a change that failed part-way: every touched path
-/// (logs too) from the pre-change backup.
+/// Puts the install back as it was before a change that failed part-way: the paths of the
+/// steps that `ran` (logs too) from the pre-change backup, and the renames it got to. A path
+/// only a later step would have written is left as it is: another program may have written it.
 pub(crate) fn roll_back(
     install: &Install,
     journal: &mut Journal,
     backup: &Backup,
+    ran: &[Step],
     progress: &dyn Progress,
 ) -> Result<(), ChangeError> {
-    let touched = journal.touched.clone();
-    let mut staged = stage(install, journal, backup, &touched, progress)?;
+    if ran.is_empty() {
+        // Refused before anything was written: nothing to put back.
+        journal.status = Status::RolledBack;
+        return Ok(());
+    }
+    let written = super::touched(ran);
+    let mut staged = stage(install, journal, backup, &written, progress)?;
     staged.then = Status::RolledBack;
     staged.before = Status::Applying;
     swap(install, journal, staged)?;

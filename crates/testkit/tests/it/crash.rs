@@ -122,6 +122,24 @@ fn a_crash_after_any_step_is_undone_or_resumed_byte_for_byte() {
 
         let twin = dir.path().join(format!("twin{k}"));
         cp(&crashed, &twin);
+        // Killed after step k wrote and before the journal said so: the journal says k - 1,
+        // and --resume finds step k's work already there.
+        let late = dir.path().join(format!("late{k}"));
+        cp(&crashed, &late);
+        let file = std::fs::read_dir(late.join("kc-journal"))
+            .expect("journal dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|x| x == "json"))
+            .expect("the journal");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+        json["done"] = serde_json::json!(k - 1);
+        std::fs::write(&file, json.to_string()).expect("write");
+        with_context(&late, |cx| change::resume(cx, None))
+            .unwrap_or_else(|e| panic!("step {k} already written, resume: {e}"));
+        same_tree(&finished, &late)
+            .unwrap_or_else(|d| panic!("step {k} already written, resume: {d}"));
+        std::fs::remove_dir_all(&late).expect("rm");
         undo_last(&crashed);
         same_tree(&before, &crashed).unwrap_or_else(|d| panic!("crash after step {k}, undo: {d}"));
         with_context(&twin, |cx| change::resume(cx, None)).expect("resume");
