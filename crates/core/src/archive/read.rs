@@ -7,16 +7,14 @@ use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::chunk::hex;
-use super::{
-    ArchiveError, Backup, ChunkMeta, Compression, Kind, Selection, decode_path, io_err, manifest,
-};
+use super::{ArchiveError, Backup, ChunkMeta, Compression, decode_path, manifest};
 use crate::config::schema::is_config_file;
 use crate::progress::{Progress, Unit};
 
@@ -69,6 +67,12 @@ fn decompress(data: &[u8], compression: Compression, expected: u64) -> std::io::
         }
     }
     Ok(out)
+}
+
+/// An archive path as messages show it: its control characters (a line break, a tab) escaped,
+/// as every message of the tools shows a name, so that a path cannot make a line of its own.
+pub(crate) fn shown(path: &[u8]) -> String {
+    crate::change::printable(&String::from_utf8_lossy(path)).into_owned()
 }
 
 /// Whether an archive path could land outside the directory it is extracted into.
@@ -530,54 +534,6 @@ pub fn verify_against_live(
 /// Manifest lines compared with the live tree at a time.
 const LIVE_BATCH: usize = 4096;
 
-/// Where and what to restore.
-#[derive(Debug, Clone)]
-pub struct RestoreOptions {
-    /// The directory the archive's paths are restored under (the install root in place).
-    pub to: PathBuf,
-    pub selection: Selection,
-    /// Where the store goes, when it is not `<to>/<store_prefix>` (a store outside the root).
-    pub store: Option<PathBuf>,
-    /// Give files back the owners the archive records (in place, as root); otherwise restored
-    /// files belong to whoever restores them.
-    pub preserve_owners: bool,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RestoreReport {
-    pub backups: Vec<String>,
-    pub files: u64,
-    pub dirs: u64,
-    pub bytes: u64,
-    pub deleted: u64,
-}
-
-/// The backups to apply, in order: the full one, then the differential asked for.
-pub fn chain(backup: &Backup, dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
-    match (backup.meta.kind, &backup.meta.base) {
-        (Kind::Diff, Some(base)) => {
-            let sibling = backup.archive.parent().unwrap_or(dir);
-            let base = super::find(sibling, base).or_else(|_| super::find(dir, base))?;
-            Ok(vec![base, backup.clone()])
-        }
-        _ => Ok(vec![backup.clone()]),
-    }
-}
-
-fn open_stream(backup: &Backup) -> Result<Box<dyn Read>, ArchiveError> {
-    let file = std::io::BufReader::with_capacity(
-        1 << 20,
-        fs_err::File::open(&backup.archive).map_err(io_err(&backup.archive))?,
-    );
-    Ok(match backup.meta.compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(file).map_err(io_err(&backup.archive))?,
-        ),
-    })
-}
-
 /// Whether a symlink at `path` pointing at `target` stays inside the tree it is restored into.
 /// The target must be relative and normal: its `..` all come first, and stay below the tree. A
 /// `..` after a name (`a/up/../..`) is refused, since `a/up` may itself be a link restored earlier
@@ -620,243 +576,4 @@ pub(crate) fn protected(path: &[u8]) -> bool {
             crate::guard::LOCK_FILE.as_bytes(),
         ]
         .contains(&first)
-}
-
-/// The first existing component of `rel` below `dest` (the last one too, when `last` is set)
-/// that is a symbolic link: a write or a deletion must never go through one, wherever it leads.
-fn link_on_the_way(dest: &Path, rel: &[u8], last: bool) -> Option<PathBuf> {
-    let rel = Path::new(OsStr::from_bytes(rel));
-    let count = rel.components().count();
-    let mut at = dest.to_path_buf();
-    for (i, c) in rel.components().enumerate() {
-        at.push(c);
-        if i + 1 == count && !last {
-            break;
-        }
-        match at.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => return Some(at),
-            Ok(_) => {}
-            Err(_) => return None, // nothing further exists
-        }
-    }
-    None
-}
-
-/// The paths a restore of `chain` with `selection` would write or delete (files and links; the
-/// directories that hold them are made as needed), sorted: what an in-place restore touches.
-pub fn entry_paths(chain: &[Backup], selection: &Selection) -> Result<Vec<Vec<u8>>, ArchiveError> {
-    let (mut out, mut dirs) = (Vec::new(), Vec::new());
-    for backup in chain {
-        let mut archive = tar::Archive::new(open_stream(backup)?);
-        for entry in archive.entries().map_err(io_err(&backup.archive))? {
-            let entry = entry.map_err(io_err(&backup.archive))?;
-            let path = entry.path_bytes().into_owned();
-            let path = path.strip_suffix(b"/").unwrap_or(&path).to_vec();
-            if !selection.matches(&path) {
-                continue;
-            }
-            if entry.header().entry_type().is_dir() {
-                dirs.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-        for encoded in &backup.meta.deleted {
-            let path = decode_path(encoded);
-            if selection.matches(&path) {
-                out.push(path);
-            }
-        }
-    }
-    // A directory counts only when nothing below it does (an empty `#msgs`): naming a directory
-    // takes in everything below it.
-    out.sort();
-    out.dedup();
-    dirs.sort();
-    dirs.dedup();
-    let has_below = |all: &[Vec<u8>], dir: &[u8]| {
-        let mut low = dir.to_vec();
-        low.push(b'/');
-        let at = all.partition_point(|p| p.as_slice() < low.as_slice());
-        all.get(at).is_some_and(|p| p.starts_with(&low))
-    };
-    let empty: Vec<Vec<u8>> = dirs
-        .iter()
-        .filter(|d| !has_below(&out, d) && !has_below(&dirs, d))
-        .cloned()
-        .collect();
-    out.extend(empty);
-    out.sort();
-    Ok(out)
-}
-
-/// Restores a backup (with its base, for a differential) under `options.to`.
-pub fn restore(
-    chain: &[Backup],
-    options: &RestoreOptions,
-    progress: &dyn Progress,
-) -> Result<RestoreReport, ArchiveError> {
-    let mut report = RestoreReport::default();
-    fs_err::create_dir_all(&options.to).map_err(io_err(&options.to))?;
-    // Each destination with its resolved path, which every write is checked against.
-    let resolved = |dir: &PathBuf| -> Result<(PathBuf, PathBuf), ArchiveError> {
-        Ok((dir.clone(), fs_err::canonicalize(dir).map_err(io_err(dir))?))
-    };
-    let to = resolved(&options.to)?;
-    let store = options.store.as_ref().map(resolved).transpose()?;
-    for backup in chain {
-        report.backups.push(backup.meta.id.clone());
-        progress.start(
-            &format!("restoring {}", backup.meta.id),
-            Some(backup.meta.bytes),
-            Unit::Bytes,
-        );
-        let store_prefix = backup.meta.store_prefix.as_bytes().to_vec();
-        let target_of = |path: &[u8]| -> (&PathBuf, &PathBuf, Vec<u8>) {
-            match &store {
-                Some((store, real))
-                    if path.starts_with(&store_prefix)
-                        && path.get(store_prefix.len()).is_none_or(|&b| b == b'/') =>
-                {
-                    let rest = path[store_prefix.len()..]
-                        .strip_prefix(b"/")
-                        .unwrap_or_default();
-                    (store, real, rest.to_vec())
-                }
-                _ => (&to.0, &to.1, path.to_vec()),
-            }
-        };
-        let mut archive = tar::Archive::new(open_stream(backup)?);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        archive.set_preserve_ownerships(options.preserve_owners);
-        for entry in archive.entries().map_err(io_err(&backup.archive))? {
-            let mut entry = entry.map_err(io_err(&backup.archive))?;
-            let path = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&path).into_owned();
-            if unsafe_path(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: options.to.clone(),
-                    entry: shown,
-                });
-            }
-            if !options.selection.matches(&path) {
-                continue;
-            }
-            let kind = entry.header().entry_type();
-            if kind.is_hard_link() {
-                // A hard link's target resolves against the working directory, not the target;
-                // kc-backup never writes them.
-                return Err(ArchiveError::Escapes {
-                    path: options.to.clone(),
-                    entry: format!("{shown} (a hard link)"),
-                });
-            }
-            // A link is restored as a link, whatever it points at: nothing below is ever
-            // written through one (`link_on_the_way`).
-            if kind.is_symlink() && is_config_file(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: options.to.join(OsStr::from_bytes(&path)),
-                    entry: format!("{shown}: a config file stored as a symbolic link"),
-                });
-            }
-            let (dest, real_dest, rel) = target_of(&path);
-            if rel.is_empty() {
-                fs_err::create_dir_all(dest).map_err(io_err(dest))?;
-                continue;
-            }
-            let size = entry.size();
-            let full = dest.join(OsStr::from_bytes(&rel));
-            // A directory entry over a link would chmod (or fill) wherever the link leads; a file
-            // or link entry replaces the link itself, so only the components before it count.
-            if let Some(link) = link_on_the_way(dest, &rel, kind.is_dir()) {
-                return Err(ArchiveError::Escapes {
-                    path: link,
-                    entry: format!("{shown}: a symbolic link is on its way"),
-                });
-            }
-            let is_link = full
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink());
-            // The admin's symlinked users.cfg or mailserver.cfg (a Docker volume): written in
-            // the link's target, the link kept.
-            let config_target = (is_link && kind.is_file() && is_config_file(&rel))
-                .then(|| full.canonicalize().ok())
-                .flatten()
-                .filter(|t| t.is_file());
-            if let Some(target) = config_target {
-                entry.unpack(&target).map_err(io_err(&target))?;
-                report.files += 1;
-                report.bytes += size;
-                progress.advance(size);
-                continue;
-            }
-            if !kind.is_dir() && is_link {
-                fs_err::remove_file(&full).map_err(io_err(&full))?;
-            }
-            if let Some(parent) = full.parent() {
-                // Resolved, the parent must be inside: a chain of symlinks restored earlier could
-                // otherwise lead a write (or the creation of a directory) outside.
-                let mut existing = parent;
-                while !existing.exists() {
-                    existing = existing.parent().unwrap_or(dest);
-                }
-                let real = fs_err::canonicalize(existing).map_err(io_err(existing))?;
-                if !real.starts_with(real_dest) {
-                    return Err(ArchiveError::Escapes {
-                        path: real,
-                        entry: shown,
-                    });
-                }
-                fs_err::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            if kind.is_dir() && full.is_dir() {
-                // Keep an existing directory; only its mode and time come from the archive.
-                let _ = entry.unpack(&full);
-            } else {
-                entry.unpack(&full).map_err(io_err(&full))?;
-            }
-            if kind.is_dir() {
-                report.dirs += 1;
-            } else {
-                report.files += 1;
-                report.bytes += size;
-                progress.advance(size);
-            }
-        }
-        for encoded in &backup.meta.deleted {
-            let path = decode_path(encoded);
-            if unsafe_path(&path) || !options.selection.matches(&path) {
-                continue;
-            }
-            let (dest, _, rel) = target_of(&path);
-            let full = dest.join(OsStr::from_bytes(&rel));
-            if let Some(link) = link_on_the_way(dest, &rel, false) {
-                return Err(ArchiveError::Escapes {
-                    path: link,
-                    entry: format!(
-                        "{} (deleted): a symbolic link is on its way",
-                        String::from_utf8_lossy(&path)
-                    ),
-                });
-            }
-            if protected(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: full.clone(),
-                    entry: format!(
-                        "{} (deleted): a config file or the toolkit's own files are never deleted by a restore",
-                        String::from_utf8_lossy(&path)
-                    ),
-                });
-            }
-            match std::fs::remove_file(&full) {
-                Ok(()) => report.deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&full)(e)),
-            }
-        }
-        progress.finish();
-    }
-    Ok(report)
 }
