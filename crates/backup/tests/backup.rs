@@ -316,6 +316,60 @@ fn verify_catches_bytes_appended_after_the_last_chunk_and_a_level_out_of_range_w
     );
 }
 
+/// A manifest line listed twice is a duplicate (with both line numbers), not a file missing from
+/// the archive; a bit flipped inside a gzip chunk is that chunk's corruption (data or checksum),
+/// never "holds N bytes of tar, the index says M": the flip makes it inflate to another length,
+/// found before the CRC at its end is read.
+#[test]
+fn verify_names_a_duplicated_manifest_line_and_a_flipped_bit_in_a_gzip_chunk_as_such() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).arg("create"));
+    let archive = archives(&inst.root).remove(0);
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.json", archive.display())).expect("json"),
+    )
+    .expect("parses");
+    let length = meta["chunks"][0]["length"].as_u64().expect("length") as usize;
+    // A manifest line listed twice is named as a duplicate, with both line numbers.
+    let manifest = PathBuf::from(format!("{}.sha256", archive.display()));
+    let listed = std::fs::read(&manifest).expect("manifest");
+    let first = listed
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .expect("a line");
+    std::fs::write(&manifest, [&listed[..], first].concat()).expect("write");
+    let dup = kc_backup(&inst.root)
+        .args(["verify", archive.to_str().expect("utf-8")])
+        .assert()
+        .code(1);
+    let out = String::from_utf8_lossy(&dup.get_output().stdout).into_owned();
+    let duplicate = format!(
+        ", line {}: a duplicated line (the same file as line 1): ",
+        listed.iter().filter(|&&b| b == b'\n').count() + 1
+    );
+    assert!(
+        out.lines().count() == 1 && out.contains(&duplicate) && !out.contains("not in the archive"),
+        "{out}"
+    );
+    std::fs::write(&manifest, listed).expect("write");
+    let clean = std::fs::read(&archive).expect("read");
+    for eighth in 1..8 {
+        let mut bytes = clean.clone();
+        bytes[length * eighth / 8] ^= 0x10;
+        std::fs::write(&archive, &bytes).expect("write");
+        let bad = kc_backup(&inst.root)
+            .args(["verify", archive.to_str().expect("utf-8")])
+            .assert()
+            .code(1);
+        let out = String::from_utf8_lossy(&bad.get_output().stdout).into_owned();
+        let first = out.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("chunk 0 ") && !first.contains("bytes of tar"),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn verify_passes_then_catches_a_flipped_byte() {
     let inst = install();

@@ -127,11 +127,19 @@ fn read_chunk(
         .map_err(|e| damaged(format!("cannot read: {e}")))?;
     match decompress(&data, compression, chunk.tar_length) {
         Ok(t) if t.len() as u64 == chunk.tar_length => Ok(t),
-        Ok(t) => Err(damaged(format!(
-            "holds {} bytes of tar, the index says {}",
-            t.len(),
-            chunk.tar_length
-        ))),
+        // A changed bit inside the compressed data makes it inflate to another length, found
+        // before the checksum at its end is read: inflated whole (up to the most a chunk may
+        // hold), the checksum says what the damage is.
+        Ok(t) => Err(damaged(
+            match decompress(&data, compression, MAX_CHUNK_TAR) {
+                Err(e) => format!("corrupt, its checksum does not match: {e}"),
+                Ok(_) => format!(
+                    "holds {} bytes of tar, the index says {}",
+                    t.len(),
+                    chunk.tar_length
+                ),
+            },
+        )),
         Err(e) => Err(damaged(format!("does not decompress: {e}"))),
     }
 }
@@ -208,23 +216,22 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
         };
         let path = entry.path_bytes().into_owned();
         if unsafe_path(&path) {
-            checked.damage.push(format!(
-                "{}: an unsafe path in the archive",
-                String::from_utf8_lossy(&path)
-            ));
+            checked
+                .damage
+                .push(format!("{}: an unsafe path in the archive", shown(&path)));
         }
         let kind = entry.header().entry_type();
         checked.order.push((path.clone(), kind.is_symlink()));
         if kind.is_hard_link() {
             checked.damage.push(format!(
                 "{}: a hard link (kc-backup never writes them)",
-                String::from_utf8_lossy(&path)
+                shown(&path)
             ));
         }
         if kind.is_symlink() && is_config_file(&path) {
             checked.damage.push(format!(
                 "{}: a config file stored as a symbolic link (kc-backup stores their content)",
-                String::from_utf8_lossy(&path)
+                shown(&path)
             ));
         }
         if kind.is_symlink() {
@@ -233,8 +240,8 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
             if !link_stays_inside(&path, Path::new(OsStr::from_bytes(target))) {
                 checked.links_out.push(format!(
                     "{}: a symbolic link that leads out of the install (-> {})",
-                    String::from_utf8_lossy(&path),
-                    String::from_utf8_lossy(target)
+                    shown(&path),
+                    shown(target)
                 ));
             }
         }
@@ -259,7 +266,7 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
 /// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
 /// the manifest lists exactly the archive's files.
 pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    let mut expected = Matcher::new(manifest::Reader::open(&backup.manifest_path())?);
+    let mut expected = Matcher::new(&backup.manifest_path())?;
     let mut report = VerifyReport::default();
     // The archive's symbolic links, to find entries (and deletions) below one: restoring them
     // would write through the link.
@@ -292,7 +299,7 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
                 if below_link(&links, &path) || (!is_link && links.contains(&trimmed)) {
                     report.damage.push(format!(
                         "{}: lies at or below a symbolic link of the same archive",
-                        String::from_utf8_lossy(&path)
+                        shown(&path)
                     ));
                 }
                 if is_link {
@@ -327,17 +334,16 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     )?;
     progress.finish();
     if let Some((path, ..)) = pending {
-        report.damage.push(format!(
-            "{}: the archive ends inside it",
-            String::from_utf8_lossy(&path)
-        ));
+        report
+            .damage
+            .push(format!("{}: the archive ends inside it", shown(&path)));
     }
     for encoded in &backup.meta.deleted {
         let path = decode_path(encoded);
         if unsafe_path(&path) || below_link(&links, &path) || protected(&path) {
             report.damage.push(format!(
                 "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
-                String::from_utf8_lossy(&path)
+                shown(&path)
             ));
         }
     }
@@ -380,6 +386,8 @@ const LOOKAHEAD: usize = 64;
 /// still unmatched is kept aside until the end: memory then grows with the damage only.
 struct Matcher {
     lines: manifest::Reader,
+    /// The manifest's path, read again to find duplicated lines when lines are left over.
+    manifest: std::path::PathBuf,
     /// Lines read ahead, not matched yet: path, digest.
     ahead: HashMap<Vec<u8>, String>,
     /// Files of the archive not found in the manifest so far: path, digest.
@@ -387,19 +395,20 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn new(lines: manifest::Reader) -> Matcher {
-        Matcher {
-            lines,
+    fn new(manifest: &Path) -> Result<Matcher, ArchiveError> {
+        Ok(Matcher {
+            lines: manifest::Reader::open(manifest)?,
+            manifest: manifest.to_owned(),
             ahead: HashMap::new(),
             unlisted: HashMap::new(),
-        }
+        })
     }
 
     fn compare(path: &[u8], want: &str, got: &str, damage: &mut Vec<String>) {
         if want != got {
             damage.push(format!(
                 "{}: content differs from the manifest",
-                String::from_utf8_lossy(path)
+                shown(path)
             ));
         }
     }
@@ -456,15 +465,39 @@ impl Matcher {
                 }
             }
         }
+        // A line listed twice matched its file once: its copy is named as such, with where both
+        // are, not as a file missing from the archive. Only damage pays for the second reading.
+        if !self.ahead.is_empty() {
+            let (mut seen, mut duplicated) = (HashMap::new(), Vec::new());
+            let mut lines = manifest::Reader::open(&self.manifest)?;
+            while let Some(line) = lines.next() {
+                let (_, path) = line?;
+                if !self.ahead.contains_key(&path) {
+                    continue;
+                }
+                let at = lines.line_number();
+                if let Some(first) = seen.get(&path) {
+                    damage.push(format!(
+                        "{}, line {at}: a duplicated line (the same file as line {first}): {}",
+                        self.manifest.display(),
+                        shown(&path)
+                    ));
+                    duplicated.push(path);
+                } else {
+                    seen.insert(path, at);
+                }
+            }
+            for path in duplicated {
+                self.ahead.remove(&path);
+            }
+        }
         for (left, what) in [
             (self.unlisted, "in the archive but not in the manifest"),
             (self.ahead, "in the manifest but not in the archive"),
         ] {
             let mut paths: Vec<_> = left.into_keys().collect();
             paths.sort();
-            let lines = paths
-                .iter()
-                .map(|p| format!("{}: {what}", String::from_utf8_lossy(p)));
+            let lines = paths.iter().map(|p| format!("{}: {what}", shown(p)));
             damage.extend(lines);
         }
         Ok(())
@@ -493,17 +526,11 @@ pub fn verify_against_live(
             Ok((bytes, digest)) if digest == *want => (bytes, None),
             Ok((bytes, _)) => (
                 bytes,
-                Some(format!(
-                    "{}: changed since the backup",
-                    String::from_utf8_lossy(path)
-                )),
+                Some(format!("{}: changed since the backup", shown(path))),
             ),
             Err(_) => (
                 0,
-                Some(format!(
-                    "{}: missing from the live tree",
-                    String::from_utf8_lossy(path)
-                )),
+                Some(format!("{}: missing from the live tree", shown(path))),
             ),
         };
         progress.advance(1);
