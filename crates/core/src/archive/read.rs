@@ -2,7 +2,7 @@
 //! verify against the live tree, and restore (a chain of full + differential, selectively,
 //! never writing outside the target).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -270,14 +270,7 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     let mut report = VerifyReport::default();
     // The archive's symbolic links, to find entries (and deletions) below one: restoring them
     // would write through the link.
-    let mut links: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let below_link = |links: &std::collections::HashSet<Vec<u8>>, path: &[u8]| {
-        !links.is_empty()
-            && path
-                .iter()
-                .enumerate()
-                .any(|(i, &b)| b == b'/' && links.contains(&path[..i]))
-    };
+    let mut links: HashSet<Vec<u8>> = HashSet::new();
     progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
     let jobs = chunk_jobs(backup, check_chunk).into_iter();
     // A file split across chunks: path, size, bytes still to come, hasher.
@@ -338,18 +331,33 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
             .damage
             .push(format!("{}: the archive ends inside it", shown(&path)));
     }
-    for encoded in &backup.meta.deleted {
-        let path = decode_path(encoded);
-        if unsafe_path(&path) || below_link(&links, &path) || protected(&path) {
-            report.damage.push(format!(
-                "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
-                shown(&path)
-            ));
-        }
-    }
+    report.damage.extend(deletion_damage(backup, &links));
     report.damage.extend(size_damage(backup));
     expected.finish(&mut report.damage)?;
     Ok(report)
+}
+
+/// Whether a path lies below one of the archive's symbolic links.
+fn below_link(links: &HashSet<Vec<u8>>, path: &[u8]) -> bool {
+    !links.is_empty()
+        && path
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'/' && links.contains(&path[..i]))
+}
+
+/// The deletions a restore must refuse: outside the install, below a link of the archive, of a
+/// config file or of the toolkit's own files.
+fn deletion_damage(backup: &Backup, links: &HashSet<Vec<u8>>) -> Vec<String> {
+    let bad = |path: &[u8]| unsafe_path(path) || below_link(links, path) || protected(path);
+    let paths = backup.meta.deleted.iter().map(|p| decode_path(p));
+    paths
+        .filter(|path| bad(path))
+        .map(|path| format!(
+            "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
+            shown(&path)
+        ))
+        .collect()
 }
 
 /// The archive is exactly as long as its index says: bytes appended after the last chunk (a
