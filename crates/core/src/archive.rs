@@ -17,6 +17,7 @@ mod manifest;
 mod partial;
 mod pipeline;
 mod read;
+mod restore;
 mod scan;
 mod select;
 mod sorted;
@@ -26,10 +27,8 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{decode_path, encode_path};
 pub use partial::{Abandoned, Leftover, Removed, abandon, leftovers, remove_leftovers};
-pub use read::{
-    RestoreOptions, RestoreReport, VerifyReport, chain, entry_paths, restore, verify,
-    verify_against_live,
-};
+pub use read::{VerifyReport, verify, verify_against_live};
+pub use restore::{RestoreOptions, RestoreReport, chain, entry_paths, restore};
 pub use select::{Mask, Selection, mailboxes};
 pub(crate) use write::sync_dir;
 pub use write::{CreateOptions, create};

@@ -321,6 +321,60 @@ fn verify_catches_bytes_appended_after_the_last_chunk_and_a_level_out_of_range_w
     );
 }
 
+/// A manifest line listed twice is a duplicate (with both line numbers), not a file missing from
+/// the archive; a bit flipped inside a gzip chunk is that chunk's corruption (data or checksum),
+/// never "holds N bytes of tar, the index says M": the flip makes it inflate to another length,
+/// found before the CRC at its end is read.
+#[test]
+fn verify_names_a_duplicated_manifest_line_and_a_flipped_bit_in_a_gzip_chunk_as_such() {
+    let inst = install();
+    stdout(kc_backup(&inst.root).arg("create"));
+    let archive = archives(&inst.root).remove(0);
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{}.json", archive.display())).expect("json"),
+    )
+    .expect("parses");
+    let length = meta["chunks"][0]["length"].as_u64().expect("length") as usize;
+    // A manifest line listed twice is named as a duplicate, with both line numbers.
+    let manifest = PathBuf::from(format!("{}.sha256", archive.display()));
+    let listed = std::fs::read(&manifest).expect("manifest");
+    let first = listed
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .expect("a line");
+    std::fs::write(&manifest, [&listed[..], first].concat()).expect("write");
+    let dup = kc_backup(&inst.root)
+        .args(["verify", archive.to_str().expect("utf-8")])
+        .assert()
+        .code(1);
+    let out = String::from_utf8_lossy(&dup.get_output().stdout).into_owned();
+    let duplicate = format!(
+        ", line {}: a duplicated line (the same file as line 1): ",
+        listed.iter().filter(|&&b| b == b'\n').count() + 1
+    );
+    assert!(
+        out.lines().count() == 1 && out.contains(&duplicate) && !out.contains("not in the archive"),
+        "{out}"
+    );
+    std::fs::write(&manifest, listed).expect("write");
+    let clean = std::fs::read(&archive).expect("read");
+    for eighth in 1..8 {
+        let mut bytes = clean.clone();
+        bytes[length * eighth / 8] ^= 0x10;
+        std::fs::write(&archive, &bytes).expect("write");
+        let bad = kc_backup(&inst.root)
+            .args(["verify", archive.to_str().expect("utf-8")])
+            .assert()
+            .code(1);
+        let out = String::from_utf8_lossy(&bad.get_output().stdout).into_owned();
+        let first = out.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("chunk 0 ") && !first.contains("bytes of tar"),
+            "{out}"
+        );
+    }
+}
+
 #[test]
 fn verify_passes_then_catches_a_flipped_byte() {
     let inst = install();
@@ -537,6 +591,135 @@ fn differential_holds_changes_and_deletions_and_its_chain_restores_the_tree() {
     );
     let listed = stdout(kc_backup(&inst.root).arg("list"));
     assert_eq!(listed.lines().count(), 3, "{listed}");
+}
+
+/// Files, links and directories below `dir` (not `dir` itself), and the bytes of the files, as
+/// a restore's report counts them, leaving out what a backup leaves out by design.
+fn tree_counts(dir: &Path) -> (u64, u64, u64) {
+    let skip = [&b"kc-backups"[..], b"kc-journal", b".kc.lock", b"backup"];
+    let (mut files, mut dirs, mut bytes) = (0, 0, 0);
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let entry = entry.expect("entry");
+        if skip.contains(&entry.file_name().as_bytes()) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(entry.path()).expect("meta");
+        if meta.is_dir() {
+            let (f, d, b) = tree_counts(&entry.path());
+            (files, dirs, bytes) = (files + f, dirs + d + 1, bytes + b);
+        } else {
+            files += 1;
+            bytes += if meta.is_file() { meta.len() } else { 0 };
+        }
+    }
+    (files, dirs, bytes)
+}
+
+/// Between a full backup and its differential, paths change kind: a file becomes a directory, a
+/// directory a file, a file a link, a link a directory, an empty directory a link; a directory
+/// goes with all below it, another goes and a file takes its name, a link goes. Restored into an
+/// empty directory, the chain gives exactly the tree of the differential, each path counted once
+/// and the deleted files' bytes not counted; in place, over an install changed since, it gives
+/// it again, and undo takes that back.
+#[test]
+fn a_chain_restores_paths_that_changed_kind_between_its_backups_exactly() {
+    let inst = install();
+    let weird = first_mailbox(&inst.root).join("weird");
+    let w = |p: &str| weird.join(p);
+    for dir in ["dir1", "gone/sub", "gone2", "ldir"] {
+        std::fs::create_dir_all(w(dir)).expect("mkdir");
+    }
+    for (file, text) in [
+        ("tc", "a\n"),
+        ("dir1/f", "b\n"),
+        ("dir1/g", "c\n"),
+        ("lk", "l\n"),
+        ("gone/sub/y", "y\n"),
+        ("gone2/z", "z\n"),
+    ] {
+        std::fs::write(w(file), text).expect("write");
+    }
+    std::os::unix::fs::symlink("tc", w("oldlink")).expect("symlink");
+    std::os::unix::fs::symlink("dir1", w("ldir2")).expect("symlink");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    stdout(kc_backup(&inst.root).arg("create"));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // file -> directory, directory -> file, file -> link, a directory gone, a directory gone and
+    // a file of its name, a link gone, link -> directory, empty directory -> link.
+    std::fs::remove_file(w("tc")).expect("rm");
+    std::fs::create_dir(w("tc")).expect("mkdir");
+    std::fs::write(w("tc/x"), "inner\n").expect("write");
+    std::fs::remove_dir_all(w("dir1")).expect("rm");
+    std::fs::write(w("dir1"), "now a file\n").expect("write");
+    std::fs::remove_file(w("lk")).expect("rm");
+    std::os::unix::fs::symlink("tc", w("lk")).expect("symlink");
+    std::fs::remove_dir_all(w("gone")).expect("rm");
+    std::fs::remove_dir_all(w("gone2")).expect("rm");
+    std::fs::write(w("gone2"), "g2\n").expect("write");
+    std::fs::remove_file(w("oldlink")).expect("rm");
+    std::fs::remove_file(w("ldir2")).expect("rm");
+    std::fs::create_dir(w("ldir2")).expect("mkdir");
+    std::fs::write(w("ldir2/q"), "q\n").expect("write");
+    std::fs::remove_dir(w("ldir")).expect("rmdir");
+    std::os::unix::fs::symlink("tc", w("ldir")).expect("symlink");
+    stdout(kc_backup(&inst.root).args(["create", "--kind", "diff"]));
+    let diff = archives(&inst.root)
+        .into_iter()
+        .find(|a| a.file_name().expect("n").as_bytes().starts_with(b"D"))
+        .expect("diff");
+    let snapshot = tempfile::tempdir().expect("tempdir");
+    let at_diff = snapshot.path().join("at-diff");
+    let copied = Std::new("cp")
+        .arg("-a")
+        .arg(&inst.root)
+        .arg(&at_diff)
+        .status();
+    assert!(copied.expect("cp").success());
+
+    let to = tempfile::tempdir().expect("tempdir");
+    let target = to.path().join("r");
+    let report = stdout(
+        kc_backup(&inst.root)
+            .args(["--json", "restore", diff.to_str().expect("utf-8"), "--to"])
+            .arg(&target),
+    );
+    assert_same_tree(&at_diff, &target);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let (files, dirs, bytes) = tree_counts(&target);
+    assert_eq!(
+        (&report["files"], &report["dirs"], &report["bytes"]),
+        (&files.into(), &dirs.into(), &bytes.into()),
+        "{report}"
+    );
+    // dir1/f, dir1/g, gone/sub/y, gone2/z, lk, tc: files of the full backup deleted since.
+    assert_eq!(report["deleted"], 6, "{report}");
+
+    // In place, over an install where `weird` went back to what the full backup held, and more.
+    std::fs::remove_dir_all(&weird).expect("rm");
+    std::fs::create_dir_all(w("dir1")).expect("mkdir");
+    std::fs::write(w("dir1/f"), "b\n").expect("write");
+    std::fs::write(w("tc"), "a\n").expect("write");
+    std::fs::create_dir_all(w("gone/sub")).expect("mkdir");
+    std::fs::write(w("gone/sub/y"), "y\n").expect("write");
+    std::os::unix::fs::symlink("tc", w("oldlink")).expect("symlink");
+    std::os::unix::fs::symlink("dir1", w("ldir2")).expect("symlink");
+    std::fs::create_dir(w("ldir")).expect("mkdir");
+    let damaged = snapshot.path().join("damaged");
+    let copied = Std::new("cp")
+        .arg("-a")
+        .arg(&inst.root)
+        .arg(&damaged)
+        .status();
+    assert!(copied.expect("cp").success());
+    let line = stdout(kc_backup(&inst.root).args([
+        "restore",
+        diff.to_str().expect("utf-8"),
+        "--in-place",
+    ]));
+    assert!(line.contains("\ndone: change C"), "{line}");
+    assert_same_tree(&at_diff, &inst.root);
+    stdout(kc_backup(&inst.root).args(["undo", "--last"]));
+    assert_same_tree(&damaged, &inst.root);
 }
 
 /// The differential reads its base's manifest sorted on disk, in step with the walk

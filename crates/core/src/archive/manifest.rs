@@ -113,6 +113,11 @@ impl Reader {
             number: 0,
         })
     }
+
+    /// The number of the line `next` gave last (from 1).
+    pub fn line_number(&self) -> usize {
+        self.number
+    }
 }
 
 impl Iterator for Reader {

@@ -2,21 +2,19 @@
 //! verify against the live tree, and restore (a chain of full + differential, selectively,
 //! never writing outside the target).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::chunk::hex;
-use super::{
-    ArchiveError, Backup, ChunkMeta, Compression, Kind, Selection, decode_path, io_err, manifest,
-};
+use super::{ArchiveError, Backup, ChunkMeta, Compression, decode_path, manifest};
 use crate::config::schema::is_config_file;
 use crate::progress::{Progress, Unit};
 
@@ -71,6 +69,12 @@ fn decompress(data: &[u8], compression: Compression, expected: u64) -> std::io::
     Ok(out)
 }
 
+/// An archive path as messages show it: its control characters (a line break, a tab) escaped,
+/// as every message of the tools shows a name, so that a path cannot make a line of its own.
+pub(crate) fn shown(path: &[u8]) -> String {
+    crate::change::printable(&String::from_utf8_lossy(path)).into_owned()
+}
+
 /// Whether an archive path could land outside the directory it is extracted into.
 pub(crate) fn unsafe_path(path: &[u8]) -> bool {
     let p = Path::new(OsStr::from_bytes(path));
@@ -123,11 +127,19 @@ fn read_chunk(
         .map_err(|e| damaged(format!("cannot read: {e}")))?;
     match decompress(&data, compression, chunk.tar_length) {
         Ok(t) if t.len() as u64 == chunk.tar_length => Ok(t),
-        Ok(t) => Err(damaged(format!(
-            "holds {} bytes of tar, the index says {}",
-            t.len(),
-            chunk.tar_length
-        ))),
+        // A changed bit inside the compressed data makes it inflate to another length, found
+        // before the checksum at its end is read: inflated whole (up to the most a chunk may
+        // hold), the checksum says what the damage is.
+        Ok(t) => Err(damaged(
+            match decompress(&data, compression, MAX_CHUNK_TAR) {
+                Err(e) => format!("corrupt, its checksum does not match: {e}"),
+                Ok(_) => format!(
+                    "holds {} bytes of tar, the index says {}",
+                    t.len(),
+                    chunk.tar_length
+                ),
+            },
+        )),
         Err(e) => Err(damaged(format!("does not decompress: {e}"))),
     }
 }
@@ -204,23 +216,22 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
         };
         let path = entry.path_bytes().into_owned();
         if unsafe_path(&path) {
-            checked.damage.push(format!(
-                "{}: an unsafe path in the archive",
-                String::from_utf8_lossy(&path)
-            ));
+            checked
+                .damage
+                .push(format!("{}: an unsafe path in the archive", shown(&path)));
         }
         let kind = entry.header().entry_type();
         checked.order.push((path.clone(), kind.is_symlink()));
         if kind.is_hard_link() {
             checked.damage.push(format!(
                 "{}: a hard link (kc-backup never writes them)",
-                String::from_utf8_lossy(&path)
+                shown(&path)
             ));
         }
         if kind.is_symlink() && is_config_file(&path) {
             checked.damage.push(format!(
                 "{}: a config file stored as a symbolic link (kc-backup stores their content)",
-                String::from_utf8_lossy(&path)
+                shown(&path)
             ));
         }
         if kind.is_symlink() {
@@ -229,8 +240,8 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
             if !link_stays_inside(&path, Path::new(OsStr::from_bytes(target))) {
                 checked.links_out.push(format!(
                     "{}: a symbolic link that leads out of the install (-> {})",
-                    String::from_utf8_lossy(&path),
-                    String::from_utf8_lossy(target)
+                    shown(&path),
+                    shown(target)
                 ));
             }
         }
@@ -255,18 +266,11 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
 /// Verifies a backup: every chunk decompresses, every file's SHA-256 matches the manifest, and
 /// the manifest lists exactly the archive's files.
 pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, ArchiveError> {
-    let mut expected = Matcher::new(manifest::Reader::open(&backup.manifest_path())?);
+    let mut expected = Matcher::new(&backup.manifest_path())?;
     let mut report = VerifyReport::default();
     // The archive's symbolic links, to find entries (and deletions) below one: restoring them
     // would write through the link.
-    let mut links: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-    let below_link = |links: &std::collections::HashSet<Vec<u8>>, path: &[u8]| {
-        !links.is_empty()
-            && path
-                .iter()
-                .enumerate()
-                .any(|(i, &b)| b == b'/' && links.contains(&path[..i]))
-    };
+    let mut links: HashSet<Vec<u8>> = HashSet::new();
     progress.start("verifying", Some(backup.meta.archive_bytes), Unit::Bytes);
     let jobs = chunk_jobs(backup, check_chunk).into_iter();
     // A file split across chunks: path, size, bytes still to come, hasher.
@@ -288,7 +292,7 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
                 if below_link(&links, &path) || (!is_link && links.contains(&trimmed)) {
                     report.damage.push(format!(
                         "{}: lies at or below a symbolic link of the same archive",
-                        String::from_utf8_lossy(&path)
+                        shown(&path)
                     ));
                 }
                 if is_link {
@@ -323,23 +327,37 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
     )?;
     progress.finish();
     if let Some((path, ..)) = pending {
-        report.damage.push(format!(
-            "{}: the archive ends inside it",
-            String::from_utf8_lossy(&path)
-        ));
+        report
+            .damage
+            .push(format!("{}: the archive ends inside it", shown(&path)));
     }
-    for encoded in &backup.meta.deleted {
-        let path = decode_path(encoded);
-        if unsafe_path(&path) || below_link(&links, &path) || protected(&path) {
-            report.damage.push(format!(
-                "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
-                String::from_utf8_lossy(&path)
-            ));
-        }
-    }
+    report.damage.extend(deletion_damage(backup, &links));
     report.damage.extend(size_damage(backup));
     expected.finish(&mut report.damage)?;
     Ok(report)
+}
+
+/// Whether a path lies below one of the archive's symbolic links.
+fn below_link(links: &HashSet<Vec<u8>>, path: &[u8]) -> bool {
+    !links.is_empty()
+        && path
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'/' && links.contains(&path[..i]))
+}
+
+/// The deletions a restore must refuse: outside the install, below a link of the archive, of a
+/// config file or of the toolkit's own files.
+fn deletion_damage(backup: &Backup, links: &HashSet<Vec<u8>>) -> Vec<String> {
+    let bad = |path: &[u8]| unsafe_path(path) || below_link(links, path) || protected(path);
+    let paths = backup.meta.deleted.iter().map(|p| decode_path(p));
+    paths
+        .filter(|path| bad(path))
+        .map(|path| format!(
+            "{}: a deletion outside the install, below a symbolic link, or of a config file or the toolkit's own files",
+            shown(&path)
+        ))
+        .collect()
 }
 
 /// The archive is exactly as long as its index says: bytes appended after the last chunk (a
@@ -376,6 +394,8 @@ const LOOKAHEAD: usize = 64;
 /// still unmatched is kept aside until the end: memory then grows with the damage only.
 struct Matcher {
     lines: manifest::Reader,
+    /// The manifest's path, read again to find duplicated lines when lines are left over.
+    manifest: std::path::PathBuf,
     /// Lines read ahead, not matched yet: path, digest.
     ahead: HashMap<Vec<u8>, String>,
     /// Files of the archive not found in the manifest so far: path, digest.
@@ -383,19 +403,20 @@ struct Matcher {
 }
 
 impl Matcher {
-    fn new(lines: manifest::Reader) -> Matcher {
-        Matcher {
-            lines,
+    fn new(manifest: &Path) -> Result<Matcher, ArchiveError> {
+        Ok(Matcher {
+            lines: manifest::Reader::open(manifest)?,
+            manifest: manifest.to_owned(),
             ahead: HashMap::new(),
             unlisted: HashMap::new(),
-        }
+        })
     }
 
     fn compare(path: &[u8], want: &str, got: &str, damage: &mut Vec<String>) {
         if want != got {
             damage.push(format!(
                 "{}: content differs from the manifest",
-                String::from_utf8_lossy(path)
+                shown(path)
             ));
         }
     }
@@ -452,15 +473,39 @@ impl Matcher {
                 }
             }
         }
+        // A line listed twice matched its file once: its copy is named as such, with where both
+        // are, not as a file missing from the archive. Only damage pays for the second reading.
+        if !self.ahead.is_empty() {
+            let (mut seen, mut duplicated) = (HashMap::new(), Vec::new());
+            let mut lines = manifest::Reader::open(&self.manifest)?;
+            while let Some(line) = lines.next() {
+                let (_, path) = line?;
+                if !self.ahead.contains_key(&path) {
+                    continue;
+                }
+                let at = lines.line_number();
+                if let Some(first) = seen.get(&path) {
+                    damage.push(format!(
+                        "{}, line {at}: a duplicated line (the same file as line {first}): {}",
+                        self.manifest.display(),
+                        shown(&path)
+                    ));
+                    duplicated.push(path);
+                } else {
+                    seen.insert(path, at);
+                }
+            }
+            for path in duplicated {
+                self.ahead.remove(&path);
+            }
+        }
         for (left, what) in [
             (self.unlisted, "in the archive but not in the manifest"),
             (self.ahead, "in the manifest but not in the archive"),
         ] {
             let mut paths: Vec<_> = left.into_keys().collect();
             paths.sort();
-            let lines = paths
-                .iter()
-                .map(|p| format!("{}: {what}", String::from_utf8_lossy(p)));
+            let lines = paths.iter().map(|p| format!("{}: {what}", shown(p)));
             damage.extend(lines);
         }
         Ok(())
@@ -489,17 +534,11 @@ pub fn verify_against_live(
             Ok((bytes, digest)) if digest == *want => (bytes, None),
             Ok((bytes, _)) => (
                 bytes,
-                Some(format!(
-                    "{}: changed since the backup",
-                    String::from_utf8_lossy(path)
-                )),
+                Some(format!("{}: changed since the backup", shown(path))),
             ),
             Err(_) => (
                 0,
-                Some(format!(
-                    "{}: missing from the live tree",
-                    String::from_utf8_lossy(path)
-                )),
+                Some(format!("{}: missing from the live tree", shown(path))),
             ),
         };
         progress.advance(1);
@@ -529,54 +568,6 @@ pub fn verify_against_live(
 
 /// Manifest lines compared with the live tree at a time.
 const LIVE_BATCH: usize = 4096;
-
-/// Where and what to restore.
-#[derive(Debug, Clone)]
-pub struct RestoreOptions {
-    /// The directory the archive's paths are restored under (the install root in place).
-    pub to: PathBuf,
-    pub selection: Selection,
-    /// Where the store goes, when it is not `<to>/<store_prefix>` (a store outside the root).
-    pub store: Option<PathBuf>,
-    /// Give files back the owners the archive records (in place, as root); otherwise restored
-    /// files belong to whoever restores them.
-    pub preserve_owners: bool,
-}
-
-/// What a restore did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RestoreReport {
-    pub backups: Vec<String>,
-    pub files: u64,
-    pub dirs: u64,
-    pub bytes: u64,
-    pub deleted: u64,
-}
-
-/// The backups to apply, in order: the full one, then the differential asked for.
-pub fn chain(backup: &Backup, dir: &Path) -> Result<Vec<Backup>, ArchiveError> {
-    match (backup.meta.kind, &backup.meta.base) {
-        (Kind::Diff, Some(base)) => {
-            let sibling = backup.archive.parent().unwrap_or(dir);
-            let base = super::find(sibling, base).or_else(|_| super::find(dir, base))?;
-            Ok(vec![base, backup.clone()])
-        }
-        _ => Ok(vec![backup.clone()]),
-    }
-}
-
-fn open_stream(backup: &Backup) -> Result<Box<dyn Read>, ArchiveError> {
-    let file = std::io::BufReader::with_capacity(
-        1 << 20,
-        fs_err::File::open(&backup.archive).map_err(io_err(&backup.archive))?,
-    );
-    Ok(match backup.meta.compression {
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(file).map_err(io_err(&backup.archive))?,
-        ),
-    })
-}
 
 /// Whether a symlink at `path` pointing at `target` stays inside the tree it is restored into.
 /// The target must be relative and normal: its `..` all come first, and stay below the tree. A
@@ -620,243 +611,4 @@ pub(crate) fn protected(path: &[u8]) -> bool {
             crate::guard::LOCK_FILE.as_bytes(),
         ]
         .contains(&first)
-}
-
-/// The first existing component of `rel` below `dest` (the last one too, when `last` is set)
-/// that is a symbolic link: a write or a deletion must never go through one, wherever it leads.
-fn link_on_the_way(dest: &Path, rel: &[u8], last: bool) -> Option<PathBuf> {
-    let rel = Path::new(OsStr::from_bytes(rel));
-    let count = rel.components().count();
-    let mut at = dest.to_path_buf();
-    for (i, c) in rel.components().enumerate() {
-        at.push(c);
-        if i + 1 == count && !last {
-            break;
-        }
-        match at.symlink_metadata() {
-            Ok(m) if m.file_type().is_symlink() => return Some(at),
-            Ok(_) => {}
-            Err(_) => return None, // nothing further exists
-        }
-    }
-    None
-}
-
-/// The paths a restore of `chain` with `selection` would write or delete (files and links; the
-/// directories that hold them are made as needed), sorted: what an in-place restore touches.
-pub fn entry_paths(chain: &[Backup], selection: &Selection) -> Result<Vec<Vec<u8>>, ArchiveError> {
-    let (mut out, mut dirs) = (Vec::new(), Vec::new());
-    for backup in chain {
-        let mut archive = tar::Archive::new(open_stream(backup)?);
-        for entry in archive.entries().map_err(io_err(&backup.archive))? {
-            let entry = entry.map_err(io_err(&backup.archive))?;
-            let path = entry.path_bytes().into_owned();
-            let path = path.strip_suffix(b"/").unwrap_or(&path).to_vec();
-            if !selection.matches(&path) {
-                continue;
-            }
-            if entry.header().entry_type().is_dir() {
-                dirs.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-        for encoded in &backup.meta.deleted {
-            let path = decode_path(encoded);
-            if selection.matches(&path) {
-                out.push(path);
-            }
-        }
-    }
-    // A directory counts only when nothing below it does (an empty `#msgs`): naming a directory
-    // takes in everything below it.
-    out.sort();
-    out.dedup();
-    dirs.sort();
-    dirs.dedup();
-    let has_below = |all: &[Vec<u8>], dir: &[u8]| {
-        let mut low = dir.to_vec();
-        low.push(b'/');
-        let at = all.partition_point(|p| p.as_slice() < low.as_slice());
-        all.get(at).is_some_and(|p| p.starts_with(&low))
-    };
-    let empty: Vec<Vec<u8>> = dirs
-        .iter()
-        .filter(|d| !has_below(&out, d) && !has_below(&dirs, d))
-        .cloned()
-        .collect();
-    out.extend(empty);
-    out.sort();
-    Ok(out)
-}
-
-/// Restores a backup (with its base, for a differential) under `options.to`.
-pub fn restore(
-    chain: &[Backup],
-    options: &RestoreOptions,
-    progress: &dyn Progress,
-) -> Result<RestoreReport, ArchiveError> {
-    let mut report = RestoreReport::default();
-    fs_err::create_dir_all(&options.to).map_err(io_err(&options.to))?;
-    // Each destination with its resolved path, which every write is checked against.
-    let resolved = |dir: &PathBuf| -> Result<(PathBuf, PathBuf), ArchiveError> {
-        Ok((dir.clone(), fs_err::canonicalize(dir).map_err(io_err(dir))?))
-    };
-    let to = resolved(&options.to)?;
-    let store = options.store.as_ref().map(resolved).transpose()?;
-    for backup in chain {
-        report.backups.push(backup.meta.id.clone());
-        progress.start(
-            &format!("restoring {}", backup.meta.id),
-            Some(backup.meta.bytes),
-            Unit::Bytes,
-        );
-        let store_prefix = backup.meta.store_prefix.as_bytes().to_vec();
-        let target_of = |path: &[u8]| -> (&PathBuf, &PathBuf, Vec<u8>) {
-            match &store {
-                Some((store, real))
-                    if path.starts_with(&store_prefix)
-                        && path.get(store_prefix.len()).is_none_or(|&b| b == b'/') =>
-                {
-                    let rest = path[store_prefix.len()..]
-                        .strip_prefix(b"/")
-                        .unwrap_or_default();
-                    (store, real, rest.to_vec())
-                }
-                _ => (&to.0, &to.1, path.to_vec()),
-            }
-        };
-        let mut archive = tar::Archive::new(open_stream(backup)?);
-        archive.set_preserve_permissions(true);
-        archive.set_preserve_mtime(true);
-        archive.set_overwrite(true);
-        archive.set_preserve_ownerships(options.preserve_owners);
-        for entry in archive.entries().map_err(io_err(&backup.archive))? {
-            let mut entry = entry.map_err(io_err(&backup.archive))?;
-            let path = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&path).into_owned();
-            if unsafe_path(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: options.to.clone(),
-                    entry: shown,
-                });
-            }
-            if !options.selection.matches(&path) {
-                continue;
-            }
-            let kind = entry.header().entry_type();
-            if kind.is_hard_link() {
-                // A hard link's target resolves against the working directory, not the target;
-                // kc-backup never writes them.
-                return Err(ArchiveError::Escapes {
-                    path: options.to.clone(),
-                    entry: format!("{shown} (a hard link)"),
-                });
-            }
-            // A link is restored as a link, whatever it points at: nothing below is ever
-            // written through one (`link_on_the_way`).
-            if kind.is_symlink() && is_config_file(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: options.to.join(OsStr::from_bytes(&path)),
-                    entry: format!("{shown}: a config file stored as a symbolic link"),
-                });
-            }
-            let (dest, real_dest, rel) = target_of(&path);
-            if rel.is_empty() {
-                fs_err::create_dir_all(dest).map_err(io_err(dest))?;
-                continue;
-            }
-            let size = entry.size();
-            let full = dest.join(OsStr::from_bytes(&rel));
-            // A directory entry over a link would chmod (or fill) wherever the link leads; a file
-            // or link entry replaces the link itself, so only the components before it count.
-            if let Some(link) = link_on_the_way(dest, &rel, kind.is_dir()) {
-                return Err(ArchiveError::Escapes {
-                    path: link,
-                    entry: format!("{shown}: a symbolic link is on its way"),
-                });
-            }
-            let is_link = full
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink());
-            // The admin's symlinked users.cfg or mailserver.cfg (a Docker volume): written in
-            // the link's target, the link kept.
-            let config_target = (is_link && kind.is_file() && is_config_file(&rel))
-                .then(|| full.canonicalize().ok())
-                .flatten()
-                .filter(|t| t.is_file());
-            if let Some(target) = config_target {
-                entry.unpack(&target).map_err(io_err(&target))?;
-                report.files += 1;
-                report.bytes += size;
-                progress.advance(size);
-                continue;
-            }
-            if !kind.is_dir() && is_link {
-                fs_err::remove_file(&full).map_err(io_err(&full))?;
-            }
-            if let Some(parent) = full.parent() {
-                // Resolved, the parent must be inside: a chain of symlinks restored earlier could
-                // otherwise lead a write (or the creation of a directory) outside.
-                let mut existing = parent;
-                while !existing.exists() {
-                    existing = existing.parent().unwrap_or(dest);
-                }
-                let real = fs_err::canonicalize(existing).map_err(io_err(existing))?;
-                if !real.starts_with(real_dest) {
-                    return Err(ArchiveError::Escapes {
-                        path: real,
-                        entry: shown,
-                    });
-                }
-                fs_err::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            if kind.is_dir() && full.is_dir() {
-                // Keep an existing directory; only its mode and time come from the archive.
-                let _ = entry.unpack(&full);
-            } else {
-                entry.unpack(&full).map_err(io_err(&full))?;
-            }
-            if kind.is_dir() {
-                report.dirs += 1;
-            } else {
-                report.files += 1;
-                report.bytes += size;
-                progress.advance(size);
-            }
-        }
-        for encoded in &backup.meta.deleted {
-            let path = decode_path(encoded);
-            if unsafe_path(&path) || !options.selection.matches(&path) {
-                continue;
-            }
-            let (dest, _, rel) = target_of(&path);
-            let full = dest.join(OsStr::from_bytes(&rel));
-            if let Some(link) = link_on_the_way(dest, &rel, false) {
-                return Err(ArchiveError::Escapes {
-                    path: link,
-                    entry: format!(
-                        "{} (deleted): a symbolic link is on its way",
-                        String::from_utf8_lossy(&path)
-                    ),
-                });
-            }
-            if protected(&path) {
-                return Err(ArchiveError::Escapes {
-                    path: full.clone(),
-                    entry: format!(
-                        "{} (deleted): a config file or the toolkit's own files are never deleted by a restore",
-                        String::from_utf8_lossy(&path)
-                    ),
-                });
-            }
-            match std::fs::remove_file(&full) {
-                Ok(()) => report.deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&full)(e)),
-            }
-        }
-        progress.finish();
-    }
-    Ok(report)
 }

@@ -410,6 +410,15 @@ fn swap_one(e: &SwapEntry) -> std::io::Result<()> {
                 Some(m) if !m.is_dir() && aside_free => std::fs::hard_link(&e.target, &e.aside)?,
                 _ => {}
             }
+            // A directory is not renamed over a file (a path that changed kind, as a restore
+            // of a differential may leave it): the file, kept aside above, goes first.
+            let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+            if is_dir(staged)
+                && e.target.symlink_metadata().is_ok_and(|m| !m.is_dir())
+                && e.aside.symlink_metadata().is_ok()
+            {
+                std::fs::remove_file(&e.target)?;
+            }
             move_to(staged, &e.target)?;
         }
         Some(_) => {} // done by an earlier run
@@ -468,8 +477,17 @@ pub(crate) fn finish_swap(
         if swap.rename_back {
             rename_back(install, journal)?;
         }
+        // Each directory is listed once, not once per path in it: a restore of a folder of
+        // tens of thousands of messages would read that folder as many times.
+        let mut cleaned = std::collections::HashSet::new();
+        for e in &swap.entries {
+            if let Some(parent) = e.target.parent()
+                && cleaned.insert(parent)
+            {
+                remove_leftover_temps(&e.target);
+            }
+        }
         for (i, e) in swap.entries.iter().enumerate() {
-            remove_leftover_temps(&e.target);
             swap_one(e).map_err(io_at(&e.target))?;
             // Tests only (`KC_CRASH_IN_SWAP=N`): die after the Nth path is swapped.
             super::crash_if("KC_CRASH_IN_SWAP", i + 1);
