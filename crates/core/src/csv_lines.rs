@@ -2,6 +2,22 @@
 //! reading of a record began: before the blank lines and comment lines it skipped, and, after a
 //! CRLF, at its LF (so its own line count is one short).
 
+/// The text with each line break that is a lone CR (old Mac files) made an LF, as editors show
+/// them: the csv reader ends a comment line only at an LF, so a `#` line would eat the rest.
+pub(crate) fn lone_cr_as_lf(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return std::borrow::Cow::Borrowed(bytes);
+    }
+    let mut out = bytes.to_vec();
+    for (i, b) in out.iter_mut().enumerate() {
+        if lone(i) {
+            *b = b'\n';
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Counts lines of one CSV text as its records are read, in order.
 pub(crate) struct RecordLines<'a> {
     bytes: &'a [u8],

@@ -72,7 +72,14 @@ pub enum RenameError {
 }
 
 impl RenameError {
-    fn refused(problems: Vec<Problem>) -> RenameError {
+    /// Refused, the problems in the order of their lines in the map (those without a line
+    /// last), whichever phase found them.
+    fn refused(mut problems: Vec<Problem>) -> RenameError {
+        problems.sort_by_key(|p| {
+            (p.origin.as_deref())
+                .and_then(|o| o.rsplit(':').next()?.parse::<usize>().ok())
+                .unwrap_or(usize::MAX)
+        });
         RenameError::Refused(Problems(problems))
     }
 
@@ -276,6 +283,8 @@ struct Planner<'a> {
     /// each one is, and for the "already exists" check; kept up to date as renames move them.
     mailboxes: HashMap<NameKey, PathBuf>,
     problems: Vec<Problem>,
+    /// The new names of the request, with where each was asked for.
+    new_names: HashMap<NameKey, String>,
     /// Each rename planned, as (old, new) spelled as the configuration spells them.
     done: Vec<(Address, Address)>,
     counts: Counts,
@@ -318,6 +327,7 @@ impl<'a> Planner<'a> {
             config,
             mailboxes,
             problems: Vec::new(),
+            new_names: HashMap::new(),
             done: Vec::new(),
             counts: Counts::default(),
             warnings: Vec::new(),
@@ -331,20 +341,36 @@ impl<'a> Planner<'a> {
     fn request(&mut self, renames: &[Rename]) -> Result<Vec<usize>, RenameError> {
         let mut seen_old = HashMap::new();
         let mut seen_new = HashMap::new();
-        for r in renames {
-            if let Some(first) = seen_old.insert(key(&r.old), &r.origin) {
+        // A rename that repeats an earlier one's name is not checked further: its own problems
+        // would only follow from the first (a false "no such user").
+        let mut repeated = HashSet::new();
+        for (i, r) in renames.iter().enumerate() {
+            if let Some(first) = seen_old.get(&key(&r.old)) {
                 let reason = format!("is renamed twice (also at {first})");
                 self.problems.push(problem(r, &r.old, reason));
+                repeated.insert(i);
+            } else {
+                seen_old.insert(key(&r.old), r.origin.as_str());
             }
-            if let Some(first) = seen_new.insert(key(&r.new), &r.origin) {
+            if let Some(first) = seen_new.get(&key(&r.new)) {
                 let reason = format!("is the new name of two renames (also at {first})");
                 self.problems.push(problem(r, &r.new, reason));
+                repeated.insert(i);
+            } else {
+                seen_new.insert(key(&r.new), r.origin.as_str());
             }
         }
-        order(renames).map_err(|cycle| {
+        self.new_names = (renames.iter())
+            .map(|r| (key(&r.new), r.origin.clone()))
+            .collect();
+        let order = order(renames).map_err(|cycle| {
             self.problems.push(cycle);
             RenameError::refused(std::mem::take(&mut self.problems))
-        })
+        })?;
+        Ok(order
+            .into_iter()
+            .filter(|i| !repeated.contains(i))
+            .collect())
     }
 
     /// One rename against the install as the earlier ones left it: a refusal is noted and the
@@ -383,7 +409,15 @@ impl<'a> Planner<'a> {
             .user(&r.old.name, &r.old.domain)
             .map(|id| User(config.users.item(id)))
         else {
-            return Err(problem(r, &r.old, "no such user"));
+            // The new name of another rename in this request: a chain, done in two runs.
+            let why = match self.new_names.get(&key(&r.old)) {
+                Some(at) if !at.is_empty() => format!(
+                    "no such user: it is the new name of the rename at {at}; rename it again in a second run"
+                ),
+                Some(_) => "no such user: it is the new name of another rename; rename it again in a second run".to_owned(),
+                None => "no such user".to_owned(),
+            };
+            return Err(problem(r, &r.old, why));
         };
         let old = Address {
             name: user.name().to_owned(),

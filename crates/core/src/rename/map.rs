@@ -15,6 +15,7 @@ pub fn read_map(path: &Path) -> Result<(Vec<Rename>, Vec<Problem>), RenameError>
         source,
     })?;
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let bytes = &*crate::csv_lines::lone_cr_as_lf(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .comment(Some(b'#'))
@@ -122,6 +123,23 @@ mod tests {
                 format!("jdoe@example.com john@example.com {p}:1"),
                 format!("x@example.org y@example.com {p}:2")
             ]
+        );
+        // Lone CRs (old Mac line ends): a comment ends at its line, lines count as shown.
+        std::fs::write(
+            &path,
+            "# renames\rjdoe@example.com,john\r# c\rx@example.org,bad name\ra@b.c,d\r",
+        )
+        .expect("write");
+        let (ok, problems) = read_map(&path).expect("reads");
+        assert_eq!(
+            ok.iter().map(|r| r.origin.clone()).collect::<Vec<_>>(),
+            [format!("{p}:2"), format!("{p}:5")]
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with(&format!("{p}:4: NEW: "))
         );
         std::fs::write(&path, "# only a comment\n\n").expect("write");
         let err = read_map(&path).expect_err("nothing in it");

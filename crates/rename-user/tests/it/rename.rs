@@ -486,6 +486,27 @@ fn chains_in_a_map_are_ordered_and_swaps_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("form a cycle (a swap)"));
     s.assert_unchanged();
+
+    // A repeated rename is one problem, not a second false one; a rename of a new name (not an
+    // account yet) says it is one.
+    std::fs::write(
+        &map,
+        "pnelson@example.org,peter\npnelson@example.org,pete\nmwood@example.org,peter\nanew@example.org,x\npnelson@example.org,anew\n",
+    )
+    .expect("write");
+    let out = run(&s, &["--map", map.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    let m = map.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "kc-rename-user: error: {m}:2: pnelson@example.org: is renamed twice (also at {m}:1)\n\
+             {m}:3: peter@example.org: is the new name of two renames (also at {m}:1)\n\
+             {m}:4: anew@example.org: no such user: it is the new name of the rename at {m}:5; rename it again in a second run\n\
+             {m}:5: pnelson@example.org: is renamed twice (also at {m}:1); nothing was changed\n"
+        )
+    );
+    s.assert_unchanged();
 }
 
 #[test]
