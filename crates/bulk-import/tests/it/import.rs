@@ -354,6 +354,35 @@ Qmessage = 5000
              2 problems; nothing was changed\n"
         )
     );
+    // A misspelt table or a key outside the tables is refused, not ignored.
+    let tables = file(
+        &sc,
+        "tables.toml",
+        "dommain = \"example.org\"\n[[users]]\nName = \"g\"\n",
+    );
+    let out = run(&sc, &[s(&tables), "--domain", "example.com"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "kc-bulk-import: error: {}:1: -: unknown field `dommain`, expected `user`",
+            tables.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // `Domain`, as users.cfg spells it, is the row's domain, over --domain.
+    let spelt = file(
+        &sc,
+        "spelt.toml",
+        "[[user]]\nName = \"d1\"\nPassword = \"Sp3lt-pass-1\"\nDomain = \"example.org\"\n",
+    );
+    let out = run(&sc, &[s(&spelt), "--domain", "example.com", "-n"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Name='d1', Domain='example.org'"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     sc.undo_last();
     sc.assert_unchanged();
 }

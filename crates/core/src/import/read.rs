@@ -232,7 +232,9 @@ fn csv_row(
 /// `domain` and `template`.
 pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
     use toml::Spanned;
+    // Only `[[user]]` tables: a misspelt table or a key outside them is refused, not ignored.
     #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct File {
         #[serde(default)]
         user: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
@@ -261,6 +263,22 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         entries.sort_by_key(|(_, v)| v.span().start);
         for (key, value) in entries {
             let line = line_of(value.span().start);
+            // `domain` and `template` in any case (`Domain` is how users.cfg spells it).
+            let key = match key.to_ascii_lowercase().as_str() {
+                k @ ("domain" | "template") => k.to_owned(),
+                _ => key,
+            };
+            let given_twice = match key.as_str() {
+                "domain" => row.domain.is_some(),
+                "template" => row.template.is_some(),
+                _ => false,
+            };
+            if given_twice {
+                let origin = format!("{}:{line}", path.display());
+                row.problems
+                    .push(Problem::at(origin, &key, "given twice (in two spellings)"));
+                continue;
+            }
             let var = match key.as_str() {
                 "domain" => USER.domain,
                 "template" => TEMPLATE.name,
