@@ -307,21 +307,7 @@ pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
         })
 }
 
-/// The SHA-256 of some bytes, as lowercase hex (the manifest's form).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    chunk::hex(&sha2::Sha256::digest(bytes))
-}
-
-/// The SHA-256 of a file's content, read as a stream (a mailbox may hold files larger than
-/// memory allows), and its length.
-pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
-    use sha2::Digest;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let bytes = std::io::copy(&mut file, &mut hasher)?;
-    Ok((bytes, chunk::hex(&hasher.finalize())))
-}
+pub use crate::hash::{sha256_file, sha256_hex};
 
 /// The UTC time stamp of names: `20261122T101500Z`.
 pub fn stamp(time: jiff::Timestamp) -> String {

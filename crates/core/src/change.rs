@@ -53,7 +53,7 @@ pub enum Expect {
 impl Expect {
     /// The expectation for a file the plan read as `bytes`.
     pub fn read(bytes: &[u8]) -> Expect {
-        Expect::Sha256(crate::archive::sha256_hex(bytes))
+        Expect::Sha256(crate::hash::sha256_hex(bytes))
     }
 
     /// Whether `real` holds what is expected.
@@ -168,7 +168,7 @@ impl Step {
     pub fn write_file(path: impl Into<PathBuf>, content: Vec<u8>, expect: Expect) -> Step {
         Step::WriteFile {
             path: path.into(),
-            sha256: crate::archive::sha256_hex(&content),
+            sha256: crate::hash::sha256_hex(&content),
             bytes: content.len() as u64,
             content,
             expect,
@@ -758,7 +758,7 @@ fn check_journal(journal: &Journal) -> Result<(), String> {
         let ours = undo::journal_lines(journal, &a.path);
         if ours.is_empty()
             || ours.len() as u64 != a.length
-            || crate::archive::sha256_hex(&ours) != a.sha256
+            || crate::hash::sha256_hex(&ours) != a.sha256
         {
             return Err(format!(
                 "what it says it appended to {} is not its steps' lines",
@@ -909,7 +909,7 @@ fn check_step(install: &Install, step: &Step) -> Result<(), ChangeError> {
         Step::WriteFile { path, sha256, .. } => {
             let real = place(install, path)?;
             let now = fs_err::read(&real).map_err(io_at(&real))?;
-            if crate::archive::sha256_hex(&now) != *sha256 {
+            if crate::hash::sha256_hex(&now) != *sha256 {
                 return fail(path, "does not hold what was written");
             }
             Ok(())

@@ -307,7 +307,7 @@ impl Document {
 
     /// Parses the bytes of a config file; `path` is used in errors and kept for saving.
     pub fn parse(path: &Path, bytes: Vec<u8>) -> Result<Document, ConfigError> {
-        let read_sha256 = crate::archive::sha256_hex(&bytes);
+        let read_sha256 = crate::hash::sha256_hex(&bytes);
         let source = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let (line, column) = line_column(e.as_bytes(), at);

@@ -26,6 +26,7 @@
 //! - [`guard`] refuses to let a writer run while the server does, and holds the install lock.
 //! - [`model`] is what the planners read: an install's layout and configs, loaded once.
 //! - [`problem`] is a refusal as data: where, about what, and why.
+//! - [`hash`] is SHA-256 in the manifests' hex form.
 
 pub mod account;
 pub mod archive;
@@ -34,6 +35,7 @@ pub mod change;
 pub mod config;
 mod csv_lines;
 pub mod guard;
+pub mod hash;
 pub mod import;
 pub mod install;
 pub mod model;

@@ -159,93 +159,18 @@ pub(crate) fn build_chunk(
     let mut seen_header = false;
     for piece in pieces {
         let e = &piece.entry;
-        let path = Path::new(OsStr::from_bytes(&e.path));
-        let tar_err = |err: std::io::Error| ArchiveError::Io {
-            path: e.abs.clone(),
-            source: err,
-        };
         if piece.offset > 0 {
-            // The rest of a split file: raw data, then padding after its last piece.
-            let mut data = vec![0u8; piece.len as usize];
-            let file = fs_err::File::open(&e.abs).map_err(io_err(&e.abs))?;
-            file.file()
-                .read_exact_at(&mut data, piece.offset)
-                .map_err(|_| changed(&e.abs, "it shrank"))?;
-            let end = piece.offset + piece.len;
-            if end == e.size {
-                check_no_more(file.file(), end, &e.abs)?;
-            }
-            let out = tar.get_mut();
-            out.extend_from_slice(&data);
-            if end == e.size {
-                let pad = (512 - e.size % 512) % 512;
-                out.resize(out.len() + pad as usize, 0);
-            }
+            append_rest(tar.get_mut(), &mut built, piece)?;
             if !seen_header {
-                built.lead = out.len() as u64;
+                built.lead = tar.get_ref().len() as u64;
             }
-            built.file_bytes += piece.len;
-            built.split.push((e.path.clone(), e.size, data));
             continue;
         }
         seen_header = true;
         built.counts[e.kind as usize] += 1;
         match e.kind {
-            EntryKind::Dir | EntryKind::Symlink => {
-                let meta = fs_err::symlink_metadata(&e.abs).map_err(io_err(&e.abs))?;
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-                if e.kind == EntryKind::Dir {
-                    tar.append_data(&mut header, path, std::io::empty())
-                        .map_err(tar_err)?;
-                } else {
-                    let target = fs_err::read_link(&e.abs).map_err(io_err(&e.abs))?;
-                    tar.append_link(&mut header, path, &target)
-                        .map_err(tar_err)?;
-                }
-            }
-            EntryKind::File => {
-                let file = match fs_err::File::open(&e.abs) {
-                    Ok(f) => f,
-                    Err(err) if skip_unreadable && piece.len == e.size => {
-                        built.counts[e.kind as usize] -= 1;
-                        built.skipped.push(Skipped {
-                            path: encode_path(&e.path),
-                            error: err.to_string(),
-                        });
-                        continue;
-                    }
-                    Err(err) => return Err(io_err(&e.abs)(err)),
-                };
-                let meta = file.metadata().map_err(io_err(&e.abs))?;
-                if meta.len() != e.size {
-                    return Err(changed(
-                        &e.abs,
-                        format!("{} bytes when scanned, {} now", e.size, meta.len()),
-                    ));
-                }
-                let mut header = tar::Header::new_gnu();
-                header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-                let mut data = vec![0u8; piece.len as usize];
-                file.file()
-                    .read_exact_at(&mut data, 0)
-                    .map_err(|_| changed(&e.abs, "it shrank"))?;
-                if piece.len == e.size {
-                    check_no_more(file.file(), e.size, &e.abs)?;
-                    built
-                        .digests
-                        .push((e.path.clone(), hex(&Sha256::digest(&data))));
-                    tar.append_data(&mut header, path, data.as_slice())
-                        .map_err(tar_err)?;
-                } else {
-                    // The first piece of a split file: the header says the whole size.
-                    tar.append_data(&mut header, path, std::io::empty())
-                        .map_err(tar_err)?;
-                    tar.get_mut().extend_from_slice(&data);
-                    built.split.push((e.path.clone(), e.size, data));
-                }
-                built.file_bytes += piece.len;
-            }
+            EntryKind::Dir | EntryKind::Symlink => append_dir_or_link(&mut tar, e)?,
+            EntryKind::File => append_file(&mut tar, &mut built, piece, skip_unreadable)?,
         }
     }
     if !seen_header {
@@ -260,6 +185,103 @@ pub(crate) fn build_chunk(
     built.tar_len = bytes.len() as u64;
     built.compressed = compress(&bytes, compression, level)?;
     Ok(built)
+}
+
+fn tar_err(e: &Entry) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: e.abs.clone(),
+        source,
+    }
+}
+
+/// The rest of a split file: raw data, then padding after its last piece.
+fn append_rest(out: &mut Vec<u8>, built: &mut Built, piece: &Piece) -> Result<(), ArchiveError> {
+    let e = &piece.entry;
+    let mut data = vec![0u8; piece.len as usize];
+    let file = fs_err::File::open(&e.abs).map_err(io_err(&e.abs))?;
+    file.file()
+        .read_exact_at(&mut data, piece.offset)
+        .map_err(|_| changed(&e.abs, "it shrank"))?;
+    let end = piece.offset + piece.len;
+    if end == e.size {
+        check_no_more(file.file(), end, &e.abs)?;
+    }
+    out.extend_from_slice(&data);
+    if end == e.size {
+        let pad = (512 - e.size % 512) % 512;
+        out.resize(out.len() + pad as usize, 0);
+    }
+    built.file_bytes += piece.len;
+    built.split.push((e.path.clone(), e.size, data));
+    Ok(())
+}
+
+/// A directory or a symbolic link: its header (and a link's target).
+fn append_dir_or_link(tar: &mut tar::Builder<Vec<u8>>, e: &Entry) -> Result<(), ArchiveError> {
+    let path = Path::new(OsStr::from_bytes(&e.path));
+    let meta = fs_err::symlink_metadata(&e.abs).map_err(io_err(&e.abs))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    if e.kind == EntryKind::Dir {
+        tar.append_data(&mut header, path, std::io::empty())
+            .map_err(tar_err(e))
+    } else {
+        let target = fs_err::read_link(&e.abs).map_err(io_err(&e.abs))?;
+        tar.append_link(&mut header, path, &target)
+            .map_err(tar_err(e))
+    }
+}
+
+/// A file whole, or the first piece of a split one (its header says the whole size); an
+/// unreadable whole file is recorded and left out when `skip_unreadable`.
+fn append_file(
+    tar: &mut tar::Builder<Vec<u8>>,
+    built: &mut Built,
+    piece: &Piece,
+    skip_unreadable: bool,
+) -> Result<(), ArchiveError> {
+    let e = &piece.entry;
+    let path = Path::new(OsStr::from_bytes(&e.path));
+    let file = match fs_err::File::open(&e.abs) {
+        Ok(f) => f,
+        Err(err) if skip_unreadable && piece.len == e.size => {
+            built.counts[e.kind as usize] -= 1;
+            built.skipped.push(Skipped {
+                path: encode_path(&e.path),
+                error: err.to_string(),
+            });
+            return Ok(());
+        }
+        Err(err) => return Err(io_err(&e.abs)(err)),
+    };
+    let meta = file.metadata().map_err(io_err(&e.abs))?;
+    if meta.len() != e.size {
+        return Err(changed(
+            &e.abs,
+            format!("{} bytes when scanned, {} now", e.size, meta.len()),
+        ));
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    let mut data = vec![0u8; piece.len as usize];
+    file.file()
+        .read_exact_at(&mut data, 0)
+        .map_err(|_| changed(&e.abs, "it shrank"))?;
+    if piece.len == e.size {
+        check_no_more(file.file(), e.size, &e.abs)?;
+        built
+            .digests
+            .push((e.path.clone(), format!("{:x}", Sha256::digest(&data))));
+        tar.append_data(&mut header, path, data.as_slice())
+            .map_err(tar_err(e))?;
+    } else {
+        tar.append_data(&mut header, path, std::io::empty())
+            .map_err(tar_err(e))?;
+        tar.get_mut().extend_from_slice(&data);
+        built.split.push((e.path.clone(), e.size, data));
+    }
+    built.file_bytes += piece.len;
+    Ok(())
 }
 
 fn check_no_more(file: &std::fs::File, size: u64, path: &Path) -> Result<(), ArchiveError> {
@@ -302,13 +324,4 @@ pub(crate) fn compress(
             c.compress(tar).map_err(err)
         }
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

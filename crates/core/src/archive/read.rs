@@ -13,7 +13,6 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::chunk::hex;
 use super::{ArchiveError, Backup, ChunkMeta, Compression, decode_path, manifest};
 use crate::config::schema::is_config_file;
 use crate::progress::{Progress, Unit};
@@ -252,9 +251,11 @@ fn check_chunk(archive: &Path, i: usize, chunk: ChunkMeta, compression: Compress
         let start = lead + entry.raw_file_position() as usize;
         let end = start + size as usize;
         if end <= tar.len() {
-            checked
-                .files
-                .push((path, hex(&Sha256::digest(&tar[start..end])), size));
+            checked.files.push((
+                path,
+                format!("{:x}", Sha256::digest(&tar[start..end])),
+                size,
+            ));
         } else {
             checked.tail = Some((path, size, tar[start..].to_vec()));
             break;
@@ -306,7 +307,7 @@ pub fn verify(backup: &Backup, progress: &dyn Progress) -> Result<VerifyReport, 
                 let take = (remaining as usize).min(checked.lead.len());
                 hasher.update(&checked.lead[..take]);
                 if take as u64 == remaining {
-                    ended = Some((path, hex(&hasher.finalize()), size));
+                    ended = Some((path, format!("{:x}", hasher.finalize()), size));
                 } else {
                     pending = Some((path, size, remaining - take as u64, hasher));
                 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, mpsc};
 
 use sha2::{Digest, Sha256};
 
-use super::chunk::{Built, Piece, Planner, build_chunk, end_of_archive, hex};
+use super::chunk::{Built, Piece, Planner, build_chunk, end_of_archive};
 use super::partial::Partial;
 use super::scan::{self, Entry, EntryKind, Unit};
 use super::sorted::{Sorted, Sorter, WalkOrder, budget};
@@ -90,7 +90,8 @@ fn estimate(backup_dir: &Path, kind: Kind) -> Option<u64> {
         .map(|b| b.meta.bytes)
 }
 
-/// Takes a backup of `install` into `backup_dir`.
+/// Takes a backup of `install` into `backup_dir`: scan, write the chunks (the walk and the
+/// building in parallel, appended in order), then the sidecars, checked before they are named.
 pub fn create(
     install: &Install,
     backup_dir: &Path,
@@ -98,17 +99,7 @@ pub fn create(
     progress: &dyn Progress,
 ) -> Result<Backup, ArchiveError> {
     let started = jiff::Timestamp::now();
-    let selection = match &options.paths {
-        Some(paths) => Selection::paths(paths),
-        None => Selection::new(&options.masks, "store", None, None, None),
-    };
-    let (mut walker, mut units) =
-        scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
-    if walker.store_prefix != "store" && options.paths.is_none() {
-        // The masks name the store by where it really is in this install.
-        let selection = Selection::new(&options.masks, &walker.store_prefix, None, None, None);
-        (walker, units) = scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
-    }
+    let (walker, units) = scan_units(install, backup_dir, options)?;
     let store_prefix = walker.store_prefix.clone();
     // Private: users.cfg's passwords can be decrypted by anyone who reads it (KERIO-FORMAT.md §2).
     crate::change::private_dir(backup_dir).map_err(io_err(backup_dir))?;
@@ -130,9 +121,6 @@ pub fn create(
     let archive = backup_dir.join(format!("{id}.{}", options.compression.extension()));
     let partial = sidecar(&archive, "partial");
     let level = options.level.unwrap_or(options.compression.default_level());
-    let (compression, skip) = (options.compression, options.skip_unreadable);
-    let in_flight = pipeline::default_in_flight();
-    let chunk_size = options.chunk_size as u64;
     // The total is known once the walk is over; the bar gets it then. Until then, the previous
     // backup of this kind gives an estimate, so the bar has a percentage and an ETA at once.
     progress.start(
@@ -140,87 +128,26 @@ pub fn create(
         estimate(backup_dir, options.kind),
         ProgressUnit::Bytes,
     );
-
-    // Two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
-    // planner thread), while chunks are built in parallel and appended in order (here).
     let out = private_file(&partial)?;
     // From here on, an error, a signal or the next run removes what was written.
-    let mut unfinished = Partial::new(&partial)?;
+    let unfinished = Partial::new(&partial)?;
     // The manifest goes to an unnamed file as the chunks are appended, never whole in memory;
     // it is copied to its name with the other sidecars. Unnamed, it is gone with the process
     // however that ends: a stopped run leaves only the archive's `.partial`, as before.
     let lines = tempfile::tempfile_in(backup_dir).map_err(io_err(backup_dir))?;
     let mut writer = ChunkWriter::new(out, fs_err::File::from_parts(lines, backup_dir));
-    let walker = Arc::new(walker);
-    let planned = std::thread::scope(|s| {
-        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<Piece>>(in_flight);
-        let planner = s.spawn(move || -> Result<Planned, ArchiveError> {
-            let mut planner = Planner::new(chunk_size);
-            let mut planned = Planned::default();
-            let mut diff = diff;
-            let mut ready = Vec::new();
-            let jobs = units.into_iter().map(|unit| {
-                let walker = Arc::clone(&walker);
-                move || match unit {
-                    Unit::Found(entries, skipped) => Ok((entries, skipped)),
-                    Unit::Subtree { abs, path } => walker.subtree(&abs, &path),
-                }
-            });
-            let stopped = || ArchiveError::Invalid {
-                path: PathBuf::from("<writer>"),
-                message: "stopped".into(),
-            };
-            pipeline::in_order(
-                jobs,
-                in_flight,
-                |found: Result<scan::Found, ArchiveError>| {
-                    let (entries, skipped) = found?;
-                    planned.skipped.extend(skipped);
-                    for e in entries {
-                        if let Some(d) = diff.as_mut()
-                            && !d.takes(&e)?
-                        {
-                            continue;
-                        }
-                        if e.kind == EntryKind::File {
-                            planned.total += e.size;
-                        }
-                        planner.push(e, &mut ready);
-                        for chunk in ready.drain(..) {
-                            chunk_tx.send(chunk).map_err(|_| stopped())?;
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
-            planner.finish(&mut ready);
-            for chunk in ready.drain(..) {
-                chunk_tx.send(chunk).map_err(|_| stopped())?;
-            }
-            progress.set_total(planned.total);
-            planned.deleted = diff.map(DiffBase::deleted).transpose()?;
-            Ok(planned)
-        });
-        let jobs = chunk_rx
-            .into_iter()
-            .map(|pieces| move || build_chunk(&pieces, compression, level, skip));
-        let written = pipeline::in_order(jobs, in_flight, |built| {
-            let built = built?;
-            progress.advance(built.file_bytes);
-            writer.append(built)
-        });
-        let planned = planner.join().expect("the planner thread does not panic");
-        // The writer's error explains a planner that was stopped, so it comes first.
-        written.and(planned)
-    })?;
-    writer.append(end_of_archive(compression, level)?)?;
+    let build = Build {
+        compression: options.compression,
+        level,
+        skip: options.skip_unreadable,
+        chunk_size: options.chunk_size as u64,
+    };
+    let planned = write_chunks(walker, units, diff, &mut writer, build, progress)?;
+    writer.append(end_of_archive(options.compression, level)?)?;
     progress.finish();
     progress.start("syncing", None, ProgressUnit::Items);
-    let written = writer.finish();
-    let (chunk_meta, lines, skipped_in_build, archive_bytes, file_bytes, counts) = written?;
+    let (chunks, lines, skipped_in_build, archive_bytes, file_bytes, counts) = writer.finish()?;
     progress.finish();
-    let deleted = planned.deleted.unwrap_or_default();
-
     let mut skipped = planned.skipped;
     skipped.extend(skipped_in_build);
     let meta = Meta {
@@ -240,26 +167,161 @@ pub fn create(
         symlinks: counts[EntryKind::Symlink as usize],
         bytes: file_bytes,
         archive_bytes,
-        chunks: chunk_meta,
-        deleted,
-        absent: options
-            .paths
-            .iter()
-            .flatten()
-            // Not followed: a dangling link exists, and undo must bring it back.
-            .filter(|p| {
-                // Logical: a store outside the root is `store/…`, never `<root>/store`.
-                install
-                    .resolve(Path::new(std::ffi::OsStr::from_bytes(p)))
-                    .symlink_metadata()
-                    .is_err()
-            })
-            .map(|p| encode_path(p))
-            .collect(),
+        chunks,
+        deleted: planned.deleted.unwrap_or_default(),
+        absent: absent(install, options),
         skipped,
     };
-    let manifest_path = sidecar(&archive, "sha256");
-    let meta_path = sidecar(&archive, "json");
+    seal(backup_dir, &archive, unfinished, lines, meta, progress)
+}
+
+/// The scan's units for the options: the masks, or (a pre-change backup) exactly the paths.
+fn scan_units(
+    install: &Install,
+    backup_dir: &Path,
+    options: &CreateOptions,
+) -> Result<(scan::Walker, Vec<Unit>), ArchiveError> {
+    let selection = match &options.paths {
+        Some(paths) => Selection::paths(paths),
+        None => Selection::new(&options.masks, "store", None, None, None),
+    };
+    let (walker, units) = scan::units(install, &selection, backup_dir, options.skip_unreadable)?;
+    if walker.store_prefix != "store" && options.paths.is_none() {
+        // The masks name the store by where it really is in this install.
+        let selection = Selection::new(&options.masks, &walker.store_prefix, None, None, None);
+        return scan::units(install, &selection, backup_dir, options.skip_unreadable);
+    }
+    Ok((walker, units))
+}
+
+/// How chunks are built.
+#[derive(Debug, Clone, Copy)]
+struct Build {
+    compression: Compression,
+    level: i32,
+    /// Record unreadable files and go on.
+    skip: bool,
+    /// Tar bytes per chunk.
+    chunk_size: u64,
+}
+
+/// The two pipelines: mailboxes are walked in parallel and their entries cut into chunks (the
+/// planner thread), while chunks are built in parallel and appended in order (here).
+fn write_chunks(
+    walker: scan::Walker,
+    units: Vec<Unit>,
+    diff: Option<DiffBase>,
+    writer: &mut ChunkWriter,
+    build: Build,
+    progress: &dyn Progress,
+) -> Result<Planned, ArchiveError> {
+    let in_flight = pipeline::default_in_flight();
+    let walker = Arc::new(walker);
+    std::thread::scope(|s| {
+        let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Vec<Piece>>(in_flight);
+        let planner = s.spawn(move || plan_chunks(walker, units, diff, build, &chunk_tx, progress));
+        let jobs = chunk_rx
+            .into_iter()
+            .map(|pieces| move || build_chunk(&pieces, build.compression, build.level, build.skip));
+        let written = pipeline::in_order(jobs, in_flight, |built| {
+            let built = built?;
+            progress.advance(built.file_bytes);
+            writer.append(built)
+        });
+        let planned = planner.join().expect("the planner thread does not panic");
+        // The writer's error explains a planner that was stopped, so it comes first.
+        written.and(planned)
+    })
+}
+
+/// The planner thread: walks the units in parallel (in order), keeps what a differential takes,
+/// and sends the entries cut into chunks.
+fn plan_chunks(
+    walker: Arc<scan::Walker>,
+    units: Vec<Unit>,
+    mut diff: Option<DiffBase>,
+    build: Build,
+    chunk_tx: &mpsc::SyncSender<Vec<Piece>>,
+    progress: &dyn Progress,
+) -> Result<Planned, ArchiveError> {
+    let in_flight = pipeline::default_in_flight();
+    let mut planner = Planner::new(build.chunk_size);
+    let mut planned = Planned::default();
+    let mut ready = Vec::new();
+    let jobs = units.into_iter().map(|unit| {
+        let walker = Arc::clone(&walker);
+        move || match unit {
+            Unit::Found(entries, skipped) => Ok((entries, skipped)),
+            Unit::Subtree { abs, path } => walker.subtree(&abs, &path),
+        }
+    });
+    let stopped = || ArchiveError::Invalid {
+        path: PathBuf::from("<writer>"),
+        message: "stopped".into(),
+    };
+    pipeline::in_order(
+        jobs,
+        in_flight,
+        |found: Result<scan::Found, ArchiveError>| {
+            let (entries, skipped) = found?;
+            planned.skipped.extend(skipped);
+            for e in entries {
+                if let Some(d) = diff.as_mut()
+                    && !d.takes(&e)?
+                {
+                    continue;
+                }
+                if e.kind == EntryKind::File {
+                    planned.total += e.size;
+                }
+                planner.push(e, &mut ready);
+                for chunk in ready.drain(..) {
+                    chunk_tx.send(chunk).map_err(|_| stopped())?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    planner.finish(&mut ready);
+    for chunk in ready.drain(..) {
+        chunk_tx.send(chunk).map_err(|_| stopped())?;
+    }
+    progress.set_total(planned.total);
+    planned.deleted = diff.map(DiffBase::deleted).transpose()?;
+    Ok(planned)
+}
+
+/// The paths a pre-change backup was asked for that do not exist (undo removes them), encoded.
+fn absent(install: &Install, options: &CreateOptions) -> Vec<String> {
+    options
+        .paths
+        .iter()
+        .flatten()
+        // Not followed: a dangling link exists, and undo must bring it back.
+        .filter(|p| {
+            // Logical: a store outside the root is `store/…`, never `<root>/store`.
+            install
+                .resolve(Path::new(std::ffi::OsStr::from_bytes(p)))
+                .symlink_metadata()
+                .is_err()
+        })
+        .map(|p| encode_path(p))
+        .collect()
+}
+
+/// Writes the sidecars, checks what was written, then names it: the sidecars first, the
+/// archive last (`list` only sees a backup whose archive exists).
+fn seal(
+    backup_dir: &Path,
+    archive: &Path,
+    mut unfinished: Partial,
+    lines: std::fs::File,
+    meta: Meta,
+    progress: &dyn Progress,
+) -> Result<Backup, ArchiveError> {
+    let partial = sidecar(archive, "partial");
+    let manifest_path = sidecar(archive, "sha256");
+    let meta_path = sidecar(archive, "json");
     let manifest_partial = sidecar(&manifest_path, "partial");
     let meta_partial = sidecar(&meta_path, "partial");
     unfinished.add(&manifest_partial);
@@ -267,8 +329,6 @@ pub fn create(
     copy_synced(lines, &manifest_partial)?;
     let json = serde_json::to_vec_pretty(&meta).expect("Meta serialises");
     write_synced(&meta_partial, &json)?;
-
-    // Check what was written before it gets its name.
     let candidate = Backup {
         archive: partial.clone(),
         meta: meta.clone(),
@@ -279,14 +339,16 @@ pub fn create(
             message: format!("failed its check right after writing: {problem}"),
         });
     }
-    // The sidecars first, the archive last: `list` only sees a backup whose archive exists.
     unfinished.finish(|| {
         rename(&manifest_partial, &manifest_path)?;
         rename(&meta_partial, &meta_path)?;
-        rename(&partial, &archive)
+        rename(&partial, archive)
     })?;
     sync_dir(backup_dir)?;
-    Ok(Backup { archive, meta })
+    Ok(Backup {
+        archive: archive.to_owned(),
+        meta,
+    })
 }
 
 /// What the writer hands back: chunk index, the manifest's unnamed file, skipped files, archive
@@ -455,7 +517,7 @@ impl ChunkWriter {
             if *hashed == size {
                 let (path, hasher, _) = self.split.take().expect("set just above");
                 self.manifest
-                    .write_all(&manifest::line(&hex(&hasher.finalize()), &path))
+                    .write_all(&manifest::line(&format!("{:x}", hasher.finalize()), &path))
                     .map_err(io_err(self.manifest.get_ref().path()))?;
             }
         }

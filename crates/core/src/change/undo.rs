@@ -144,7 +144,7 @@ pub(crate) fn record_after(install: &Install, journal: &mut Journal) -> Result<(
                 path: path.clone(),
                 offset: *base,
                 length: ours.len() as u64,
-                sha256: crate::archive::sha256_hex(&ours),
+                sha256: crate::hash::sha256_hex(&ours),
             }
         })
         .collect();

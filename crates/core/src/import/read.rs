@@ -263,62 +263,60 @@ pub fn read_toml(path: &Path) -> Result<Vec<Row>, ImportError> {
         entries.sort_by_key(|(_, v)| v.span().start);
         for (key, value) in entries {
             let line = line_of(value.span().start);
-            // `domain` and `template` in any case (`Domain` is how users.cfg spells it).
-            let key = match key.to_ascii_lowercase().as_str() {
-                k @ ("domain" | "template") => k.to_owned(),
-                _ => key,
-            };
-            let given_twice = match key.as_str() {
-                "domain" => row.domain.is_some(),
-                "template" => row.template.is_some(),
-                _ => false,
-            };
-            if given_twice {
-                let origin = format!("{}:{line}", path.display());
-                row.problems
-                    .push(Problem::at(origin, &key, "given twice (in two spellings)"));
-                continue;
-            }
-            let var = match key.as_str() {
-                "domain" => USER.domain,
-                "template" => TEMPLATE.name,
-                _ => COLUMNS
-                    .iter()
-                    .find(|(c, _)| c.eq_ignore_ascii_case(&key))
-                    .map_or(key.as_str(), |(_, v)| v),
-            };
-            let text = match toml_value(kind(var), value.get_ref())
-                .and_then(|text| check_value(var, &text).map(|()| text))
-            {
-                Ok(text) => text,
-                Err(why) => {
-                    let origin = format!("{}:{line}", path.display());
-                    row.problems.push(Problem::at(origin, &key, why));
-                    continue;
-                }
-            };
-            match key.as_str() {
-                "domain" => row.domain = Some((text, line)),
-                "template" => row.template = Some((text, line)),
-                _ => {
-                    if let Err(why) = check_variable_name(var) {
-                        let origin = format!("{}:{line}", path.display());
-                        row.problems
-                            .push(Problem::at(origin, format!("{key:?}"), why));
-                        continue;
-                    }
-                    row.fields.push(Field {
-                        var: var.to_owned(),
-                        column: key,
-                        value: text,
-                        line,
-                    });
-                }
-            }
+            toml_entry(&mut row, path, key, value.get_ref(), line);
         }
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// One `key = value` of a `[[user]]` table, into the row: a field, its domain or template,
+/// or a problem at `line`.
+fn toml_entry(row: &mut Row, path: &Path, key: String, value: &toml::Value, line: usize) {
+    let origin = format!("{}:{line}", path.display());
+    // `domain` and `template` in any case (`Domain` is how users.cfg spells it).
+    let key = match key.to_ascii_lowercase().as_str() {
+        k @ ("domain" | "template") => k.to_owned(),
+        _ => key,
+    };
+    let (var, given_twice) = match key.as_str() {
+        "domain" => (USER.domain, row.domain.is_some()),
+        "template" => (TEMPLATE.name, row.template.is_some()),
+        _ => (
+            (COLUMNS.iter())
+                .find(|(c, _)| c.eq_ignore_ascii_case(&key))
+                .map_or(key.as_str(), |(_, v)| v),
+            false,
+        ),
+    };
+    if given_twice {
+        let why = "given twice (in two spellings)";
+        return row.problems.push(Problem::at(origin, &key, why));
+    }
+    let text = match toml_value(kind(var), value)
+        .and_then(|text| check_value(var, &text).map(|()| text))
+    {
+        Ok(text) => text,
+        Err(why) => return row.problems.push(Problem::at(origin, &key, why)),
+    };
+    match key.as_str() {
+        "domain" => row.domain = Some((text, line)),
+        "template" => row.template = Some((text, line)),
+        _ => {
+            if let Err(why) = check_variable_name(var) {
+                return row
+                    .problems
+                    .push(Problem::at(origin, format!("{key:?}"), why));
+            }
+            let var = var.to_owned();
+            row.fields.push(Field {
+                var,
+                column: key,
+                value: text,
+                line,
+            });
+        }
+    }
 }
 
 /// What a TOML value may be for a variable.

@@ -15,7 +15,7 @@ use std::ops::Range;
 /// messages, no ACL. [A]: the tokens are read from real files [T]; what the server makes of a
 /// folder it did not create itself is assumed.
 pub fn new_folder(seed: &str) -> Vec<u8> {
-    let h = crate::archive::sha256_hex(seed.as_bytes());
+    let h = crate::hash::sha256_hex(seed.as_bytes());
     format!(
         "T2 G{}-{} V{} U00000001 C00000000 M6 D0 R0 N0 S0\n",
         &h[..16],
