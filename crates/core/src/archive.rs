@@ -46,6 +46,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The letter a backup's ID starts with: `F`, `D`, `P`.
     pub fn letter(self) -> char {
         match self {
             Kind::Full => 'F',
@@ -59,11 +60,14 @@ impl Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Compression {
+    /// Each chunk one gzip member (`.tar.gz`): what every tar and gzip reads.
     Gzip,
+    /// Each chunk one zstd frame with its checksum (`.tar.zst`).
     Zstd,
 }
 
 impl Compression {
+    /// The archive file's extension.
     pub fn extension(self) -> &'static str {
         match self {
             Compression::Gzip => "tar.gz",
@@ -86,9 +90,11 @@ impl Compression {
 pub struct ChunkMeta {
     /// Where its compressed bytes start in the archive file, and how many there are.
     pub offset: u64,
+    /// Its compressed bytes.
     pub length: u64,
     /// Where its bytes start in the tar stream, and how many there are.
     pub tar_offset: u64,
+    /// Its bytes of tar, once decompressed.
     pub tar_length: u64,
     /// Bytes at its start that finish a file begun in an earlier chunk (data and padding).
     pub lead: u64,
@@ -97,36 +103,49 @@ pub struct ChunkMeta {
 /// A path left out of a backup with `--skip-unreadable`, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
+    /// The path in the archive's form (encoded, see [`encode_path`]).
     pub path: String,
+    /// Why it could not be read.
     pub error: String,
 }
 
 /// The `<name>.json` sidecar.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Meta {
+    /// The layout of this sidecar ([`FORMAT`]).
     pub format: u32,
     /// The file name without extension, e.g. `F20261122T101500Z`: the backup's ID.
     pub id: String,
+    /// Full, differential or pre-change.
     pub kind: Kind,
     /// The full backup a differential is based on.
     pub base: Option<String>,
-    /// When the backup finished (RFC 3339, UTC).
-    pub created: String,
+    /// When the backup finished (RFC 3339, UTC, in the JSON).
+    pub created: jiff::Timestamp,
     /// When the scan of the tree began, in seconds since the epoch: a differential based on this
     /// backup takes every file changed since.
     pub scan_started: i64,
+    /// The tool and version that wrote it (`kc-backup 0.1.0`).
     pub tool: String,
+    /// How its chunks are compressed.
     pub compression: Compression,
+    /// The compression level used.
     pub level: i32,
+    /// What it holds (a pre-change backup: the masks are unused, it holds exact paths).
     pub mask: Vec<Mask>,
     /// Where the store is in the archive (`store`, or its path below the root).
     pub store_prefix: String,
+    /// Files it holds.
     pub files: u64,
+    /// Directories it holds.
     pub dirs: u64,
+    /// Symbolic links it holds (as links, never followed).
     pub symlinks: u64,
     /// Bytes of file content.
     pub bytes: u64,
+    /// The archive file's size.
     pub archive_bytes: u64,
+    /// The index of its chunks, in order: what verify and a narrowed restore seek by.
     pub chunks: Vec<ChunkMeta>,
     /// Paths (encoded, see [`encode_path`]) deleted since the base, for a differential.
     #[serde(default)]
@@ -134,6 +153,7 @@ pub struct Meta {
     /// Paths a pre-change backup was asked for that did not exist (undo removes them).
     #[serde(default)]
     pub absent: Vec<String>,
+    /// Files left out with `--skip-unreadable`, and why.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
 }
@@ -141,24 +161,52 @@ pub struct Meta {
 /// Current version of [`Meta`]'s layout.
 pub const FORMAT: u32 = 1;
 
+/// Why a backup could not be written, read, verified or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// A file operation failed on `path`.
     #[error("{path}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A backup file (archive, manifest, sidecar) is not what it must be.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No backup of that ID (or `latest`) in the backup directory.
     #[error("no backup {id} in {dir}")]
-    NotFound { id: String, dir: PathBuf },
+    NotFound {
+        /// The ID asked for.
+        id: String,
+        /// The backup directory looked in.
+        dir: PathBuf,
+    },
+    /// A file changed while it was read: the server (or something) is writing the store.
     #[error(
         "{path}: changed while it was being backed up ({what}); run the backup again with the server stopped"
     )]
-    Changed { path: PathBuf, what: String },
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// How it changed (grew, shrank, its size).
+        what: String,
+    },
+    /// An archive entry would land outside the restore target (a crafted archive).
     #[error("{path} is outside the restore target; refusing the whole restore (entry {entry})")]
-    Escapes { path: PathBuf, entry: String },
+    Escapes {
+        /// Where it would land.
+        path: PathBuf,
+        /// The entry's path in the archive.
+        entry: String,
+    },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
@@ -171,17 +219,22 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError
 /// A backup found in the backup directory.
 #[derive(Debug, Clone)]
 pub struct Backup {
+    /// The archive file (`<ID>.tar.gz` or `.tar.zst`).
     pub archive: PathBuf,
+    /// Its `.json` sidecar.
     pub meta: Meta,
 }
 
 impl Backup {
+    /// Its ID (`F20261122T101500Z`).
     pub fn id(&self) -> &str {
         &self.meta.id
     }
+    /// Its `.sha256` manifest, which `sha256sum -c` reads.
     pub fn manifest_path(&self) -> PathBuf {
         sidecar(&self.archive, "sha256")
     }
+    /// Its `.json` sidecar.
     pub fn meta_path(&self) -> PathBuf {
         sidecar(&self.archive, "json")
     }
@@ -289,7 +342,7 @@ pub fn find(dir: &Path, id_or_path: &str) -> Result<Backup, ArchiveError> {
         // The newest full or differential backup (pre-change ones are the changes' own), by when
         // it was made: IDs name the second only, and a full backup and a differential taken in
         // the same second share it.
-        let made = |b: &Backup| b.meta.created.parse::<jiff::Timestamp>().ok();
+        let made = |b: &Backup| b.meta.created;
         return all
             .into_iter()
             .filter(|b| b.meta.kind != Kind::PreChange)

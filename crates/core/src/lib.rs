@@ -28,6 +28,8 @@
 //! - [`problem`] is a refusal as data: where, about what, and why.
 //! - [`hash`] is SHA-256 in the manifests' hex form.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod archive;
 pub mod audit;

@@ -85,7 +85,9 @@ impl Drop for Partial {
 /// A file removed because its run stopped, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Removed {
+    /// The partial file.
     pub path: PathBuf,
+    /// Its size when removed.
     pub bytes: u64,
 }
 
@@ -93,6 +95,7 @@ pub struct Removed {
 /// caller says what was removed and exits while holding it.
 #[derive(Debug)]
 pub struct Abandoned {
+    /// The partial files removed.
     pub removed: Vec<Removed>,
     _writing: MutexGuard<'static, Vec<PathBuf>>,
 }
@@ -118,7 +121,9 @@ pub fn abandon() -> Abandoned {
 /// A partial file left in a backup directory by a run that stopped without removing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
+    /// The partial file.
     pub path: PathBuf,
+    /// Its size.
     pub bytes: u64,
     /// When it was last written to: about when its run stopped.
     pub modified: Option<jiff::Timestamp>,

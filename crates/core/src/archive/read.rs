@@ -20,7 +20,9 @@ use crate::progress::{Progress, Unit};
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
+    /// Files checked against the manifest.
     pub files: u64,
+    /// Bytes of those files.
     pub bytes: u64,
     /// Each problem, first found first; empty when the backup is whole.
     pub damage: Vec<String>,

@@ -27,6 +27,7 @@ use crate::progress::{Progress, Unit};
 pub struct RestoreOptions {
     /// The directory the archive's paths are restored under (the install root in place).
     pub to: PathBuf,
+    /// What of the archive is restored (masks, domain, user, folder, exact paths).
     pub selection: Selection,
     /// Where the store goes, when it is not `<to>/<store_prefix>` (a store outside the root).
     pub store: Option<PathBuf>,
@@ -38,10 +39,15 @@ pub struct RestoreOptions {
 /// What a restore did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RestoreReport {
+    /// The IDs of the chain restored, full first.
     pub backups: Vec<String>,
+    /// Files written.
     pub files: u64,
+    /// Directories made or kept.
     pub dirs: u64,
+    /// Bytes of the files written.
     pub bytes: u64,
+    /// Paths removed because the differential deleted them.
     pub deleted: u64,
 }
 

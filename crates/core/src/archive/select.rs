@@ -13,13 +13,17 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mask {
+    /// Everything below.
     All,
     /// mailserver.cfg and users.cfg.
     Cfg,
     /// The store's `mail/`.
     Mail,
+    /// The licence files (`license/`).
     License,
+    /// The SSL certificates (`sslcert/`).
     Sslcert,
+    /// The root's `settings/` directory.
     Settings,
     /// The store's `logs/`.
     Logs,
@@ -121,6 +125,7 @@ fn join_components(path: &[u8]) -> Vec<u8> {
 }
 
 impl Selection {
+    /// The whole archive.
     pub fn everything() -> Selection {
         Selection {
             prefixes: None,

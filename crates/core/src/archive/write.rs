@@ -27,12 +27,15 @@ use crate::progress::{Progress, Unit as ProgressUnit};
 /// What to back up, and how.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
+    /// Full, differential or pre-change.
     pub kind: Kind,
     /// The full backup a differential is based on.
     pub base: Option<Backup>,
+    /// gzip or zstd.
     pub compression: Compression,
     /// Compression level; the format's default when `None`.
     pub level: Option<i32>,
+    /// What to back up (`kmsrecover`'s masks).
     pub masks: Vec<Mask>,
     /// Record unreadable files in the `.json` and go on, instead of failing.
     pub skip_unreadable: bool,
@@ -155,7 +158,7 @@ pub fn create(
         id: id.clone(),
         kind: options.kind,
         base: options.base.as_ref().map(|b| b.meta.id.clone()),
-        created: jiff::Timestamp::now().to_string(),
+        created: jiff::Timestamp::now(),
         scan_started: started.as_second(),
         tool: format!("kc-backup {}", env!("CARGO_PKG_VERSION")),
         compression: options.compression,
