@@ -1139,6 +1139,14 @@ fn pre_change_backup(
     archive::create(install, backup_dir, &options, progress)
 }
 
+/// A change is named after its pre-change backup: `C` and the backup's time stamp
+/// (`P20261122T101500Z` → `C20261122T101500Z`), so each names the other.
+fn change_id(backup: &Backup) -> String {
+    let id = &backup.meta.id;
+    let stamp = id.strip_prefix(Kind::PreChange.letter()).unwrap_or(id);
+    format!("C{stamp}")
+}
+
 /// Applies a plan under a lock the caller took before it read what the plan is made from.
 pub fn apply_locked(
     cx: &Context<'_>,
@@ -1159,7 +1167,7 @@ pub fn apply_locked(
     let backup = pre_change_backup(install, &touched, backup_dir, progress)
         .map_err(|e| not_started(e.into()))?;
     let mut journal = Journal {
-        id: backup.meta.id.replacen('P', "C", 1),
+        id: change_id(&backup),
         tool: plan.tool.clone(),
         description: plan.description.clone(),
         backup: backup.meta.id.clone(),
