@@ -263,8 +263,15 @@ fn changes(settings: &Settings) -> anyhow::Result<Outcome> {
         settings.warn(
             TOOL,
             &format!(
-                "change {} was interrupted: finish it with `{} --resume` or take it back with `kc-backup undo {}`",
-                unfinished.id, unfinished.tool, unfinished.id
+                "change {} was interrupted: {}take it back with `kc-backup undo {}`",
+                unfinished.id,
+                // kc-backup's own changes (restore --in-place) have no --resume.
+                if unfinished.tool == TOOL {
+                    String::new()
+                } else {
+                    format!("finish it with `{} --resume` or ", unfinished.tool)
+                },
+                unfinished.id
             ),
         );
     }

@@ -518,6 +518,22 @@ pub enum ChangeError {
         #[source]
         source: Box<ChangeError>,
     },
+    /// A change rolled back over files another program wrote after the change wrote them:
+    /// what they held is kept in a backup.
+    #[error(
+        "{cause}; {} had been written by another program after this change wrote {}: what {} then is kept in backup {backup} (kc-backup restore {backup} --to DIR shows it)",
+        .paths.join(", "),
+        if .paths.len() == 1 { "it" } else { "them" },
+        if .paths.len() == 1 { "it held" } else { "they held" }
+    )]
+    KeptRewritten {
+        /// Why the change was rolled back.
+        cause: Box<ChangeError>,
+        /// The files written again meanwhile.
+        paths: Vec<String>,
+        /// The backup holding them as they were before the rollback.
+        backup: String,
+    },
     /// A step failed and rolling the change back failed too: the change stays unfinished.
     #[error(
         "step {step} ({what}) failed ({cause}), and rolling the change back failed too: change {id} is unfinished; every tool refuses until `kc-backup undo {id}` has run (fix the cause first)"
@@ -1250,6 +1266,20 @@ fn run(
                     ChangeError::ChangedSincePlan { .. } | ChangeError::Escapes { .. }
                 );
             let ran = &steps[..if refused_first { i } else { i + 1 }];
+            // A file another program wrote again after this change wrote it: what it holds now
+            // is kept in a backup of its own before the rollback puts the old bytes back.
+            let kept = match keep_rewritten(install, &steps[..i], backup, progress) {
+                Ok(kept) => kept,
+                Err(failed) => {
+                    return Err(ChangeError::RollbackFailed {
+                        step: i + 1,
+                        what: step.describe(),
+                        id: journal.id.clone(),
+                        cause: Box::new(source),
+                        source: Box::new(failed),
+                    });
+                }
+            };
             if let Err(failed) = undo::roll_back(install, journal, backup, ran, progress) {
                 return Err(ChangeError::RollbackFailed {
                     step: i + 1,
@@ -1260,7 +1290,7 @@ fn run(
                 });
             }
             finish(install, journal)?;
-            return Err(match source {
+            let err = match source {
                 e @ ChangeError::ChangedSincePlan { .. } => e,
                 e @ ChangeError::Escapes { .. } => e,
                 other => ChangeError::RolledBack {
@@ -1269,6 +1299,14 @@ fn run(
                     backup: backup.meta.id.clone(),
                     source: std::io::Error::other(other),
                 },
+            };
+            return Err(match kept {
+                Some((paths, id)) => ChangeError::KeptRewritten {
+                    cause: Box::new(err),
+                    paths,
+                    backup: id,
+                },
+                None => err,
             });
         }
         journal.done = i + 1;
@@ -1284,6 +1322,37 @@ fn run(
         steps: steps.len(),
         other_servers: Vec::new(),
     })
+}
+
+/// The files of the steps `done` that no longer hold what their step wrote (another program
+/// wrote them while the change ran), backed up as they are now, beside the pre-change backup:
+/// their paths and the backup's ID, or `None` when there are none.
+fn keep_rewritten(
+    install: &Install,
+    done: &[Step],
+    backup: &Backup,
+    progress: &dyn Progress,
+) -> Result<Option<(Vec<String>, String)>, ChangeError> {
+    let mut rewritten = Vec::new();
+    for step in done {
+        if let Step::WriteFile { path, sha256, .. } = step {
+            let real = place(install, path)?;
+            if !Expect::Sha256(sha256.clone())
+                .holds(&real)
+                .map_err(io_at(&real))?
+                && !rewritten.contains(path)
+            {
+                rewritten.push(path.clone());
+            }
+        }
+    }
+    if rewritten.is_empty() {
+        return Ok(None);
+    }
+    let dir = backup.archive.parent().unwrap_or(Path::new("."));
+    let kept = pre_change_backup(install, &rewritten, dir, progress)?;
+    let paths = rewritten.iter().map(|p| p.display().to_string()).collect();
+    Ok(Some((paths, kept.meta.id)))
 }
 
 /// Before an append: the log's length is kept across a crash, and a re-run cuts back to it so
