@@ -50,7 +50,11 @@ pub struct Entry {
     pub path: String,
     /// The folder's name.
     pub name: String,
+    /// The whole element, start tag to end tag.
     element: Range<usize>,
+    /// Its start tag, and its end tag when it has one (not `<folder …/>`).
+    start_tag: Range<usize>,
+    end_tag: Option<Range<usize>>,
     owner_value: Option<Range<usize>>,
 }
 
@@ -113,7 +117,21 @@ impl FolderMap {
             .entries
             .iter()
             .filter(|e| e.owner.eq_ignore_ascii_case(address))
-            .map(|e| (whole_lines(bytes, e.element.clone()), ""))
+            .flat_map(|e| {
+                // Another owner's subscription nested in it stays: only its tags go.
+                let keeps_others = self.entries.iter().any(|f| {
+                    !f.owner.eq_ignore_ascii_case(address)
+                        && f.element.start > e.element.start
+                        && f.element.end <= e.element.end
+                });
+                match (&e.end_tag, keeps_others) {
+                    (Some(end_tag), true) => vec![
+                        (whole_lines(bytes, e.start_tag.clone()), ""),
+                        (whole_lines(bytes, end_tag.clone()), ""),
+                    ],
+                    _ => vec![(whole_lines(bytes, e.element.clone()), "")],
+                }
+            })
             .collect();
         // A subscription nested in one that goes goes with it: one edit, not two overlapping.
         let mut edits = edits;
@@ -124,7 +142,9 @@ impl FolderMap {
             end = end.max(r.end);
             outside
         });
-        let n = edits.len();
+        let n = (self.entries.iter())
+            .filter(|e| e.owner.eq_ignore_ascii_case(address))
+            .count();
         (self.spliced(edits), n)
     }
 
@@ -177,6 +197,7 @@ fn read_entries(path: &Path, text: &str) -> Result<Vec<Entry>, FolderMapError> {
             Event::End(_) => {
                 if let Some(Some(i)) = open.pop() {
                     entries[i].element.end = end;
+                    entries[i].end_tag = Some(start..end);
                 }
                 continue;
             }
@@ -215,7 +236,9 @@ fn entry(text: &str, element: &BytesStart, range: Range<usize>) -> Result<Entry,
         owner: String::new(),
         path: String::new(),
         name: String::new(),
-        element: range,
+        element: range.clone(),
+        start_tag: range,
+        end_tag: None,
         owner_value: None,
     };
     for attr in element.attributes() {
@@ -362,14 +385,21 @@ mod tests {
             String::from_utf8(bytes).expect("utf-8"),
             "<map>\n  <folder owner=\"d@b.c\" path=\"y\">\n  </folder>\n</map>\n"
         );
-        // The outer one removed takes the nested one with it, in one edit.
+        // The outer one removed keeps another owner's nested in it: only its tags go.
         let (bytes, n) = map.without_owner("d@b.c");
         assert_eq!(n, 1);
         let out = String::from_utf8(bytes).expect("utf-8");
         assert_eq!(
             out,
-            "<map>\n  <folder owner=\"a@b.c\" path=\"x\"></folder>\n</map>\n"
+            "<map>\n  <folder owner=\"a@b.c\" path=\"x\"></folder>\n    <folder owner=\"a@b.c\" path=\"z\"/>\n</map>\n"
         );
+        FolderMap::parse(Path::new("f.map"), out.as_bytes().to_vec()).expect("well formed");
+        // One of its own owner nested in it goes with it, in one edit.
+        let text = "<map>\n  <folder owner=\"d@b.c\" path=\"y\">\n    <folder owner=\"d@b.c\" path=\"z\"/>\n  </folder>\n</map>\n";
+        let map = FolderMap::parse(Path::new("f.map"), text.as_bytes().to_vec()).expect("parses");
+        let (bytes, n) = map.without_owner("d@b.c");
+        let out = String::from_utf8(bytes).expect("utf-8");
+        assert_eq!((out.as_str(), n), ("<map>\n</map>\n", 2));
         FolderMap::parse(Path::new("f.map"), out.into_bytes()).expect("still well formed");
     }
 }
