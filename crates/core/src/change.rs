@@ -450,7 +450,7 @@ pub enum ChangeError {
     /// A file the plan read was written by someone else before its step ran.
     #[error(
         "{} changed since the plan was made (another program wrote it); nothing was changed, run the tool again",
-        .paths.join(", ")
+        printable(&.paths.join(", "))
     )]
     ChangedSincePlan {
         /// The files whose bytes no longer match the plan's [`Expect`].
@@ -459,7 +459,7 @@ pub enum ChangeError {
     /// Undo (without `--force`) found paths the change touched edited since.
     #[error(
         "change {id} cannot be undone as it is: {} since; undoing it would lose that. Take those edits back first, or undo with --force (what it replaces is backed up first); nothing was changed",
-        .paths.join(", ")
+        printable(&.paths.join(", "))
     )]
     EditedSince {
         /// The change asked to be undone.
@@ -469,7 +469,7 @@ pub enum ChangeError {
     },
     /// A step's path is not a plain relative path inside the install, or leads out of it
     /// through a link.
-    #[error("{path} {why}; nothing was changed")]
+    #[error("{} {why}; nothing was changed", printable(&.path.display().to_string()))]
     Escapes {
         /// The path, as the step or the disk gives it.
         path: PathBuf,
@@ -1679,6 +1679,26 @@ fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> std::borrow::Cow<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_in_refusals_show_their_control_characters_escaped() {
+        let err = ChangeError::ChangedSincePlan {
+            paths: vec!["store/a\nb".into(), "users.cfg".into()],
+        };
+        assert_eq!(
+            err.to_string(),
+            "store/a\\u{a}b, users.cfg changed since the plan was made (another program wrote it); nothing was changed, run the tool again"
+        );
+        let err = ChangeError::EditedSince {
+            id: "C1".into(),
+            paths: vec!["x\ty (changed)".into()],
+        };
+        assert!(
+            err.to_string()
+                .contains("as it is: x\\u{9}y (changed) since"),
+            "{err}"
+        );
+    }
 
     fn plan(steps: Vec<Step>) -> Plan {
         Plan {
