@@ -562,18 +562,7 @@ impl<'a> Restorer<'a> {
     /// where it is there (in place), and counted when it was there or left out of an earlier
     /// backup of the chain.
     fn remove_deleted(&mut self, backup: &Backup) -> Result<(), ArchiveError> {
-        for encoded in &backup.meta.deleted {
-            let path = decode_path(encoded);
-            if unsafe_path(&path) || !self.options.selection.matches(&path) {
-                continue;
-            }
-            let at = self.place(&path);
-            if let Some(link) = link_on_the_way(&at.dest.dir, &at.rel, false) {
-                return Err(ArchiveError::Escapes {
-                    path: link,
-                    entry: format!("{} (deleted): a symbolic link is on its way", shown(&path)),
-                });
-            }
+        for (path, at) in self.deletions(backup)? {
             if protected(&path) {
                 return Err(ArchiveError::Escapes {
                     path: at.full.clone(),
@@ -594,6 +583,13 @@ impl<'a> Restorer<'a> {
     /// Refuses a backup that deletes below a link it holds itself (as `verify` reports it): the
     /// deletions went first and found nothing there, but the archive is not one of ours.
     fn deletions_below_links(&self, backup: &Backup) -> Result<(), ArchiveError> {
+        self.deletions(backup).map(|_| ())
+    }
+
+    /// The backup's deletions this restore covers, each with where it lands; refused when a
+    /// symbolic link is on the way to one (a deletion never goes through a link).
+    fn deletions(&self, backup: &Backup) -> Result<Vec<(Vec<u8>, Placed)>, ArchiveError> {
+        let mut out = Vec::new();
         for encoded in &backup.meta.deleted {
             let path = decode_path(encoded);
             if unsafe_path(&path) || !self.options.selection.matches(&path) {
@@ -606,8 +602,9 @@ impl<'a> Restorer<'a> {
                     entry: format!("{} (deleted): a symbolic link is on its way", shown(&path)),
                 });
             }
+            out.push((path, at));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// What earlier backups held that the later one does not: its links (`dirs` false), before
