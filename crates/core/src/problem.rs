@@ -38,6 +38,14 @@ impl Problem {
         }
     }
 
+    /// The line of its `FILE:LINE` origin, for putting an input's problems in file order;
+    /// `usize::MAX` (last) for one without a line.
+    pub fn line(&self) -> usize {
+        (self.origin.as_deref())
+            .and_then(|o| o.rsplit(':').next()?.parse().ok())
+            .unwrap_or(usize::MAX)
+    }
+
     /// A problem whose reason says it all (an error from elsewhere).
     pub fn said(reason: impl fmt::Display) -> Problem {
         Problem::new("", reason)

@@ -75,11 +75,7 @@ impl RenameError {
     /// Refused, the problems in the order of their lines in the map (those without a line
     /// last), whichever phase found them.
     fn refused(mut problems: Vec<Problem>) -> RenameError {
-        problems.sort_by_key(|p| {
-            (p.origin.as_deref())
-                .and_then(|o| o.rsplit(':').next()?.parse::<usize>().ok())
-                .unwrap_or(usize::MAX)
-        });
+        problems.sort_by_key(Problem::line);
         RenameError::Refused(Problems(problems))
     }
 

@@ -61,14 +61,6 @@ struct Cli {
     no_calendars: bool,
 }
 
-/// The line of a problem of a `--map` file (from its `FILE:LINE` origin), for putting them in
-/// file order; those without one (a cycle) last.
-fn line_of(problem: &Problem) -> usize {
-    (problem.origin.as_deref())
-        .and_then(|o| o.rsplit(':').next()?.parse().ok())
-        .unwrap_or(usize::MAX)
-}
-
 fn main() -> ExitCode {
     kc_cli::run_tool(rename::TOOL, |cli: Cli| {
         let settings = cli.global.resolve()?.writing(&cli.write);
@@ -91,7 +83,7 @@ fn main() -> ExitCode {
                     {
                         problems.extend(more.0);
                     }
-                    problems.sort_by_key(line_of);
+                    problems.sort_by_key(Problem::line);
                     let refused = RenameError::Refused(Problems(problems));
                     kc_cli::print_problems(&settings, refused.problems());
                     return Err(refused.into());
