@@ -708,9 +708,7 @@ impl<'a> Resolution<'a> {
         if !self.problems.is_empty() {
             return Err(OrphanError::Refused(Problems(self.problems)));
         }
-        let mut steps = Step::save_modified(&self.config);
-        steps.append(&mut self.steps);
-        self.steps = steps;
+        self.steps.splice(0..0, Step::save_modified(&self.config));
         self.steps.append(&mut self.late);
         let mut config_lines = audit::config_changes(&self.config);
         config_lines.append(&mut self.lines);
